@@ -1,0 +1,190 @@
+//! The cache: what taproot has learned, each piece dying at its own TTL.
+//!
+//! Three stores, all on moka with per-entry expiry and a byte weigher:
+//!
+//! - [`answer`]: complete responses in wire form keyed by question, so a hit
+//!   costs one lookup and a few byte patches (the hot path);
+//! - [`record`]: RRsets with their RFC 2181 §5.4.1 trust rank, from which the
+//!   walk reads delegations and answers are assembled;
+//! - [`negative`]: RFC 2308 NXDOMAIN and NODATA entries with their SOA.
+//!
+//! The configured `size_mb` is split between them; [`CacheStats`] counts hits,
+//! misses, inserts and evictions by kind for the metrics endpoint.
+
+pub mod answer;
+pub mod negative;
+pub mod record;
+pub mod stats;
+pub mod ttl;
+
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RData, RecordType};
+
+pub use answer::{AnswerCache, CachedAnswer};
+pub use negative::{NegativeCache, NegativeKind};
+pub use record::{Rank, RecordCache};
+pub use stats::{CacheKind, CacheStats};
+pub use ttl::TtlPolicy;
+
+use crate::clock::Clock;
+use crate::config::CacheConfig;
+
+/// A zone cut known from the cache: where a walk can start instead of the root.
+#[derive(Debug, Clone)]
+pub struct Delegation {
+    /// The zone whose servers these are (the cut's owner name).
+    pub zone: Name,
+    /// One entry per NS name, with the addresses cached for it (maybe none).
+    pub servers: Vec<NameServer>,
+}
+
+/// An NS target and what the cache knows of its addresses.
+#[derive(Debug, Clone)]
+pub struct NameServer {
+    pub name: Name,
+    pub addrs: Vec<std::net::IpAddr>,
+}
+
+impl Delegation {
+    /// True when at least one server can be queried without resolving its name.
+    pub fn has_addresses(&self) -> bool {
+        self.servers.iter().any(|s| !s.addrs.is_empty())
+    }
+}
+
+/// The three stores and what they share: the clock, the TTL policy, the counters.
+pub struct Cache {
+    pub answers: AnswerCache,
+    pub records: RecordCache,
+    pub negatives: NegativeCache,
+    pub stats: Arc<CacheStats>,
+    pub clock: Clock,
+}
+
+impl Cache {
+    /// Splits `size_mb` as answers 1/2, records 3/8, negatives 1/8.
+    pub fn new(config: &CacheConfig, clock: Clock) -> Cache {
+        let bytes = config.size_mb.saturating_mul(1024 * 1024);
+        let stats = Arc::new(CacheStats::default());
+        let policy = TtlPolicy::from_config(config);
+        let stale_window = if config.serve_stale {
+            config.stale_window_s
+        } else {
+            0
+        };
+        Cache {
+            answers: AnswerCache::new(bytes / 2, stale_window, clock.clone(), stats.clone()),
+            records: RecordCache::new(bytes * 3 / 8, policy, clock.clone(), stats.clone()),
+            negatives: NegativeCache::new(bytes / 8, policy, clock.clone(), stats.clone()),
+            stats,
+            clock,
+        }
+    }
+
+    /// The deepest cached zone cut at or above `qname` (RFC 1034 §5.3.3 step 2).
+    ///
+    /// Walks up from `qname` to the root and returns the first name with a
+    /// live NS RRset, together with the addresses cached for its servers.
+    /// A cut whose servers have no cached addresses is still returned, so the
+    /// walk can resolve the names; `skip_without_addresses` asks for the
+    /// deepest cut that can be queried right away instead.
+    pub fn closest_delegation(&self, qname: &Name, skip_without_addresses: bool) -> Option<Delegation> {
+        let mut name = qname.to_lowercase();
+        loop {
+            if let Some(ns) = self.records.get(&name, RecordType::NS) {
+                let servers: Vec<NameServer> = ns
+                    .records
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::NS(ns) => Some(ns.0.clone()),
+                        _ => None,
+                    })
+                    .map(|target| {
+                        let addrs = self.addresses_of(&target);
+                        NameServer {
+                            name: target,
+                            addrs,
+                        }
+                    })
+                    .collect();
+                let delegation = Delegation {
+                    zone: name.clone(),
+                    servers,
+                };
+                if !skip_without_addresses || delegation.has_addresses() {
+                    self.stats.hit(CacheKind::Delegation);
+                    return Some(delegation);
+                }
+            }
+            if name.is_root() {
+                self.stats.miss(CacheKind::Delegation);
+                return None;
+            }
+            name = name.base_name();
+        }
+    }
+
+    /// Cached A and AAAA addresses of a host name.
+    pub fn addresses_of(&self, host: &Name) -> Vec<std::net::IpAddr> {
+        let mut out = Vec::new();
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            if let Some(set) = self.records.get(host, rtype) {
+                out.extend(set.records.iter().filter_map(|r| match &r.data {
+                    RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+                    RData::AAAA(a) => Some(std::net::IpAddr::V6(a.0)),
+                    _ => None,
+                }));
+            }
+        }
+        out
+    }
+
+    /// Empties every store.
+    pub fn flush_all(&self) {
+        self.answers.flush_all();
+        self.records.flush_all();
+        self.negatives.flush_all();
+    }
+
+    /// Removes `name`, and with `subtree` everything below it, from every store.
+    pub fn flush_name(&self, name: &Name, subtree: bool) {
+        let name = name.to_lowercase();
+        self.answers.flush_name(&name, subtree);
+        self.records.flush_name(&name, subtree);
+        self.negatives.flush_name(&name, subtree);
+    }
+
+    /// Runs moka's pending maintenance so counts and sizes are current.
+    pub fn sync(&self) {
+        self.answers.sync();
+        self.records.sync();
+        self.negatives.sync();
+    }
+
+    /// Entries and weighted bytes across the stores.
+    pub fn usage(&self) -> CacheUsage {
+        CacheUsage {
+            answer_entries: self.answers.entry_count(),
+            record_entries: self.records.entry_count(),
+            negative_entries: self.negatives.entry_count(),
+            bytes: self.answers.weighted_size()
+                + self.records.weighted_size()
+                + self.negatives.weighted_size(),
+        }
+    }
+}
+
+/// A snapshot of how full the cache is.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct CacheUsage {
+    pub answer_entries: u64,
+    pub record_entries: u64,
+    pub negative_entries: u64,
+    pub bytes: u64,
+}
+
+/// True when `name` equals `zone` or lies below it; both lower-cased.
+pub fn is_at_or_below(name: &Name, zone: &Name) -> bool {
+    zone.zone_of(name)
+}

@@ -1,0 +1,520 @@
+//! The one typed configuration, loaded as built-in defaults < TOML file <
+//! `TAPROOT_…` environment < command-line flags (figment), then validated.
+//!
+//! Every key has its default here, in one place; `config/taproot.toml`
+//! documents the same keys for operators. Unknown keys are errors, so a typo
+//! never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Where the daemon looks for its config when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/taproot/taproot.toml";
+
+/// A config that cannot be used; each variant says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Parse and type errors: figment names the key and the file itself.
+    #[error("{0}")]
+    Load(Box<figment::Error>),
+    /// The file given with `--config` does not exist or cannot be read.
+    #[error("config file {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A value that parses but makes no sense.
+    #[error("invalid value for key \"{key}\" in {origin}: {problem}")]
+    Invalid {
+        key: &'static str,
+        origin: String,
+        problem: String,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        ConfigError::Load(Box::new(e))
+    }
+}
+
+/// How taproot answers a client that may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Walk the tree on a miss and return the final answer (RD honoured).
+    Recursive,
+    /// Never walk: answer from cache or return the closest known referral.
+    Iterative,
+}
+
+/// What to do with a client whose address matches an ACL prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AclAction {
+    /// Full service, recursion included.
+    Allow,
+    /// Cache answers and referrals only, never recursion (BIND's allow-recursion).
+    AllowReferral,
+    /// Answer REFUSED.
+    Refuse,
+    /// Send nothing back.
+    Drop,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub resolver: ResolverConfig,
+    pub cache: CacheConfig,
+    pub acl: Vec<AclRule>,
+    pub ratelimit: RateLimitConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+/// `[server]`: the client-facing side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// UDP and TCP are served on each address.
+    pub listen: Vec<SocketAddr>,
+    pub mode: Mode,
+    /// UDP worker threads per listen address; 0 means one per core.
+    pub threads: usize,
+    /// A TCP connection with no query for this long is closed (RFC 7766 §6.2.3).
+    pub tcp_idle_timeout_ms: u64,
+    /// Open TCP connections across all clients.
+    pub tcp_max_connections: usize,
+    /// Open TCP connections from one client address.
+    pub tcp_max_connections_per_client: usize,
+    /// Resolutions in flight at once; beyond it new misses get SERVFAIL.
+    pub max_inflight_resolutions: usize,
+    /// On SIGTERM, how long in-flight queries may still finish.
+    pub shutdown_grace_ms: u64,
+}
+
+/// `[resolver]`: the walk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResolverConfig {
+    /// Empty: the built-in IANA root servers; else a named.root-format file.
+    pub root_hints_file: String,
+    /// Root server addresses given inline; used when non-empty and no file is set.
+    pub root_hints: Vec<std::net::IpAddr>,
+    /// Port of upstream authoritative servers (53; tests use another).
+    pub upstream_port: u16,
+    /// Query servers on loopback and private addresses (Unbound's do-not-query-localhost: no).
+    pub allow_loopback_upstreams: bool,
+    /// RFC 9156 QNAME minimisation (relaxed).
+    pub qname_minimisation: bool,
+    /// The most any one upstream attempt waits.
+    pub upstream_timeout_ms: u64,
+    /// Attempts per server before trying the next one.
+    pub retries: u32,
+    /// Total time for one client question before SERVFAIL.
+    pub query_budget_ms: u64,
+    /// Upstream queries for one client question (NXNSAttack bound).
+    pub max_upstream_queries: u32,
+    /// Zone cuts followed for one name.
+    pub max_referral_depth: u32,
+    /// Glueless NS names resolved per delegation.
+    pub max_glueless_per_delegation: u32,
+    /// CNAME/DNAME links followed before SERVFAIL.
+    pub max_cname_chain: u32,
+    /// EDNS payload size advertised upstream (DNS flag day 2020).
+    pub edns_buffer_size: u16,
+    /// 0x20 case randomisation of upstream query names.
+    pub use_0x20: bool,
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub size_mb: u64,
+    pub min_ttl: u32,
+    pub max_ttl: u32,
+    pub negative_max_ttl: u32,
+    /// Refresh an entry hit in the last 10% of its TTL.
+    pub prefetch: bool,
+    /// RFC 8767 serve-stale.
+    pub serve_stale: bool,
+    /// How long after expiry data may still be served stale.
+    pub stale_window_s: u32,
+    /// TTL on stale answers (RFC 8767 §4 suggests 30 s).
+    pub stale_answer_ttl: u32,
+    /// Client-side wait before a stale answer is sent (RFC 8767 suggests 1.8 s).
+    pub client_timeout_ms: u64,
+}
+
+/// One `[[acl]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclRule {
+    pub prefix: IpNet,
+    pub action: AclAction,
+}
+
+/// `[ratelimit]`: per client address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Queries a second per client; 0 turns rate limiting off.
+    pub qps: u32,
+    pub burst: u32,
+    /// Every Nth limited query gets TC=1 instead of silence; 0 = drop all.
+    pub slip: u32,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Empty string turns the HTTP endpoint off.
+    pub listen: String,
+    /// Admin endpoints (`/cache/*`) answer only these client prefixes.
+    pub admin_allow: Vec<IpNet>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `taproot=debug,warn`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![
+                SocketAddr::from(([127, 0, 0, 1], 53)),
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 53)),
+            ],
+            mode: Mode::Recursive,
+            threads: 0,
+            tcp_idle_timeout_ms: 10_000,
+            tcp_max_connections: 1024,
+            tcp_max_connections_per_client: 32,
+            max_inflight_resolutions: 4096,
+            shutdown_grace_ms: 2_000,
+        }
+    }
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig {
+            root_hints_file: String::new(),
+            root_hints: Vec::new(),
+            upstream_port: 53,
+            allow_loopback_upstreams: false,
+            qname_minimisation: true,
+            upstream_timeout_ms: 1_500,
+            retries: 1,
+            query_budget_ms: 10_000,
+            max_upstream_queries: 100,
+            max_referral_depth: 30,
+            max_glueless_per_delegation: 4,
+            max_cname_chain: 12,
+            edns_buffer_size: 1232,
+            use_0x20: false,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            size_mb: 256,
+            min_ttl: 0,
+            max_ttl: 86_400,
+            negative_max_ttl: 3_600,
+            prefetch: true,
+            serve_stale: true,
+            stale_window_s: 86_400,
+            stale_answer_ttl: 30,
+            client_timeout_ms: 1_800,
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            qps: 0,
+            burst: 0,
+            slip: 2,
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: "127.0.0.1:9153".into(),
+            admin_allow: vec![
+                "127.0.0.0/8".parse().expect("literal prefix"),
+                "::1/128".parse().expect("literal prefix"),
+            ],
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            resolver: ResolverConfig::default(),
+            cache: CacheConfig::default(),
+            acl: default_acl(),
+            ratelimit: RateLimitConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Loopback, RFC 1918 and ULA: never an open resolver out of the box.
+fn default_acl() -> Vec<AclRule> {
+    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+        .iter()
+        .map(|p| AclRule {
+            prefix: p.parse().expect("literal prefix"),
+            action: AclAction::Allow,
+        })
+        .collect()
+}
+
+/// Command-line values that override every other source; `None` leaves a key alone.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<ResolverOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogOverrides>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ServerOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ResolverOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_hints_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_port: Option<u16>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct MetricsOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct LogOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}
+
+impl Config {
+    /// Loads defaults < `file` < `TAPROOT_*` environment < `overrides`, then validates.
+    ///
+    /// `file = None` reads [`DEFAULT_CONFIG_PATH`] when it exists, so a bare
+    /// `taproot` runs on built-in defaults on a fresh machine.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let path = match file {
+            Some(p) => {
+                if let Err(source) = std::fs::metadata(p) {
+                    return Err(ConfigError::Unreadable {
+                        path: p.to_path_buf(),
+                        source,
+                    });
+                }
+                Some(p.to_path_buf())
+            }
+            None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = &path {
+            figment = figment.merge(Toml::file_exact(p));
+        }
+        figment = figment
+            .merge(Env::prefixed("TAPROOT_").split("__"))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract()?;
+        let origin = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "built-in defaults".into());
+        config.validate(&origin)?;
+        Ok(config)
+    }
+
+    /// Parses TOML text alone (on top of defaults); used by tests and reload checks.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()?;
+        config.validate("inline TOML")?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot: ranges and relations between keys.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, problem: &str| ConfigError::Invalid {
+            key,
+            origin: origin.to_string(),
+            problem: problem.to_string(),
+        };
+        if self.server.listen.is_empty() {
+            return Err(bad("server.listen", "at least one address is needed"));
+        }
+        if self.cache.size_mb == 0 {
+            return Err(bad("cache.size_mb", "the cache size must be at least 1 MiB"));
+        }
+        if self.cache.min_ttl > self.cache.max_ttl {
+            return Err(bad("cache.min_ttl", "must not exceed cache.max_ttl"));
+        }
+        if self.resolver.upstream_port == 0 {
+            return Err(bad("resolver.upstream_port", "port 0 cannot be queried"));
+        }
+        if self.resolver.edns_buffer_size < 512 {
+            return Err(bad("resolver.edns_buffer_size", "must be at least 512"));
+        }
+        if self.resolver.upstream_timeout_ms == 0 || self.resolver.query_budget_ms == 0 {
+            return Err(bad(
+                "resolver.upstream_timeout_ms",
+                "timeouts must be greater than zero",
+            ));
+        }
+        if self.server.tcp_max_connections == 0 {
+            return Err(bad("server.tcp_max_connections", "must be at least 1"));
+        }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
+            return Err(bad(
+                "metrics.listen",
+                &format!("{:?} is not an address:port", self.metrics.listen),
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(bad(
+                "log.level",
+                &format!("{:?} is not a level or tracing filter", self.log.level),
+            ));
+        }
+        if !self.resolver.root_hints_file.is_empty()
+            && !Path::new(&self.resolver.root_hints_file).exists()
+        {
+            return Err(bad(
+                "resolver.root_hints_file",
+                &format!("{} does not exist", self.resolver.root_hints_file),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective config as TOML, for `taproot check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+
+    /// Worker threads after resolving `0` to the number of cores.
+    pub fn worker_threads(&self) -> usize {
+        match self.server.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.listen.parse().ok()
+    }
+}
+
+impl ResolverConfig {
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_millis(self.upstream_timeout_ms)
+    }
+    pub fn query_budget(&self) -> Duration {
+        Duration::from_millis(self.query_budget_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate("defaults").expect("defaults are valid");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[cache]\nsize_mbb = 3\n").unwrap_err().to_string();
+        assert!(err.contains("size_mbb"), "{err}");
+    }
+
+    #[test]
+    fn nonsense_listen_is_named() {
+        let err = Config::from_toml("[server]\nlisten = [\"nonsense\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn zero_cache_is_refused() {
+        let err = Config::from_toml("[cache]\nsize_mb = 0\n").unwrap_err().to_string();
+        assert!(err.contains("cache.size_mb"), "{err}");
+    }
+
+    #[test]
+    fn acl_parses() {
+        let c = Config::from_toml(
+            "[[acl]]\nprefix = \"127.0.0.1/32\"\naction = \"allow_referral\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.acl.len(), 1);
+        assert_eq!(c.acl[0].action, AclAction::AllowReferral);
+    }
+}

@@ -1,0 +1,29 @@
+//! taproot: a caching recursive DNS resolver.
+//!
+//! A query travels through the crate the way the seed's sequence diagram
+//! draws it:
+//!
+//! ```text
+//! client ──► server (udp fast path / tcp) ──► handler ──► cache::answer   (hit: reply at once)
+//!                                                │
+//!                                                ▼ miss
+//!                                  resolve::Resolver ──► cache (closest delegation)
+//!                                                │
+//!                                                ▼
+//!                     root ──► TLD ──► second level ──► zone   (resolve::iterator)
+//!                                                │
+//!                                                ▼
+//!                               cache (records, negatives, answers) ──► client
+//! ```
+//!
+//! `referral` answers in iterative mode instead of walking; `metrics` counts
+//! all of it for Prometheus.
+
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod metrics;
+pub mod referral;
+pub mod resolve;
+pub mod server;
+pub mod wire;

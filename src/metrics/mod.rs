@@ -1,0 +1,297 @@
+//! Metric families (Prometheus conventions: base units, `_total` counters,
+//! bounded label sets) and the values the hot path touches.
+//!
+//! The hot path never looks a label set up: every (protocol, qtype, rcode)
+//! counter is created once at start-up and indexed by small integers, so a
+//! query costs one relaxed atomic add. Cache counters live in
+//! [`crate::cache::CacheStats`] and are copied in at scrape time.
+
+pub mod http;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use crate::cache::{Cache, CacheKind};
+
+/// Metric names, public so tests and dashboards share one spelling.
+pub mod names {
+    pub const QUERIES: &str = "taproot_queries_total";
+    pub const QUERY_DURATION: &str = "taproot_query_duration_seconds";
+    pub const CACHE_HITS: &str = "taproot_cache_hits_total";
+    pub const CACHE_MISSES: &str = "taproot_cache_misses_total";
+    pub const CACHE_ENTRIES: &str = "taproot_cache_entries";
+    pub const CACHE_BYTES: &str = "taproot_cache_bytes";
+    pub const CACHE_EVICTIONS: &str = "taproot_cache_evictions_total";
+    pub const CACHE_PREFETCHES: &str = "taproot_cache_prefetches_total";
+    pub const CACHE_STALE: &str = "taproot_cache_stale_answers_total";
+    pub const UPSTREAM_QUERIES: &str = "taproot_upstream_queries_total";
+    pub const UPSTREAM_RTT: &str = "taproot_upstream_rtt_seconds";
+    pub const UPSTREAM_REJECTED: &str = "taproot_upstream_rejected_total";
+    pub const INFLIGHT: &str = "taproot_resolutions_inflight";
+    pub const REFERRALS: &str = "taproot_referral_answers_total";
+    pub const SERVFAIL: &str = "taproot_servfail_total";
+    pub const DROPPED: &str = "taproot_dropped_total";
+    pub const REFUSED: &str = "taproot_refused_total";
+    pub const BUILD_INFO: &str = "taproot_build_info";
+}
+
+/// The qtype label values; anything else is `other`.
+pub const QTYPES: [(u16, &str); 15] = [
+    (1, "A"),
+    (28, "AAAA"),
+    (5, "CNAME"),
+    (15, "MX"),
+    (16, "TXT"),
+    (2, "NS"),
+    (6, "SOA"),
+    (12, "PTR"),
+    (33, "SRV"),
+    (65, "HTTPS"),
+    (64, "SVCB"),
+    (255, "ANY"),
+    (43, "DS"),
+    (48, "DNSKEY"),
+    (257, "CAA"),
+];
+const RCODES: [&str; 7] = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other"];
+
+/// Client transport, for the `protocol` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Udp = 0,
+    Tcp = 1,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+        }
+    }
+}
+
+#[inline]
+fn qtype_index(qtype: u16) -> usize {
+    QTYPES.iter().position(|(t, _)| *t == qtype).unwrap_or(QTYPES.len())
+}
+
+#[inline]
+fn rcode_index(rcode: u16) -> usize {
+    match rcode {
+        0..=5 => rcode as usize,
+        _ => RCODES.len() - 1,
+    }
+}
+
+/// Every family taproot exports.
+pub struct Metrics {
+    pub registry: Registry,
+    queries: Vec<IntCounter>,
+    duration_hit: Histogram,
+    duration_miss: Histogram,
+    cache_hits: IntCounterVec,
+    cache_misses: IntCounterVec,
+    cache_entries: IntGaugeVec,
+    cache_bytes: IntGauge,
+    cache_evictions: IntCounter,
+    cache_prefetches: IntCounter,
+    cache_stale: IntCounter,
+    upstream_queries: IntCounterVec,
+    upstream_rtt: Histogram,
+    upstream_rejected: IntCounter,
+    pub inflight: IntGauge,
+    referrals: IntCounter,
+    servfail: IntCounterVec,
+    dropped: IntCounterVec,
+    refused: IntCounter,
+    scrape_lock: Mutex<()>,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let v = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    registry.register(Box::new(v.clone())).expect("unique metric name");
+    v
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("static metric definition");
+    registry.register(Box::new(c.clone())).expect("unique metric name");
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let queries_vec = counter_vec(
+            &registry,
+            names::QUERIES,
+            "Client queries answered, by client transport, query type and response code.",
+            &["protocol", "qtype", "rcode"],
+        );
+        let mut queries = Vec::new();
+        for proto in ["udp", "tcp"] {
+            for qt in QTYPES.iter().map(|(_, n)| *n).chain(["other"]) {
+                for rc in RCODES {
+                    queries.push(queries_vec.with_label_values(&[proto, qt, rc]));
+                }
+            }
+        }
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                names::QUERY_DURATION,
+                "Time from receiving a client query to sending its answer.",
+            )
+            .buckets(vec![
+                0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["cache"],
+        )
+        .expect("static metric definition");
+        registry.register(Box::new(duration.clone())).expect("unique metric name");
+        let upstream_rtt = Histogram::with_opts(
+            HistogramOpts::new(names::UPSTREAM_RTT, "Round-trip time of upstream queries that were answered.")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )
+        .expect("static metric definition");
+        registry.register(Box::new(upstream_rtt.clone())).expect("unique metric name");
+        let cache_entries = IntGaugeVec::new(
+            Opts::new(names::CACHE_ENTRIES, "Entries in the cache, by store."),
+            &["kind"],
+        )
+        .expect("static metric definition");
+        registry.register(Box::new(cache_entries.clone())).expect("unique metric name");
+        let cache_bytes = IntGauge::new(names::CACHE_BYTES, "Approximate bytes held by the cache (weigher).")
+            .expect("static metric definition");
+        registry.register(Box::new(cache_bytes.clone())).expect("unique metric name");
+        let inflight = IntGauge::new(names::INFLIGHT, "Recursive resolutions in flight.").expect("static metric definition");
+        registry.register(Box::new(inflight.clone())).expect("unique metric name");
+        let build = IntGaugeVec::new(Opts::new(names::BUILD_INFO, "Build information; always 1."), &["version"])
+            .expect("static metric definition");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry.register(Box::new(build)).expect("unique metric name");
+        #[cfg(target_os = "linux")]
+        {
+            let pc = prometheus::process_collector::ProcessCollector::for_self();
+            let _ = registry.register(Box::new(pc));
+        }
+        let m = Metrics {
+            queries,
+            duration_hit: duration.with_label_values(&["hit"]),
+            duration_miss: duration.with_label_values(&["miss"]),
+            cache_hits: counter_vec(&registry, names::CACHE_HITS, "Cache lookups that found data, by store.", &["kind"]),
+            cache_misses: counter_vec(&registry, names::CACHE_MISSES, "Cache lookups that found nothing, by store.", &["kind"]),
+            cache_entries,
+            cache_bytes,
+            cache_evictions: counter(&registry, names::CACHE_EVICTIONS, "Entries evicted to keep the cache within its size."),
+            cache_prefetches: counter(&registry, names::CACHE_PREFETCHES, "Background refreshes of answers near expiry."),
+            cache_stale: counter(&registry, names::CACHE_STALE, "Answers served from expired data (RFC 8767)."),
+            upstream_queries: counter_vec(
+                &registry,
+                names::UPSTREAM_QUERIES,
+                "Queries sent to authoritative servers, by transport and result.",
+                &["transport", "result"],
+            ),
+            upstream_rtt,
+            upstream_rejected: counter(
+                &registry,
+                names::UPSTREAM_REJECTED,
+                "Upstream datagrams rejected for a wrong ID, question or format (spoofing attempts).",
+            ),
+            inflight,
+            referrals: counter(&registry, names::REFERRALS, "Referral answers given in iterative mode."),
+            servfail: counter_vec(&registry, names::SERVFAIL, "SERVFAIL answers, by reason.", &["reason"]),
+            dropped: counter_vec(&registry, names::DROPPED, "Client packets dropped without an answer, by reason.", &["reason"]),
+            refused: counter(&registry, names::REFUSED, "Client queries answered REFUSED."),
+            scrape_lock: Mutex::new(()),
+            registry,
+        };
+        for kind in CacheKind::ALL {
+            m.cache_hits.with_label_values(&[kind.as_str()]);
+            m.cache_misses.with_label_values(&[kind.as_str()]);
+        }
+        m
+    }
+
+    /// One answered client query.
+    #[inline]
+    pub fn query(&self, proto: Protocol, qtype: u16, rcode: u16, hit: bool, elapsed: Duration) {
+        let i = (proto as usize * (QTYPES.len() + 1) + qtype_index(qtype)) * RCODES.len() + rcode_index(rcode);
+        if let Some(c) = self.queries.get(i) {
+            c.inc();
+        }
+        let secs = elapsed.as_secs_f64();
+        if hit {
+            self.duration_hit.observe(secs);
+        } else {
+            self.duration_miss.observe(secs);
+        }
+    }
+
+    pub fn upstream_query(&self, transport: &str, result: &str) {
+        self.upstream_queries.with_label_values(&[transport, result]).inc();
+    }
+    pub fn upstream_rtt(&self, rtt: Duration) {
+        self.upstream_rtt.observe(rtt.as_secs_f64());
+    }
+    pub fn spoof_rejected(&self, n: u32) {
+        self.upstream_rejected.inc_by(u64::from(n));
+    }
+    pub fn referral(&self) {
+        self.referrals.inc();
+    }
+    pub fn servfail(&self, reason: &str) {
+        self.servfail.with_label_values(&[reason]).inc();
+    }
+    pub fn dropped(&self, reason: &str) {
+        self.dropped.with_label_values(&[reason]).inc();
+    }
+    pub fn refused(&self) {
+        self.refused.inc();
+    }
+
+    /// Copies the cache's own counters into their families, then encodes all.
+    pub fn render(&self, cache: &Cache, inflight: usize) -> String {
+        let _guard = self.scrape_lock.lock();
+        let stats = &cache.stats;
+        for kind in CacheKind::ALL {
+            let l = [kind.as_str()];
+            catch_up(&self.cache_hits.with_label_values(&l), stats.hits(kind));
+            catch_up(&self.cache_misses.with_label_values(&l), stats.misses(kind));
+        }
+        catch_up(&self.cache_evictions, stats.total_evictions());
+        catch_up(&self.cache_prefetches, stats.prefetches.load(std::sync::atomic::Ordering::Relaxed));
+        catch_up(&self.cache_stale, stats.stale_answers.load(std::sync::atomic::Ordering::Relaxed));
+        let usage = cache.usage();
+        self.cache_entries.with_label_values(&["answer"]).set(usage.answer_entries as i64);
+        self.cache_entries.with_label_values(&["record"]).set(usage.record_entries as i64);
+        self.cache_entries.with_label_values(&["negative"]).set(usage.negative_entries as i64);
+        self.cache_bytes.set(usage.bytes as i64);
+        self.inflight.set(inflight as i64);
+        let mut out = String::new();
+        let encoder = prometheus::TextEncoder::new();
+        if let Err(e) = encoder.encode_utf8(&self.registry.gather(), &mut out) {
+            out = format!("# encoding failed: {e}\n");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Raises a mirror counter to the source value (counters only go up).
+fn catch_up(counter: &IntCounter, value: u64) {
+    let have = counter.get();
+    if value > have {
+        counter.inc_by(value - have);
+    }
+}

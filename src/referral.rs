@@ -1,0 +1,110 @@
+//! Iterative referral mode: instead of recursing, hand the client the
+//! closest servers taproot knows, and let it walk on (the seed's "Iterative
+//! DNS Query" diagram, RFC 1034 §4.3.1 for a server that does not recurse).
+//!
+//! Cached answers (positive or negative) are returned as they are. Otherwise
+//! the answer is a referral: NOERROR, no answer, the NS RRset of the deepest
+//! cached zone cut in the authority section and its servers' addresses in the
+//! additional section. When only the root is known, one query to a root
+//! server fetches the TLD's referral; taproot never walks further for the client.
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, NS};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tracing::debug;
+
+use crate::cache::NegativeKind;
+use crate::resolve::Resolver;
+use crate::wire::ClientQuery;
+
+/// TTL given to NS and address records taken from the root hints (named.root uses 3600000).
+const HINTS_TTL: u32 = 3_600_000;
+
+/// Builds the answer to `q` in referral mode. `ra` is the RA bit to set.
+pub async fn answer(resolver: &Resolver, q: &ClientQuery<'_>, name: &Name, ra: bool) -> Vec<u8> {
+    let qtype = RecordType::from(q.qtype);
+    let mut msg = Message::new(q.id, MessageType::Response, OpCode::Query);
+    msg.metadata.recursion_desired = q.rd();
+    msg.metadata.recursion_available = ra;
+    msg.metadata.checking_disabled = q.cd();
+    msg.add_query(Query::query(name.clone(), qtype));
+
+    if from_cache(resolver, name, qtype, &mut msg) {
+        return encode(msg);
+    }
+    let cut = resolver.cache.closest_delegation(name, false);
+    if cut.as_ref().is_none_or(|c| c.zone.is_root()) {
+        if let Err(e) = resolver.refer_from_root(name).await {
+            debug!(qname = %name, error = %e, "root referral failed");
+        }
+        if from_cache(resolver, name, qtype, &mut msg) {
+            return encode(msg);
+        }
+    }
+    match resolver.cache.closest_delegation(name, false) {
+        Some(cut) => {
+            if let Some(ns) = resolver.cache.records.get(&cut.zone, RecordType::NS) {
+                msg.authorities = ns.records;
+            }
+            for server in &cut.servers {
+                for rtype in [RecordType::A, RecordType::AAAA] {
+                    if let Some(set) = resolver.cache.records.get(&server.name, rtype) {
+                        msg.additionals.extend(set.records);
+                    }
+                }
+            }
+        }
+        None => {
+            // Nothing cached, not even the root: refer to the hints.
+            for hint in &resolver.hints {
+                msg.authorities.push(Record::from_rdata(
+                    Name::root(),
+                    HINTS_TTL,
+                    RData::NS(NS(hint.name.clone())),
+                ));
+                for addr in &hint.addrs {
+                    let data = match addr {
+                        std::net::IpAddr::V4(v4) => RData::A(A(*v4)),
+                        std::net::IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
+                    };
+                    msg.additionals.push(Record::from_rdata(hint.name.clone(), HINTS_TTL, data));
+                }
+            }
+        }
+    }
+    encode(msg)
+}
+
+/// Fills `msg` from cached data for (name, type): the RRset, a CNAME for
+/// the client to follow, or a negative answer with its SOA.
+fn from_cache(resolver: &Resolver, name: &Name, qtype: RecordType, msg: &mut Message) -> bool {
+    let cache = &resolver.cache;
+    if let Some(set) = cache.records.get(name, qtype)
+        && set.rank >= crate::cache::Rank::NonAuthAnswer
+    {
+        msg.answers = set.records;
+        return true;
+    }
+    if let Some(set) = cache.records.get(name, RecordType::CNAME) {
+        msg.answers = set.records;
+        return true;
+    }
+    if let Some(neg) = cache.negatives.get(name, qtype) {
+        msg.metadata.response_code = match neg.kind {
+            NegativeKind::NxDomain => ResponseCode::NXDomain,
+            NegativeKind::NoData => ResponseCode::NoError,
+        };
+        msg.authorities = vec![neg.soa];
+        return true;
+    }
+    false
+}
+
+fn encode(msg: Message) -> Vec<u8> {
+    let id = msg.metadata.id;
+    msg.to_vec().unwrap_or_else(|_| {
+        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+        m.metadata.response_code = ResponseCode::ServFail;
+        m.to_vec().unwrap_or_default()
+    })
+}

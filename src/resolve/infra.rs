@@ -1,0 +1,164 @@
+//! The infrastructure cache: what taproot knows about each upstream server,
+//! like Unbound's infra cache. A smoothed RTT (RFC 6298 style) orders the
+//! servers of a zone; timeouts and errors hold a server down for a while, so
+//! a dead server costs one timeout, not one per query.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::clock::Clock;
+
+/// RTT assumed for a server never measured (Unbound's UNKNOWN_SERVER_NICENESS).
+pub const UNKNOWN_RTT_MS: u32 = 376;
+/// First hold-down after a failure; doubles per consecutive failure.
+pub const HOLD_DOWN_BASE_MS: u64 = 30_000;
+/// Longest hold-down (Unbound's infra-host-ttl).
+pub const HOLD_DOWN_MAX_MS: u64 = 900_000;
+/// How often a query explores a server other than the fastest.
+pub const EXPLORE_PERCENT: u32 = 5;
+
+/// What is known about one server address.
+#[derive(Debug, Clone, Default)]
+pub struct ServerStats {
+    pub srtt_ms: Option<f64>,
+    pub rttvar_ms: f64,
+    pub failures: u32,
+    pub held_until_ms: u64,
+    /// The server answered FORMERR to EDNS: query it without (RFC 6891 §7).
+    pub no_edns: bool,
+}
+
+pub struct Infra {
+    servers: moka::sync::Cache<IpAddr, Arc<Mutex<ServerStats>>>,
+    clock: Clock,
+    max_timeout: Duration,
+}
+
+impl Infra {
+    pub fn new(clock: Clock, max_timeout: Duration) -> Infra {
+        Infra {
+            servers: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(900))
+                .build(),
+            clock,
+            max_timeout,
+        }
+    }
+
+    fn entry(&self, addr: IpAddr) -> Arc<Mutex<ServerStats>> {
+        self.servers.get_with(addr, || Arc::new(Mutex::new(ServerStats::default())))
+    }
+
+    pub fn stats(&self, addr: IpAddr) -> ServerStats {
+        self.servers
+            .get(&addr)
+            .and_then(|e| e.lock().ok().map(|s| s.clone()))
+            .unwrap_or_default()
+    }
+
+    pub fn is_held_down(&self, addr: IpAddr) -> bool {
+        self.stats(addr).held_until_ms > self.clock.now_ms()
+    }
+
+    /// Orders candidates: live servers by SRTT (unknown ones at
+    /// [`UNKNOWN_RTT_MS`]), now and then one picked at random first to keep
+    /// measuring the others; held-down servers last, as a final resort.
+    pub fn order(&self, candidates: &[IpAddr]) -> Vec<IpAddr> {
+        let now = self.clock.now_ms();
+        let mut scored: Vec<(bool, f64, IpAddr)> = candidates
+            .iter()
+            .map(|a| {
+                let s = self.stats(*a);
+                (
+                    s.held_until_ms > now,
+                    s.srtt_ms.unwrap_or(f64::from(UNKNOWN_RTT_MS)),
+                    *a,
+                )
+            })
+            .collect();
+        scored.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let mut out: Vec<IpAddr> = scored.iter().map(|s| s.2).collect();
+        let live = scored.iter().filter(|s| !s.0).count();
+        let mut rng = rand::rng();
+        if live > 1 && rng.random_range(0..100) < EXPLORE_PERCENT {
+            let pick = rng.random_range(1..live);
+            out.swap(0, pick);
+        }
+        out
+    }
+
+    /// Per-attempt timeout: SRTT + 4·RTTVAR, at least 50 ms, at most the
+    /// configured maximum; unknown servers get the maximum.
+    pub fn timeout_for(&self, addr: IpAddr) -> Duration {
+        let s = self.stats(addr);
+        match s.srtt_ms {
+            Some(srtt) => {
+                let rto = (srtt + 4.0 * s.rttvar_ms).max(50.0) * 2.0;
+                Duration::from_millis(rto as u64).min(self.max_timeout)
+            }
+            None => self.max_timeout,
+        }
+    }
+
+    /// Folds in a measured RTT and clears failures.
+    pub fn record_rtt(&self, addr: IpAddr, rtt: Duration) {
+        let e = self.entry(addr);
+        if let Ok(mut s) = e.lock() {
+            let r = rtt.as_secs_f64() * 1000.0;
+            match s.srtt_ms {
+                None => {
+                    s.srtt_ms = Some(r);
+                    s.rttvar_ms = r / 2.0;
+                }
+                Some(srtt) => {
+                    s.rttvar_ms = 0.75 * s.rttvar_ms + 0.25 * (srtt - r).abs();
+                    s.srtt_ms = Some(0.875 * srtt + 0.125 * r);
+                }
+            }
+            s.failures = 0;
+            s.held_until_ms = 0;
+        }
+    }
+
+    /// A timeout, an error RCODE or a lame answer: hold the server down.
+    pub fn record_failure(&self, addr: IpAddr) {
+        let e = self.entry(addr);
+        let now = self.clock.now_ms();
+        if let Ok(mut s) = e.lock() {
+            s.failures = s.failures.saturating_add(1);
+            let hold = HOLD_DOWN_BASE_MS
+                .saturating_mul(1u64 << (s.failures - 1).min(10))
+                .min(HOLD_DOWN_MAX_MS);
+            s.held_until_ms = now + hold;
+            let penalty = s.srtt_ms.unwrap_or(f64::from(UNKNOWN_RTT_MS)) * 2.0;
+            s.srtt_ms = Some(penalty.min(self.max_timeout.as_millis() as f64 * 4.0));
+        }
+    }
+
+    pub fn set_no_edns(&self, addr: IpAddr) {
+        if let Ok(mut s) = self.entry(addr).lock() {
+            s.no_edns = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_hold_down_and_order_last() {
+        let infra = Infra::new(Clock::manual(), Duration::from_millis(1500));
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        infra.record_rtt(a, Duration::from_millis(5));
+        infra.record_failure(a);
+        assert!(infra.is_held_down(a));
+        assert_eq!(infra.order(&[a, b]).last(), Some(&a));
+    }
+}

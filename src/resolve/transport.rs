@@ -1,0 +1,162 @@
+//! Talking to authoritative servers: UDP first, TCP when truncated.
+//!
+//! Every UDP query gets a fresh socket on an OS-chosen random port, a random
+//! 16-bit ID from a CSPRNG, and is `connect`ed so the kernel drops datagrams
+//! from any other address or port. An answer is accepted only when its ID
+//! and question match what was sent (RFC 5452 §9.1); anything else, garbage
+//! included, is counted and ignored while the attempt's timer runs.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use rand::Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+/// Why an upstream attempt produced no usable message.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("network error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the query could not be encoded: {0}")]
+    Encode(String),
+    #[error("the TCP answer did not match the query")]
+    Mismatch,
+}
+
+/// One upstream exchange's result.
+#[derive(Debug)]
+pub struct Exchange {
+    pub message: Message,
+    pub rtt: Duration,
+    pub tcp: bool,
+    /// Datagrams that arrived for this query but were rejected (wrong ID,
+    /// wrong question, unparsable): a sign of spoofing or a broken server.
+    pub rejected: u32,
+}
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct Question<'a> {
+    pub name: &'a Name,
+    pub rtype: RecordType,
+    pub edns_payload: Option<u16>,
+    /// RFC draft-vixie-dnsext-dns0x20: randomise the case and insist on the echo.
+    pub use_0x20: bool,
+}
+
+fn build(q: &Question<'_>, id: u16) -> Result<(Vec<u8>, Name), TransportError> {
+    let mut name = q.name.clone();
+    if q.use_0x20 {
+        name.randomize_label_case();
+    }
+    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+    msg.metadata.recursion_desired = false;
+    msg.add_query(Query::query(name.clone(), q.rtype));
+    if let Some(payload) = q.edns_payload {
+        let mut edns = Edns::new();
+        edns.set_max_payload(payload);
+        msg.set_edns(edns);
+    }
+    let bytes = msg.to_vec().map_err(|e| TransportError::Encode(e.to_string()))?;
+    Ok((bytes, name))
+}
+
+/// True when `reply` answers exactly what was asked (ID, QR, question).
+fn matches(reply: &Message, id: u16, sent: &Name, rtype: RecordType, exact_case: bool) -> bool {
+    if reply.metadata.id != id || reply.metadata.message_type != MessageType::Response {
+        return false;
+    }
+    match reply.queries.as_slice() {
+        [q] => {
+            q.query_type() == rtype
+                && if exact_case {
+                    q.name().eq_case(sent)
+                } else {
+                    q.name() == sent
+                }
+        }
+        // Some servers omit the question on errors; only accept that for an error rcode.
+        [] => reply.metadata.response_code != hickory_proto::op::ResponseCode::NoError,
+        _ => false,
+    }
+}
+
+/// Sends `q` to `server` over UDP, then TCP if the answer is truncated.
+pub async fn exchange(
+    server: SocketAddr,
+    q: &Question<'_>,
+    timeout: Duration,
+) -> Result<Exchange, TransportError> {
+    let id: u16 = rand::rng().random();
+    let (bytes, sent_name) = build(q, id)?;
+    let start = Instant::now();
+    let bind: SocketAddr = if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(bind).await?;
+    socket.connect(server).await?;
+    socket.send(&bytes).await?;
+    let mut buf = vec![0u8; 65535];
+    let mut rejected = 0;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let reply = loop {
+        let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+            Err(_) => return Err(TransportError::Timeout(timeout)),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(e.into()),
+            Ok(Err(_)) => {
+                rejected += 1;
+                continue;
+            }
+            Ok(Ok(n)) => n,
+        };
+        match Message::from_vec(&buf[..n]) {
+            Ok(m) if matches(&m, id, &sent_name, q.rtype, q.use_0x20) => break m,
+            _ => rejected += 1,
+        }
+    };
+    if !reply.metadata.truncation {
+        return Ok(Exchange {
+            message: reply,
+            rtt: start.elapsed(),
+            tcp: false,
+            rejected,
+        });
+    }
+    let remaining = timeout.saturating_sub(start.elapsed()).max(Duration::from_millis(200));
+    let message = tokio::time::timeout(remaining, exchange_tcp(server, q))
+        .await
+        .map_err(|_| TransportError::Timeout(timeout))??;
+    Ok(Exchange {
+        message,
+        rtt: start.elapsed(),
+        tcp: true,
+        rejected,
+    })
+}
+
+/// One query over a fresh TCP connection (RFC 7766 §8 framing).
+pub async fn exchange_tcp(server: SocketAddr, q: &Question<'_>) -> Result<Message, TransportError> {
+    let id: u16 = rand::rng().random();
+    let (bytes, sent_name) = build(q, id)?;
+    let mut stream = TcpStream::connect(server).await?;
+    let len = u16::try_from(bytes.len()).map_err(|_| TransportError::Encode("query too long".into()))?;
+    let mut framed = Vec::with_capacity(bytes.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).await?;
+    let len = stream.read_u16().await? as usize;
+    let mut buf = vec![0u8; len];
+    stream.read_exact(&mut buf).await?;
+    let reply = Message::from_vec(&buf).map_err(|_| TransportError::Mismatch)?;
+    if !matches(&reply, id, &sent_name, q.rtype, q.use_0x20) {
+        return Err(TransportError::Mismatch);
+    }
+    Ok(reply)
+}

@@ -1,0 +1,301 @@
+//! The one request handler every listener calls.
+//!
+//! [`Handler::fast`] is synchronous and allocation-free: parse in place,
+//! ACL, rate limit, answer cache. It answers hits, errors and refusals at
+//! once and reports a miss; [`Handler::slow`] then runs on the async runtime
+//! (recursion, referral mode, serve-stale) without holding up the listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::HINFO;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use tracing::debug;
+
+use super::acl::Acl;
+use super::ratelimit::{RateLimiter, Verdict};
+use crate::cache::Cache;
+use crate::config::{AclAction, Config, Mode};
+use crate::metrics::{Metrics, Protocol};
+use crate::referral;
+use crate::resolve::{Question, ResolveError, Resolver};
+use crate::wire::{self, ClientQuery, Rejection, flags};
+
+/// Settings that a reload may change without a restart.
+pub struct Live {
+    pub acl: Acl,
+    pub mode: Mode,
+    pub ratelimit: Option<RateLimiter>,
+    pub prefetch: bool,
+    pub serve_stale: bool,
+    pub stale_answer_ttl: u32,
+    pub client_timeout: Duration,
+}
+
+impl Live {
+    pub fn from_config(c: &Config) -> Live {
+        Live {
+            acl: Acl::new(&c.acl),
+            mode: c.server.mode,
+            ratelimit: RateLimiter::new(&c.ratelimit),
+            prefetch: c.cache.prefetch,
+            serve_stale: c.cache.serve_stale,
+            stale_answer_ttl: c.cache.stale_answer_ttl,
+            client_timeout: Duration::from_millis(c.cache.client_timeout_ms),
+        }
+    }
+}
+
+/// What the synchronous part decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fast {
+    /// `out` holds the response.
+    Reply,
+    /// Send nothing.
+    Drop,
+    /// Not in the cache: hand the request to [`Handler::slow`].
+    Miss,
+}
+
+pub struct Handler {
+    pub live: ArcSwap<Live>,
+    pub cache: Arc<Cache>,
+    pub resolver: Arc<Resolver>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// RFC 8482 §4.2: the synthesised answer to ANY.
+const ANY_HINFO_TTL: u32 = 3789;
+
+impl Handler {
+    /// Answers what can be answered without waiting. `out` is the caller's
+    /// reusable buffer; on [`Fast::Reply`] it holds the response.
+    #[inline]
+    pub fn fast(&self, raw: &[u8], src: SocketAddr, proto: Protocol, out: &mut Vec<u8>) -> Fast {
+        let start = Instant::now();
+        let live = self.live.load();
+        let q = match wire::parse_query(raw) {
+            Ok(q) => q,
+            Err(Rejection::Drop(reason)) => {
+                self.metrics.dropped(reason.as_str());
+                return Fast::Drop;
+            }
+            Err(Rejection::Error { id, flags: f, rcode }) => {
+                // Echo the question when it parsed; never for FORMERR on a broken one.
+                *out = wire::error_response(id, f, None, rcode, false, 0, None);
+                if rcode == 1 {
+                    self.metrics.dropped("formerr");
+                }
+                self.metrics.query(proto, 0, rcode, true, start.elapsed());
+                return Fast::Reply;
+            }
+        };
+        let action = live.acl.check(src.ip());
+        match action {
+            AclAction::Drop => {
+                self.metrics.dropped(wire::DropReason::Acl.as_str());
+                return Fast::Drop;
+            }
+            AclAction::Refuse => {
+                self.metrics.refused();
+                return self.error(&q, raw, 5, proto, start, out);
+            }
+            AclAction::Allow | AclAction::AllowReferral => {}
+        }
+        if proto == Protocol::Udp
+            && let Some(rl) = &live.ratelimit
+        {
+            match rl.check(src.ip()) {
+                Verdict::Pass => {}
+                Verdict::Drop => {
+                    self.metrics.dropped(wire::DropReason::RateLimit.as_str());
+                    return Fast::Drop;
+                }
+                Verdict::Slip => {
+                    *out = wire::error_response(q.id, q.flags, Some((raw, &q)), 0, true, flags::TC, None);
+                    return Fast::Reply;
+                }
+            }
+        }
+        if q.qclass != u16::from(DNSClass::IN) {
+            self.metrics.refused();
+            return self.error(&q, raw, 5, proto, start, out);
+        }
+        match q.qtype {
+            // Zone transfers are for authoritative servers.
+            251 | 252 => {
+                self.metrics.refused();
+                return self.error(&q, raw, 5, proto, start, out);
+            }
+            // Meta types that cannot be asked for (RFC 6895 §3.1).
+            41 | 249 | 250 | 253 | 254 => return self.error(&q, raw, 1, proto, start, out),
+            255 => return self.any(&q, raw, proto, start, out, live.mode),
+            _ => {}
+        }
+        let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
+        let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.dnssec_ok(), &mut keybuf);
+        let now = self.cache.clock.now_ms();
+        let Some(answer) = self.cache.answers.lookup_fresh(key, now) else {
+            return Fast::Miss;
+        };
+        let recursion = recursion_offered(live.mode, action);
+        let limit = match proto {
+            Protocol::Udp => q.udp_limit(),
+            Protocol::Tcp => 65535,
+        };
+        answer.render(&q, now, recursion, None, limit, out);
+        if live.prefetch && answer.wants_prefetch(now) && answer.claim_prefetch() {
+            self.resolver.prefetch(key);
+        }
+        self.metrics
+            .query(proto, q.qtype, u16::from(answer.rcode()), true, start.elapsed());
+        Fast::Reply
+    }
+
+    fn error(
+        &self,
+        q: &ClientQuery<'_>,
+        raw: &[u8],
+        rcode: u16,
+        proto: Protocol,
+        start: Instant,
+        out: &mut Vec<u8>,
+    ) -> Fast {
+        *out = wire::error_response(q.id, q.flags, Some((raw, q)), rcode, true, 0, None);
+        self.metrics.query(proto, q.qtype, rcode, true, start.elapsed());
+        Fast::Reply
+    }
+
+    /// RFC 8482 §4.2: ANY gets one synthesised HINFO record, never every RRset.
+    fn any(&self, q: &ClientQuery<'_>, raw: &[u8], proto: Protocol, start: Instant, out: &mut Vec<u8>, mode: Mode) -> Fast {
+        let Ok(name) = Name::read(&mut BinDecoder::new(q.qname)) else {
+            return self.error(q, raw, 1, proto, start, out);
+        };
+        let mut msg = Message::new(q.id, MessageType::Response, OpCode::Query);
+        msg.metadata.recursion_desired = q.rd();
+        msg.metadata.recursion_available = mode == Mode::Recursive;
+        msg.add_query(Query::query(name.clone(), RecordType::ANY));
+        msg.add_answer(Record::from_rdata(
+            name,
+            ANY_HINFO_TTL,
+            RData::HINFO(HINFO::new("RFC8482".into(), String::new())),
+        ));
+        match msg.to_vec() {
+            Ok(mut v) => {
+                append_opt_if(&q, &mut v, None);
+                *out = v;
+                self.metrics.query(proto, q.qtype, 0, true, start.elapsed());
+                Fast::Reply
+            }
+            Err(_) => self.error(q, raw, 2, proto, start, out),
+        }
+    }
+
+    /// The miss path: recursion, referral mode and serve-stale.
+    pub async fn slow(self: Arc<Self>, raw: Vec<u8>, src: SocketAddr, proto: Protocol) -> Option<Vec<u8>> {
+        let start = Instant::now();
+        let q = wire::parse_query(&raw).ok()?;
+        let live = self.live.load_full();
+        let action = live.acl.check(src.ip());
+        let Ok(name) = Name::read(&mut BinDecoder::new(q.qname)) else {
+            return Some(wire::error_response(q.id, q.flags, Some((&raw, &q)), 1, true, 0, None));
+        };
+        let limit = match proto {
+            Protocol::Udp => q.udp_limit(),
+            Protocol::Tcp => 65535,
+        };
+        let recursion = recursion_offered(live.mode, action);
+        if !recursion || !q.rd() {
+            let mut resp = referral::answer(&self.resolver, &q, &name, recursion).await;
+            append_opt_if(&q, &mut resp, None);
+            if resp.len() > limit {
+                resp = wire::error_response(q.id, q.flags, Some((&raw, &q)), 0, recursion, flags::TC, None);
+            }
+            self.metrics.referral();
+            debug!(qname = %name, qtype = q.qtype, "referral answer");
+            let rcode = u16::from(resp.get(3).copied().unwrap_or(0) & 0x0f);
+            self.metrics.query(proto, q.qtype, rcode, false, start.elapsed());
+            return Some(resp);
+        }
+        let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
+        let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.dnssec_ok(), &mut keybuf);
+        let question = Question {
+            name,
+            qtype: RecordType::from(q.qtype),
+            dnssec_ok: q.dnssec_ok(),
+            key: key.into(),
+        };
+        let resolver = self.resolver.clone();
+        let mut task = tokio::spawn(async move { resolver.answer(&question, false).await });
+        let result = match tokio::time::timeout(live.client_timeout, &mut task).await {
+            Ok(joined) => joined.unwrap_or(Err(ResolveError::Internal)),
+            Err(_) => {
+                // RFC 8767 §5: the client-response timer fired; answer stale if we can,
+                // while the resolution goes on and refreshes the cache.
+                if let Some(resp) = self.stale(&q, key, &live, limit) {
+                    self.metrics.query(proto, q.qtype, 0, false, start.elapsed());
+                    return Some(resp);
+                }
+                task.await.unwrap_or(Err(ResolveError::Internal))
+            }
+        };
+        let mut out = Vec::with_capacity(512);
+        let rcode = match result {
+            Ok(answer) => {
+                let now = self.cache.clock.now_ms();
+                answer.render(&q, now, true, None, limit, &mut out);
+                u16::from(answer.rcode())
+            }
+            Err(e) => {
+                if let Some(resp) = self.stale(&q, key, &live, limit) {
+                    self.metrics.query(proto, q.qtype, 0, false, start.elapsed());
+                    return Some(resp);
+                }
+                debug!(qname = %wire::name_to_string(q.qname), error = %e, "SERVFAIL");
+                self.metrics.servfail(e.reason());
+                let text = e.to_string();
+                out = wire::error_response(q.id, q.flags, Some((&raw, &q)), 2, true, 0, Some((e.ede_code(), &text)));
+                2
+            }
+        };
+        self.metrics.query(proto, q.qtype, rcode, false, start.elapsed());
+        Some(out)
+    }
+
+    /// An expired answer still inside the serve-stale window, with the stale TTL.
+    fn stale(&self, q: &ClientQuery<'_>, key: &[u8], live: &Live, limit: usize) -> Option<Vec<u8>> {
+        if !live.serve_stale {
+            return None;
+        }
+        let entry = self.cache.answers.get(key)?;
+        let mut out = Vec::with_capacity(entry.wire.len() + 16);
+        entry.render(q, self.cache.clock.now_ms(), true, Some(live.stale_answer_ttl), limit, &mut out);
+        self.cache.stats.stale_answers.fetch_add(1, Ordering::Relaxed);
+        Some(out)
+    }
+}
+
+/// Whether this client gets recursion (RA=1): recursive mode and an ACL that allows it.
+fn recursion_offered(mode: Mode, action: AclAction) -> bool {
+    mode == Mode::Recursive && action == AclAction::Allow
+}
+
+/// Adds an OPT record when the client sent one (RFC 6891 §7).
+fn append_opt_if(q: &ClientQuery<'_>, resp: &mut Vec<u8>, ede: Option<(u16, &str)>) {
+    if let Some(e) = q.edns {
+        if let Some(ar) = wire::read_u16(resp, 10) {
+            resp[10..12].copy_from_slice(&ar.saturating_add(1).to_be_bytes());
+            wire::push_opt(resp, e.dnssec_ok, 0, ede);
+        }
+    }
+}
+
+/// Response code of an encoded response.
+pub fn rcode_of(resp: &[u8]) -> ResponseCode {
+    ResponseCode::from(0, resp.get(3).copied().unwrap_or(0) & 0x0f)
+}

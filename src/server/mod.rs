@@ -1,0 +1,214 @@
+//! The client-facing side.
+//!
+//! ```text
+//!  UDP socket ×threads (SO_REUSEPORT) ─┐
+//!                                      ├─► Handler::fast ──► answer cache hit ──► reply
+//!  TCP listener ──► connection ────────┘        │ miss
+//!                                               ▼
+//!                                   Handler::slow (tokio task)
+//!                                     ├─ recursive: resolve::Resolver
+//!                                     └─ referral mode: crate::referral
+//! ```
+//!
+//! [`Server::start`] binds everything and returns a [`Running`] handle that
+//! reloads live settings and shuts down with a drain deadline.
+
+pub mod acl;
+pub mod handler;
+pub mod ratelimit;
+pub mod tcp;
+pub mod udp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::resolve::{Resolver, hints};
+use handler::{Handler, Live};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "cannot bind {proto} {addr}: {source}{hint}",
+        hint = if source.kind() == std::io::ErrorKind::PermissionDenied {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE; or listen on a port above 1024)"
+        } else if source.kind() == std::io::ErrorKind::AddrInUse {
+            " (another DNS server, e.g. systemd-resolved or dnsmasq, already uses it)"
+        } else { "" }
+    )]
+    Bind {
+        proto: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Hints(#[from] hints::HintsError),
+}
+
+/// A started server.
+pub struct Running {
+    /// The UDP and TCP addresses actually bound (port 0 resolved).
+    pub addrs: Vec<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
+    pub handler: Arc<Handler>,
+    pub config: Arc<ArcSwap<Config>>,
+    shutdown_flag: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    udp_threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Entry point for the daemon and for in-process tests.
+pub struct Server;
+
+impl Server {
+    /// Builds cache, resolver and listeners from `config` on the current runtime.
+    pub async fn start(config: Config) -> Result<Running, StartError> {
+        Self::start_with_clock(config, Clock::system()).await
+    }
+
+    pub async fn start_with_clock(config: Config, clock: Clock) -> Result<Running, StartError> {
+        let root_hints = if !config.resolver.root_hints_file.is_empty() {
+            hints::from_file(std::path::Path::new(&config.resolver.root_hints_file))?
+        } else if !config.resolver.root_hints.is_empty() {
+            hints::from_addresses(&config.resolver.root_hints)
+        } else {
+            hints::built_in()
+        };
+        let metrics = Arc::new(Metrics::new());
+        let cache = Arc::new(Cache::new(&config.cache, clock));
+        let resolver = Resolver::start(
+            config.resolver.clone(),
+            &config.cache,
+            cache.clone(),
+            root_hints,
+            metrics.clone(),
+            config.server.max_inflight_resolutions,
+        );
+        let handler = Arc::new(Handler {
+            live: ArcSwap::from_pointee(Live::from_config(&config)),
+            cache,
+            resolver,
+            metrics,
+        });
+        let shutdown = CancellationToken::new();
+        let shutdown_flag = Arc::new(AtomicBool::new(false));
+        let tracker = TaskTracker::new();
+        let threads = config.worker_threads();
+        let runtime = tokio::runtime::Handle::current();
+        let mut addrs = Vec::new();
+        let mut udp_threads = Vec::new();
+        for &want in &config.server.listen {
+            let bind_err = |proto, source| StartError::Bind {
+                proto,
+                addr: want,
+                source,
+            };
+            let first = udp::bind(want).map_err(|e| bind_err("UDP", e))?;
+            // With port 0 the first socket picks the port and the rest follow it.
+            let addr = first.local_addr().map_err(|e| bind_err("UDP", e))?;
+            let mut sockets = vec![first];
+            for _ in 1..threads {
+                sockets.push(udp::bind(addr).map_err(|e| bind_err("UDP", e))?);
+            }
+            let listener = tcp::bind(addr).map_err(|e| bind_err("TCP", e))?;
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| bind_err("TCP", e))?;
+            for (i, socket) in sockets.into_iter().enumerate() {
+                let (h, rt, tr, flag) = (handler.clone(), runtime.clone(), tracker.clone(), shutdown_flag.clone());
+                let socket = Arc::new(socket);
+                let thread = std::thread::Builder::new()
+                    .name(format!("udp-{addr}-{i}"))
+                    .spawn(move || udp::serve(socket, h, rt, tr, flag))
+                    .map_err(|e| bind_err("UDP", e))?;
+                udp_threads.push(thread);
+            }
+            let limits = tcp::TcpLimits {
+                idle: Duration::from_millis(config.server.tcp_idle_timeout_ms),
+                max_connections: config.server.tcp_max_connections,
+                max_per_client: config.server.tcp_max_connections_per_client.max(1),
+            };
+            tokio::spawn(tcp::serve(listener, handler.clone(), limits, tracker.clone(), shutdown.clone()));
+            info!(%addr, threads, "listening on UDP and TCP");
+            addrs.push(addr);
+        }
+        let config = Arc::new(ArcSwap::from_pointee(config));
+        let metrics_addr = match config.load().metrics_addr() {
+            Some(addr) => Some(
+                crate::metrics::http::serve(addr, handler.clone(), config.clone(), shutdown.clone())
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        proto: "HTTP",
+                        addr,
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        Ok(Running {
+            addrs,
+            metrics_addr,
+            handler,
+            config,
+            shutdown_flag,
+            shutdown,
+            tracker,
+            udp_threads,
+        })
+    }
+}
+
+impl Running {
+    /// The first listen address (tests).
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Applies what can change live from a new config; returns the keys
+    /// that need a restart to take effect.
+    pub fn reload(&self, new: Config) -> Vec<&'static str> {
+        let old = self.config.load();
+        let mut restart = Vec::new();
+        if old.server.listen != new.server.listen {
+            restart.push("server.listen");
+        }
+        if old.server.threads != new.server.threads {
+            restart.push("server.threads");
+        }
+        if old.metrics.listen != new.metrics.listen {
+            restart.push("metrics.listen");
+        }
+        if old.cache.size_mb != new.cache.size_mb {
+            restart.push("cache.size_mb");
+        }
+        if old.resolver != new.resolver {
+            restart.push("resolver");
+        }
+        self.handler.live.store(Arc::new(Live::from_config(&new)));
+        self.config.store(Arc::new(new));
+        restart
+    }
+
+    /// Stops accepting, lets in-flight queries finish for up to `grace`.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shutdown_flag.store(true, Ordering::Relaxed);
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+            warn!(pending = self.tracker.len(), "shutdown deadline passed with queries in flight");
+        }
+        for t in self.udp_threads {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}

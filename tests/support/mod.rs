@@ -1,0 +1,87 @@
+//! Test support: the fake DNS tree on loopback, a stub client, and a
+//! harness that runs taproot in-process against a tree.
+#![allow(dead_code)]
+
+pub mod client;
+pub mod tree;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use taproot::config::Config;
+use taproot::server::{Running, Server};
+
+use tree::FakeTree;
+
+/// A config for tests: loopback listener on a free port, the tree's root
+/// hints and port, loopback upstreams allowed, no metrics listener.
+pub fn test_config(tree: &FakeTree) -> (Config, tempfile_path::TempPath) {
+    let hints = tempfile_path::TempPath::with_contents("root.hints", &tree.root_hints());
+    let mut config = Config::default();
+    config.server.listen = vec!["127.0.0.1:0".parse().expect("literal")];
+    config.server.threads = 1;
+    config.resolver.root_hints_file = hints.path().display().to_string();
+    config.resolver.upstream_port = tree.port();
+    config.resolver.allow_loopback_upstreams = true;
+    config.resolver.upstream_timeout_ms = 800;
+    config.metrics.listen = String::new();
+    (config, hints)
+}
+
+/// A running in-process taproot and what keeps its files alive.
+pub struct Taproot {
+    pub running: Running,
+    pub addr: SocketAddr,
+    _hints: tempfile_path::TempPath,
+}
+
+impl Taproot {
+    pub async fn stop(self) {
+        self.running.shutdown(Duration::from_secs(2)).await;
+    }
+}
+
+/// Starts taproot against `tree`, after `tweak` adjusts the test config.
+pub async fn start_taproot(tree: &FakeTree, tweak: impl FnOnce(&mut Config)) -> Taproot {
+    let (mut config, hints) = test_config(tree);
+    tweak(&mut config);
+    let running = Server::start(config).await.expect("taproot starts");
+    let addr = running.addr();
+    Taproot {
+        running,
+        addr,
+        _hints: hints,
+    }
+}
+
+/// Minimal temp files without another dependency.
+pub mod tempfile_path {
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+
+    /// A file removed on drop.
+    pub struct TempPath(PathBuf);
+
+    impl TempPath {
+        pub fn with_contents(stem: &str, text: &str) -> TempPath {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!("taproot-test-{}-{n}-{stem}", std::process::id()));
+            let mut f = std::fs::File::create(&path).expect("create a temp file");
+            f.write_all(text.as_bytes()).expect("write a temp file");
+            TempPath(path)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}

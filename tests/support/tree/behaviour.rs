@@ -1,0 +1,39 @@
+//! The ways a fake server can misbehave, switched per address at run time so
+//! that a test can break one server in the middle of a resolution.
+
+use std::time::Duration;
+
+use hickory_proto::rr::Record;
+
+/// What a server address does with the queries it receives. Every received
+/// query is counted and logged whatever the behaviour, even `Drop`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Behaviour {
+    /// Answer by the authoritative rules.
+    #[default]
+    Normal,
+    /// Never answer, over UDP or TCP: a dead server. TCP connections are
+    /// still accepted and then left silent.
+    Drop,
+    /// Answer normally, but only after this long.
+    Delay(Duration),
+    /// Over UDP, always answer TC=1 with only the question (and OPT if the
+    /// query had one); over TCP, answer normally. Forces the resolver to
+    /// retry over TCP (RFC 7766 §5).
+    Truncate,
+    /// Answer REFUSED with no records.
+    Refused,
+    /// Answer SERVFAIL with no records.
+    ServFail,
+    /// A lame server: NOERROR, AA=0, and an upward referral to the root
+    /// servers (the `.` zone's apex NS and their addresses) instead of an answer.
+    Lame,
+    /// Answer with bytes that do not decode as a DNS message. They do carry
+    /// the query's ID and the QR bit, so a client cannot discard them as a
+    /// stray packet and must handle the decode failure.
+    Garbage,
+    /// Answer normally, plus these records in the additional section of every
+    /// reply: for example an out-of-bailiwick A record that a resolver's
+    /// scrubber must not cache.
+    Poison(Vec<Record>),
+}
