@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the test suite uses as real peers: dig and kdig (clients),
+# NSD and Knot (authoritative servers), Unbound (a reference resolver),
+# dnsperf (load), Prometheus and promtool (metrics checks), iproute2/util-linux
+# (namespaces for the glibc test), systemd (systemd-analyze). Idempotent.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+PKGS=(dnsutils knot-dnsutils nsd knot unbound dnsperf prometheus iproute2 util-linux systemd)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts these daemons on install; the tests run their own instances on loopback.
+for svc in nsd knot unbound prometheus; do
+  $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true
+  $SUDO pkill -x "$svc" >/dev/null 2>&1 || true
+done
+echo "test peers installed: ${PKGS[*]}"
