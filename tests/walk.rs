@@ -1,40 +1,86 @@
 //! The walk: recursive resolution from the root on a cache miss (RFC 1034 §5.3.3),
-//! against the fake tree on loopback.
+//! against fake trees on loopback. Each test is one behaviour.
 
 mod support;
 
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, Query, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
-use support::client::*;
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use support::client::{self, ask_tcp, ask_udp, three_level_tree};
+use support::lab::{self, lab_tree};
 use support::start_taproot;
+use support::tree::Behaviour;
 
 fn recursive(qname: &str, rtype: RecordType) -> Message {
-    let mut m = query(qname, rtype);
+    let mut m = client::query(qname, rtype);
     m.metadata.recursion_desired = true;
     m
 }
 
+fn addresses(reply: &Message) -> Vec<String> {
+    let mut out: Vec<String> = reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::AAAA(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn types(records: &[Record]) -> Vec<RecordType> {
+    records.iter().map(|r| r.record_type()).collect()
+}
+
+/// The EDE INFO-CODE of a response, if it carries one (RFC 8914 §2).
+fn ede_code(reply: &Message) -> Option<u16> {
+    let edns = reply.edns.as_ref()?;
+    edns.options().as_ref().iter().find_map(|(code, opt)| {
+        if u16::from(*code) != 15 {
+            return None;
+        }
+        match opt {
+            hickory_proto::rr::rdata::opt::EdnsOption::Unknown(_, data) if data.len() >= 2 => {
+                Some(u16::from_be_bytes([data[0], data[1]]))
+            }
+            _ => None,
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_records_are_resolved_through_root_tld_and_second_level() {
+async fn a_records_are_resolved_through_four_levels() {
     let tree = three_level_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
     let reply = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert!(reply.metadata.recursion_available);
-    let mut addrs: Vec<String> = reply
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0.to_string()),
-            _ => None,
-        })
-        .collect();
-    addrs.sort();
-    assert_eq!(addrs, ["127.1.0.1", "127.1.0.2"]);
-    assert!(tree.queries_to(ROOT_IP) >= 1, "the root was asked");
-    assert!(tree.queries_to(EXAMPLE_IP) >= 1, "the zone's own server was asked");
+    assert!(!reply.metadata.authoritative);
+    assert_eq!(addresses(&reply), ["127.1.0.1", "127.1.0.2"]);
+    for server in [client::ROOT_IP, client::COKR_IP, client::EXAMPLE_IP] {
+        assert!(tree.queries_to(server) >= 1, "{server} was asked: {:?}", tree.query_log());
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_aaaa_mx_and_txt_resolve_at_a_second_level_zone() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let a = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    assert_eq!(addresses(&a), ["127.3.0.1"]);
+    let aaaa = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::AAAA)).await;
+    assert_eq!(addresses(&aaaa), ["fd00::1"]);
+    let mx = ask_udp(t.addr, &recursive("provider.lab.", RecordType::MX)).await;
+    assert!(matches!(&mx.answers[0].data, RData::MX(m) if m.exchange.to_ascii() == "mail.provider.lab."));
+    let txt = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::TXT)).await;
+    assert!(matches!(&txt.answers[0].data, RData::TXT(t) if t.to_string().contains("v=lab1 hello")));
     t.stop().await;
 }
 
@@ -47,25 +93,217 @@ async fn a_second_lookup_in_the_same_zone_skips_root_and_tld() {
     tree.reset_counts();
     let second = ask_udp(t.addr, &recursive("alias.example.co.kr.", RecordType::A)).await;
     assert_eq!(second.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(tree.queries_to(ROOT_IP), 0, "{:?}", tree.query_log());
-    assert_eq!(tree.queries_to(KR1_IP) + tree.queries_to(KR2_IP), 0, "{:?}", tree.query_log());
-    assert_eq!(tree.queries_to(COKR_IP), 0, "{:?}", tree.query_log());
-    assert_eq!(tree.queries_to(EXAMPLE_IP), 1, "{:?}", tree.query_log());
+    assert_eq!(tree.queries_to(client::ROOT_IP), 0, "{:?}", tree.query_log());
+    assert_eq!(tree.queries_to(client::KR1_IP) + tree.queries_to(client::KR2_IP), 0);
+    assert_eq!(tree.queries_to(client::COKR_IP), 0, "{:?}", tree.query_log());
+    assert_eq!(tree.queries_to(client::EXAMPLE_IP), 1, "{:?}", tree.query_log());
     t.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cache_hit_answers_without_upstream_queries_and_ttl_decays() {
-    let tree = three_level_tree().await;
+async fn a_cname_across_zones_returns_the_whole_chain() {
+    let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let first = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
-    let ttl1 = first.answers[0].ttl;
+    let reply = ask_udp(t.addr, &recursive("out.example.co.kr.", RecordType::A)).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(types(&reply.answers), [RecordType::CNAME, RecordType::A]);
+    assert_eq!(reply.answers[1].name.to_ascii(), "www.provider.lab.");
+    assert_eq!(addresses(&reply), ["127.3.0.1"]);
+    assert!(tree.queries_to(lab::PROVIDER) >= 1);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_glueless_delegation_resolves_its_ns_name_first() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let reply = ask_udp(t.addr, &recursive("www.glueless.kr.", RecordType::A)).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError, "{reply:?}");
+    assert_eq!(addresses(&reply), ["127.4.0.1"]);
+    assert!(tree.queries_to(lab::LAB) >= 1, "ns.provider.lab. was resolved via lab.");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_delegation_with_four_cuts_is_followed() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let reply = ask_udp(t.addr, &recursive("host.sub.example.co.kr.", RecordType::A)).await;
+    assert_eq!(addresses(&reply), ["127.6.0.1"]);
+    assert!(tree.queries_to(lab::SUB) >= 1);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_answer_carries_the_question_name() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let reply = ask_udp(t.addr, &recursive("anything.wild.example.co.kr.", RecordType::A)).await;
+    assert_eq!(addresses(&reply), ["127.5.0.9"]);
+    assert_eq!(reply.answers[0].name.to_ascii(), "anything.wild.example.co.kr.");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dname_is_followed_with_a_synthesised_cname() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let reply = ask_udp(t.addr, &recursive("x.old.example.co.kr.", RecordType::A)).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(types(&reply.answers), [RecordType::DNAME, RecordType::CNAME, RecordType::A]);
+    assert_eq!(addresses(&reply), ["127.5.0.7"]);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nxdomain_and_nodata_carry_the_soa_and_are_answered_from_the_negative_cache() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let nx = ask_udp(t.addr, &recursive("nope.example.co.kr.", RecordType::A)).await;
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(types(&nx.authorities), [RecordType::SOA]);
+    assert_eq!(nx.authorities[0].ttl, 300, "min(SOA TTL, MINIMUM)");
+    let nodata = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::MX)).await;
+    assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+    assert!(nodata.answers.is_empty());
+    assert_eq!(types(&nodata.authorities), [RecordType::SOA]);
     tree.reset_counts();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let second = ask_udp(t.addr, &recursive("WWW.Example.co.kr.", RecordType::A)).await;
+    let nx2 = ask_udp(t.addr, &recursive("nope.example.co.kr.", RecordType::AAAA)).await;
+    assert_eq!(nx2.metadata.response_code, ResponseCode::NXDomain, "NXDOMAIN covers every type");
+    let nodata2 = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::MX)).await;
+    assert_eq!(nodata2.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(types(&nodata2.authorities), [RecordType::SOA]);
+    assert_eq!(tree.total_queries(), 0, "{:?}", tree.query_log());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_over_1232_bytes_is_fetched_over_tcp_after_tc() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let reply = ask_tcp(t.addr, &recursive("big.example.co.kr.", RecordType::TXT)).await;
+    assert_eq!(reply.answers.len(), 7);
+    assert!(
+        tree.query_log().iter().any(|q| q.tcp && q.name.to_ascii() == "big.example.co.kr."),
+        "taproot retried over TCP: {:?}",
+        tree.query_log()
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_a_512_byte_buffer_gets_tc_then_the_full_answer_over_tcp() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let mut small = recursive("mid.example.co.kr.", RecordType::TXT);
+    small.edns = None;
+    let udp = ask_udp(t.addr, &small).await;
+    assert!(udp.metadata.truncation, "TC=1 for a 512-byte client");
+    assert!(udp.answers.is_empty());
+    let tcp = ask_tcp(t.addr, &small).await;
+    assert!(!tcp.metadata.truncation);
+    assert_eq!(tcp.answers.len(), 3);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_and_a_refusing_server_beside_a_working_one_still_give_the_answer() {
+    let tree = lab_tree().await;
+    tree.set_behaviour(lab::EX1, Behaviour::Drop);
+    tree.set_behaviour(lab::EX2, Behaviour::Refused);
+    let t = start_taproot(&tree, |c| c.resolver.upstream_timeout_ms = 400).await;
+    for name in ["www.example.co.kr.", "alias.example.co.kr.", "wild.example.co.kr."] {
+        let reply = ask_udp(t.addr, &recursive(name, RecordType::A)).await;
+        assert_ne!(reply.metadata.response_code, ResponseCode::ServFail, "{name}");
+    }
+    let asked_dead = tree.queries_to(lab::EX1);
+    assert!(asked_dead <= 1, "the dead server is held down after one timeout: {asked_dead}");
+    tree.reset_counts();
+    let reply = ask_udp(t.addr, &recursive("x.new.example.co.kr.", RecordType::A)).await;
+    assert_eq!(addresses(&reply), ["127.5.0.7"]);
+    assert_eq!(tree.queries_to(lab::EX1), 0, "held down: {:?}", tree.query_log());
+    assert_eq!(tree.queries_to(lab::EX2), 0, "held down: {:?}", tree.query_log());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_server_still_answers_within_the_budget() {
+    let tree = lab_tree().await;
+    for s in [lab::EX1, lab::EX2, lab::EX3] {
+        tree.set_behaviour(s, Behaviour::Delay(Duration::from_millis(300)));
+    }
+    let t = start_taproot(&tree, |_| {}).await;
+    let start = Instant::now();
+    let reply = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+    assert_eq!(addresses(&reply), ["127.5.0.1"]);
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cname_loop_is_servfail_with_an_extended_error() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let reply = ask_udp(t.addr, &recursive("loop1.example.co.kr.", RecordType::A)).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+    assert!(ede_code(&reply).is_some(), "EDE present: {reply:?}");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_bailiwick_record_stuffed_in_additional_is_never_used() {
+    let tree = lab_tree().await;
+    let forged = Record::from_rdata(
+        Name::from_ascii("www.example.co.kr.").expect("name"),
+        86400,
+        RData::A(A::new(6, 6, 6, 6)),
+    );
+    tree.set_behaviour(lab::PROVIDER, Behaviour::Poison(vec![forged]));
+    let t = start_taproot(&tree, |_| {}).await;
+    let first = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    assert_eq!(addresses(&first), ["127.3.0.1"]);
+    let reply = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+    assert_eq!(addresses(&reply), ["127.5.0.1"], "the true answer, not the forged one");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qname_minimisation_shows_the_root_only_the_tld() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let reply = ask_udp(t.addr, &recursive("host.sub.example.co.kr.", RecordType::A)).await;
+    assert_eq!(addresses(&reply), ["127.6.0.1"]);
+    for q in tree.query_log() {
+        if q.server == lab::ROOT {
+            assert!(q.name.num_labels() <= 1, "the root saw {}", q.name);
+        }
+        if q.server == lab::KR {
+            assert!(q.name.num_labels() <= 2, "kr. saw {}", q.name);
+        }
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_on_loopback_are_refused_unless_allowed() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |c| c.resolver.allow_loopback_upstreams = false).await;
+    let reply = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
     assert_eq!(tree.total_queries(), 0);
-    assert_eq!(second.queries[0].name().to_ascii(), "WWW.Example.co.kr.");
-    assert!(second.answers[0].ttl <= ttl1 - 2, "{} then {}", ttl1, second.answers[0].ttl);
-    let _ = Query::new();
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edns_is_answered_only_when_the_client_used_it() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let with = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    assert!(with.edns.is_some());
+    let mut plain = recursive("www.provider.lab.", RecordType::A);
+    plain.edns = None;
+    let without = ask_udp(t.addr, &plain).await;
+    assert!(without.edns.is_none());
+    let _ = (Edns::new(), Query::new(), SocketAddr::from(([127, 0, 0, 1], 0)), IpAddr::from([0u8; 4]));
     t.stop().await;
 }

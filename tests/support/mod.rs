@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod lab;
 pub mod tree;
 
 use std::io::Write;
