@@ -188,3 +188,120 @@ pub struct CacheUsage {
 pub fn is_at_or_below(name: &Name, zone: &Name) -> bool {
     zone.zone_of(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CacheConfig;
+    use hickory_proto::rr::rdata::{A, NS};
+    use hickory_proto::rr::{RData, Record};
+
+    fn n(s: &str) -> Name {
+        Name::from_ascii(s).expect("name")
+    }
+
+    fn a(owner: &str, ttl: u32, last: u8) -> Record {
+        Record::from_rdata(n(owner), ttl, RData::A(A::new(127, 0, 0, last)))
+    }
+
+    fn ns(zone: &str, target: &str) -> Record {
+        Record::from_rdata(n(zone), 3600, RData::NS(NS(n(target))))
+    }
+
+    fn cache() -> Cache {
+        Cache::new(&CacheConfig::default(), Clock::manual())
+    }
+
+    #[test]
+    fn glue_never_overrides_an_authoritative_answer() {
+        let c = cache();
+        assert!(c.records.insert(vec![a("www.example.kr.", 300, 1)], Rank::AuthAnswer));
+        assert!(!c.records.insert(vec![a("www.example.kr.", 300, 66)], Rank::Additional));
+        let got = c.records.get(&n("www.example.kr."), RecordType::A).expect("cached");
+        assert_eq!(got.records[0].data, RData::A(A::new(127, 0, 0, 1)));
+        // A higher rank does replace a lower one.
+        assert!(c.records.insert(vec![a("ns.example.kr.", 300, 2)], Rank::Additional));
+        assert!(c.records.insert(vec![a("ns.example.kr.", 300, 3)], Rank::AuthAnswer));
+    }
+
+    #[test]
+    fn ttls_decay_and_entries_expire_at_their_ttl() {
+        let c = cache();
+        c.records.insert(vec![a("www.example.kr.", 10, 1)], Rank::AuthAnswer);
+        c.clock.advance(2_000);
+        let got = c.records.get(&n("www.example.kr."), RecordType::A).expect("cached");
+        assert_eq!(got.ttl, 8);
+        assert_eq!(got.records[0].ttl, 8);
+        c.clock.advance(8_000);
+        assert!(c.records.get(&n("www.example.kr."), RecordType::A).is_none());
+    }
+
+    #[test]
+    fn clamps_apply_on_insert() {
+        let config = CacheConfig {
+            min_ttl: 60,
+            max_ttl: 120,
+            ..CacheConfig::default()
+        };
+        let c = Cache::new(&config, Clock::manual());
+        c.records.insert(vec![a("short.kr.", 5, 1)], Rank::AuthAnswer);
+        c.records.insert(vec![a("long.kr.", 86_400, 1)], Rank::AuthAnswer);
+        assert_eq!(c.records.get(&n("short.kr."), RecordType::A).map(|s| s.ttl), Some(60));
+        assert_eq!(c.records.get(&n("long.kr."), RecordType::A).map(|s| s.ttl), Some(120));
+    }
+
+    #[test]
+    fn closest_delegation_is_the_deepest_cut_with_addresses() {
+        let c = cache();
+        c.records.insert(vec![ns(".", "a.root.")], Rank::AuthAnswer);
+        c.records.insert(vec![a("a.root.", 3600, 1)], Rank::Additional);
+        c.records.insert(vec![ns("kr.", "ns.kr.")], Rank::Referral);
+        c.records.insert(vec![a("ns.kr.", 3600, 2)], Rank::Additional);
+        c.records.insert(vec![ns("co.kr.", "ns.elsewhere.lab.")], Rank::Referral);
+        let deepest = c.closest_delegation(&n("www.example.co.kr."), false).expect("a cut");
+        assert_eq!(deepest.zone, n("co.kr."));
+        assert!(!deepest.has_addresses(), "glueless: the walk must resolve the NS name");
+        let usable = c.closest_delegation(&n("www.example.co.kr."), true).expect("a cut");
+        assert_eq!(usable.zone, n("kr."));
+        assert_eq!(usable.servers[0].addrs.len(), 1);
+        assert_eq!(
+            c.closest_delegation(&n("www.lab."), true).map(|d| d.zone),
+            Some(Name::root())
+        );
+    }
+
+    #[test]
+    fn the_weigher_keeps_the_answer_cache_under_its_size() {
+        let stats = Arc::new(CacheStats::default());
+        let cap = 1 << 20;
+        let answers = AnswerCache::new(cap, 0, Clock::manual(), stats.clone());
+        for i in 0..40_000u32 {
+            let name = format!("h{i}.bench.lab.");
+            let qname = Name::from_ascii(&name).expect("name");
+            let res = crate::resolve::Resolution {
+                rcode: hickory_proto::op::ResponseCode::NoError,
+                answers: vec![a(&name, 300, 1)],
+                authorities: Vec::new(),
+            };
+            let wire = crate::resolve::encode(&qname, RecordType::A, &res).expect("encodes");
+            let key = answer::name_wire_lower(&qname);
+            answers.insert(&key, wire);
+        }
+        answers.sync();
+        assert!(answers.weighted_size() <= cap, "{} > {cap}", answers.weighted_size());
+        assert!(stats.evictions(CacheKind::Answer) > 0);
+    }
+
+    #[test]
+    fn flush_of_a_subtree_leaves_the_rest() {
+        let c = cache();
+        c.records.insert(vec![a("www.example.kr.", 300, 1)], Rank::AuthAnswer);
+        c.records.insert(vec![a("deep.www.example.kr.", 300, 1)], Rank::AuthAnswer);
+        c.records.insert(vec![a("www.other.kr.", 300, 1)], Rank::AuthAnswer);
+        c.flush_name(&n("example.kr."), true);
+        c.sync();
+        assert!(c.records.get(&n("www.example.kr."), RecordType::A).is_none());
+        assert!(c.records.get(&n("deep.www.example.kr."), RecordType::A).is_none());
+        assert!(c.records.get(&n("www.other.kr."), RecordType::A).is_some());
+    }
+}

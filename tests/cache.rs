@@ -1,0 +1,142 @@
+//! The cache seen from a client: TTL decay and expiry, clamps, coalescing,
+//! prefetch and serve-stale (RFC 8767), against the lab tree.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use support::client::{self, ask_udp};
+use support::lab::{self, lab_tree};
+use support::start_taproot;
+use support::tree::Behaviour;
+
+fn recursive(qname: &str, rtype: RecordType) -> Message {
+    let mut m = client::query(qname, rtype);
+    m.metadata.recursion_desired = true;
+    m
+}
+
+fn first_a(reply: &Message) -> Option<String> {
+    reply.answers.iter().find_map(|r| match &r.data {
+        RData::A(a) => Some(a.0.to_string()),
+        _ => None,
+    })
+}
+
+fn asked(tree: &support::tree::FakeTree, name: &str) -> usize {
+    tree.query_log().iter().filter(|q| q.name.to_ascii().eq_ignore_ascii_case(name)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_query_two_seconds_later_shows_the_ttl_lowered_by_two() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let first = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    let ttl1 = first.answers[0].ttl;
+    tree.reset_counts();
+    tokio::time::sleep(Duration::from_millis(2050)).await;
+    let second = ask_udp(t.addr, &recursive("WWW.Provider.lab.", RecordType::A)).await;
+    assert_eq!(tree.total_queries(), 0, "answered from cache");
+    assert_eq!(second.queries[0].name().to_ascii(), "WWW.Provider.lab.", "question echoed as spelled");
+    assert_eq!(second.answers[0].ttl, ttl1 - 2, "{ttl1} then {}", second.answers[0].ttl);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_expires_at_its_ttl() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |c| c.cache.prefetch = false).await;
+    ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
+    ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
+    assert_eq!(asked(&tree, "short.provider.lab."), 1, "second answer from cache");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let again = ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
+    assert_eq!(first_a(&again).as_deref(), Some("127.3.0.2"));
+    assert_eq!(asked(&tree, "short.provider.lab."), 2, "asked again after the TTL of 2 s");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_clamps_from_the_config_apply_to_answers() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |c| {
+        c.cache.min_ttl = 60;
+        c.cache.max_ttl = 600;
+    })
+    .await;
+    let short = ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
+    assert_eq!(short.answers[0].ttl, 60);
+    let long = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    assert_eq!(long.answers[0].ttl, 600);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_identical_questions_share_one_resolution() {
+    let tree = lab_tree().await;
+    for s in [lab::EX1, lab::EX2, lab::EX3] {
+        tree.set_behaviour(s, Behaviour::Delay(Duration::from_millis(300)));
+    }
+    let t = start_taproot(&tree, |_| {}).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let addr = t.addr;
+        tasks.push(tokio::spawn(async move {
+            ask_udp(addr, &recursive("www.example.co.kr.", RecordType::A)).await
+        }));
+    }
+    for task in tasks {
+        let reply = task.await.expect("task");
+        assert_eq!(first_a(&reply).as_deref(), Some("127.5.0.1"));
+    }
+    assert_eq!(asked(&tree, "www.example.co.kr."), 1, "{:?}", tree.query_log());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_popular_name_is_refreshed_before_it_expires() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    ask_udp(t.addr, &recursive("ten.provider.lab.", RecordType::A)).await;
+    assert_eq!(asked(&tree, "ten.provider.lab."), 1);
+    // Hit it in the last 10% of its 10 s TTL: one background refresh.
+    tokio::time::sleep(Duration::from_millis(9_200)).await;
+    let hit = ask_udp(t.addr, &recursive("ten.provider.lab.", RecordType::A)).await;
+    assert!(hit.answers[0].ttl <= 1);
+    assert!(tree.wait_for_queries(1, Duration::from_secs(3)).await);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while asked(&tree, "ten.provider.lab.") < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(asked(&tree, "ten.provider.lab."), 2, "prefetched once");
+    // Past the original expiry the answer is still a hit, with a fresh TTL.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let after = ask_udp(t.addr, &recursive("ten.provider.lab.", RecordType::A)).await;
+    assert!(after.answers[0].ttl >= 8, "refreshed TTL: {}", after.answers[0].ttl);
+    assert_eq!(asked(&tree, "ten.provider.lab."), 2, "no miss after expiry");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_upstream_is_dead_an_expired_answer_is_served_stale() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |c| {
+        c.cache.client_timeout_ms = 400;
+        c.resolver.upstream_timeout_ms = 300;
+        c.resolver.query_budget_ms = 3_000;
+    })
+    .await;
+    let fresh = ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
+    assert_eq!(first_a(&fresh).as_deref(), Some("127.3.0.2"));
+    tree.set_behaviour(lab::PROVIDER, Behaviour::Drop);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let start = Instant::now();
+    let stale = ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
+    assert_eq!(stale.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(first_a(&stale).as_deref(), Some("127.3.0.2"));
+    assert_eq!(stale.answers[0].ttl, 30, "RFC 8767 stale TTL");
+    assert!(start.elapsed() < Duration::from_millis(1_500), "{:?}", start.elapsed());
+    t.stop().await;
+}
