@@ -160,3 +160,75 @@ pub async fn exchange_tcp(server: SocketAddr, q: &Question<'_>) -> Result<Messag
     }
     Ok(reply)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::A;
+
+    fn answer_for(query: &Message, id: u16, qname: &str, addr: [u8; 4]) -> Vec<u8> {
+        let name = Name::from_ascii(qname).expect("name");
+        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+        m.metadata.authoritative = true;
+        m.add_query(Query::query(name.clone(), query.queries[0].query_type()));
+        m.add_answer(hickory_proto::rr::Record::from_rdata(
+            name,
+            300,
+            RData::A(A::new(addr[0], addr[1], addr[2], addr[3])),
+        ));
+        m.to_vec().expect("encodes")
+    }
+
+    /// RFC 5452 §9.1: only an answer with the right ID and question from the
+    /// queried address and port is taken; everything before it is rejected.
+    #[tokio::test]
+    async fn forged_and_malformed_answers_are_ignored() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let other_port = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let responder = tokio::spawn(async move {
+            let mut buf = vec![0u8; 512];
+            let (n, client) = server.recv_from(&mut buf).await.expect("query");
+            let q = Message::from_vec(&buf[..n]).expect("query decodes");
+            let id = q.metadata.id;
+            let forged = [
+                answer_for(&q, id.wrapping_add(1), "www.kr.", [6, 6, 6, 1]), // wrong ID
+                answer_for(&q, id, "www.other.kr.", [6, 6, 6, 2]),            // wrong question
+                buf[..5].to_vec(),                                            // truncated header
+                {
+                    // a compression pointer that points at itself
+                    let mut b = answer_for(&q, id, "www.kr.", [6, 6, 6, 3]);
+                    b.truncate(12);
+                    b[5] = 1;
+                    b.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+                    b
+                },
+            ];
+            for f in &forged {
+                server.send_to(f, client).await.expect("send");
+            }
+            // From another port: the kernel drops it for the connected socket.
+            other_port
+                .send_to(&answer_for(&q, id, "www.kr.", [6, 6, 6, 4]), client)
+                .await
+                .expect("send");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            server
+                .send_to(&answer_for(&q, id, "www.kr.", [127, 0, 0, 1]), client)
+                .await
+                .expect("send");
+        });
+        let name = Name::from_ascii("www.kr.").expect("name");
+        let q = Question {
+            name: &name,
+            rtype: RecordType::A,
+            edns_payload: Some(1232),
+            use_0x20: false,
+        };
+        let x = exchange(addr, &q, Duration::from_secs(2)).await.expect("the true answer arrives");
+        assert_eq!(x.message.answers[0].data, RData::A(A::new(127, 0, 0, 1)));
+        assert_eq!(x.rejected, 4, "wrong ID, wrong question, short header, pointer loop");
+        responder.await.expect("responder");
+    }
+}

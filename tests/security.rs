@@ -1,0 +1,145 @@
+//! Attacks from both sides: outsiders and floods from clients, malformed
+//! packets, forged and broken upstream answers.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use rand::Rng;
+use support::client::{self, ask_udp};
+use support::lab::{self, lab_tree};
+use support::start_taproot;
+use support::tree::Behaviour;
+use taproot::config::{AclAction, AclRule};
+use tokio::net::UdpSocket;
+
+fn recursive(qname: &str, rtype: RecordType) -> Message {
+    let mut m = client::query(qname, rtype);
+    m.metadata.recursion_desired = true;
+    m
+}
+
+async fn ask_from(from: &str, to: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind(from).await.expect("bind client");
+    socket.send_to(bytes, to).await.expect("send");
+    let mut buf = vec![0u8; 4096];
+    match tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+fn first_a(reply: &Message) -> Option<String> {
+    reply.answers.iter().find_map(|r| match &r.data {
+        RData::A(a) => Some(a.0.to_string()),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outsider_address_is_refused() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |c| {
+        c.acl = vec![AclRule {
+            prefix: "127.0.0.1/32".parse().expect("prefix"),
+            action: AclAction::Allow,
+        }];
+    })
+    .await;
+    let q = recursive("www.provider.lab.", RecordType::A).to_vec().expect("encode");
+    let outsider = ask_from("127.0.0.2:0", t.addr, &q, Duration::from_secs(2)).await.expect("an answer");
+    let outsider = Message::from_vec(&outsider).expect("decodes");
+    assert_eq!(outsider.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(tree.total_queries(), 0, "no work for an outsider");
+    let insider = ask_from("127.0.0.1:0", t.addr, &q, Duration::from_secs(2)).await.expect("an answer");
+    assert_eq!(Message::from_vec(&insider).expect("decodes").metadata.response_code, ResponseCode::NoError);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_client_is_limited_while_another_is_served() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |c| {
+        c.ratelimit.qps = 20;
+        c.ratelimit.burst = 20;
+        c.ratelimit.slip = 2;
+    })
+    .await;
+    let q = recursive("www.provider.lab.", RecordType::A);
+    ask_udp(t.addr, &q).await; // warm the cache
+    let flood = UdpSocket::bind("127.0.0.3:0").await.expect("bind");
+    let bytes = q.to_vec().expect("encode");
+    for _ in 0..400 {
+        flood.send_to(&bytes, t.addr).await.expect("send");
+    }
+    let mut answered = 0;
+    let mut truncated = 0;
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(300), flood.recv_from(&mut buf)).await {
+        let m = Message::from_vec(&buf[..n]).expect("decodes");
+        if m.metadata.truncation {
+            truncated += 1;
+        } else {
+            answered += 1;
+        }
+    }
+    assert!(answered <= 30, "the flood was limited: {answered} full answers");
+    assert!(truncated > 0, "slip sends TC=1 now and then");
+    let other = ask_from("127.0.0.4:0", t.addr, &bytes, Duration::from_secs(2)).await.expect("served");
+    assert_eq!(first_a(&Message::from_vec(&other).expect("decodes")).as_deref(), Some("127.3.0.1"));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_gets_a_minimal_answer() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let reply = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::ANY)).await;
+    assert_eq!(reply.answers.len(), 1);
+    assert_eq!(reply.answers[0].record_type(), RecordType::HINFO);
+    assert_eq!(tree.total_queries(), 0);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_client_packets_get_formerr_or_nothing_and_the_next_query_is_answered() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let mut rng = rand::rng();
+    for len in [0usize, 3, 11, 12, 40, 300] {
+        let junk: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        if let Some(resp) = ask_from("127.0.0.1:0", t.addr, &junk, Duration::from_millis(200)).await {
+            let rcode = resp.get(3).map(|b| b & 0x0f);
+            assert!(matches!(rcode, Some(1) | Some(4) | Some(5)) || resp.len() >= 12, "{resp:?}");
+        }
+    }
+    let mut many = vec![0xab, 0xcd, 0x01, 0x00, 0xff, 0xff, 0, 0, 0, 0, 0, 0];
+    many.extend_from_slice(b"\x03www\x00\x00\x01\x00\x01");
+    let resp = ask_from("127.0.0.1:0", t.addr, &many, Duration::from_secs(1)).await.expect("FORMERR");
+    assert_eq!(resp[3] & 0x0f, 1, "65535 questions: FORMERR");
+    assert_eq!(&resp[..2], &[0xab, 0xcd]);
+    let mut long = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 64];
+    long.extend_from_slice(&[b'a'; 64]);
+    long.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let resp = ask_from("127.0.0.1:0", t.addr, &long, Duration::from_secs(1)).await.expect("FORMERR");
+    assert_eq!(resp[3] & 0x0f, 1, "a 64-octet label: FORMERR");
+    let good = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    assert_eq!(first_a(&good).as_deref(), Some("127.3.0.1"));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_one_server_is_ignored_and_another_server_answers() {
+    let tree = lab_tree().await;
+    tree.set_behaviour(lab::EX1, Behaviour::Garbage);
+    tree.set_behaviour(lab::EX2, Behaviour::Garbage);
+    let t = start_taproot(&tree, |c| c.resolver.upstream_timeout_ms = 300).await;
+    for name in ["www.example.co.kr.", "alias.example.co.kr."] {
+        let reply = ask_udp(t.addr, &recursive(name, RecordType::A)).await;
+        assert_eq!(first_a(&reply).as_deref(), Some("127.5.0.1"), "{name}");
+    }
+    t.stop().await;
+}
