@@ -304,13 +304,20 @@ impl Default for Config {
 
 /// Loopback, RFC 1918 and ULA: never an open resolver out of the box.
 fn default_acl() -> Vec<AclRule> {
-    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
-        .iter()
-        .map(|p| AclRule {
-            prefix: p.parse().expect("literal prefix"),
-            action: AclAction::Allow,
-        })
-        .collect()
+    [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+    ]
+    .iter()
+    .map(|p| AclRule {
+        prefix: p.parse().expect("literal prefix"),
+        action: AclAction::Allow,
+    })
+    .collect()
 }
 
 /// Command-line values that override every other source; `None` leaves a key alone.
@@ -409,7 +416,10 @@ impl Config {
             return Err(bad("server.listen", "at least one address is needed"));
         }
         if self.cache.size_mb == 0 {
-            return Err(bad("cache.size_mb", "the cache size must be at least 1 MiB"));
+            return Err(bad(
+                "cache.size_mb",
+                "the cache size must be at least 1 MiB",
+            ));
         }
         if self.cache.min_ttl > self.cache.max_ttl {
             return Err(bad("cache.min_ttl", "must not exceed cache.max_ttl"));
@@ -485,12 +495,16 @@ mod tests {
 
     #[test]
     fn defaults_validate() {
-        Config::default().validate("defaults").expect("defaults are valid");
+        Config::default()
+            .validate("defaults")
+            .expect("defaults are valid");
     }
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::from_toml("[cache]\nsize_mbb = 3\n").unwrap_err().to_string();
+        let err = Config::from_toml("[cache]\nsize_mbb = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("size_mbb"), "{err}");
     }
 
@@ -504,16 +518,17 @@ mod tests {
 
     #[test]
     fn zero_cache_is_refused() {
-        let err = Config::from_toml("[cache]\nsize_mb = 0\n").unwrap_err().to_string();
+        let err = Config::from_toml("[cache]\nsize_mb = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cache.size_mb"), "{err}");
     }
 
     #[test]
     fn acl_parses() {
-        let c = Config::from_toml(
-            "[[acl]]\nprefix = \"127.0.0.1/32\"\naction = \"allow_referral\"\n",
-        )
-        .expect("valid");
+        let c =
+            Config::from_toml("[[acl]]\nprefix = \"127.0.0.1/32\"\naction = \"allow_referral\"\n")
+                .expect("valid");
         assert_eq!(c.acl.len(), 1);
         assert_eq!(c.acl[0].action, AclAction::AllowReferral);
     }

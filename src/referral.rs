@@ -67,7 +67,8 @@ pub async fn answer(resolver: &Resolver, q: &ClientQuery<'_>, name: &Name, ra: b
                         std::net::IpAddr::V4(v4) => RData::A(A(*v4)),
                         std::net::IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
                     };
-                    msg.additionals.push(Record::from_rdata(hint.name.clone(), HINTS_TTL, data));
+                    msg.additionals
+                        .push(Record::from_rdata(hint.name.clone(), HINTS_TTL, data));
                 }
             }
         }

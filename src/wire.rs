@@ -339,7 +339,8 @@ pub fn error_response(
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&id.to_be_bytes());
-    let mut f = flags::QR | (req_flags & (flags::RD | flags::CD | flags::OPCODE_MASK)) | extra_flags;
+    let mut f =
+        flags::QR | (req_flags & (flags::RD | flags::CD | flags::OPCODE_MASK)) | extra_flags;
     if ra {
         f |= flags::RA;
     }
@@ -431,7 +432,11 @@ mod tests {
             parse_query(&many),
             Err(Rejection::Error { rcode: 1, .. })
         ));
-        let long_label = query(b"\x40aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x00", 1, false);
+        let long_label = query(
+            b"\x40aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x00",
+            1,
+            false,
+        );
         assert!(matches!(
             parse_query(&long_label),
             Err(Rejection::Error { rcode: 1, .. })

@@ -26,7 +26,10 @@ fn first_a(reply: &Message) -> Option<String> {
 }
 
 fn asked(tree: &support::tree::FakeTree, name: &str) -> usize {
-    tree.query_log().iter().filter(|q| q.name.to_ascii().eq_ignore_ascii_case(name)).count()
+    tree.query_log()
+        .iter()
+        .filter(|q| q.name.to_ascii().eq_ignore_ascii_case(name))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,8 +42,17 @@ async fn a_second_query_two_seconds_later_shows_the_ttl_lowered_by_two() {
     tokio::time::sleep(Duration::from_millis(2050)).await;
     let second = ask_udp(t.addr, &recursive("WWW.Provider.lab.", RecordType::A)).await;
     assert_eq!(tree.total_queries(), 0, "answered from cache");
-    assert_eq!(second.queries[0].name().to_ascii(), "WWW.Provider.lab.", "question echoed as spelled");
-    assert_eq!(second.answers[0].ttl, ttl1 - 2, "{ttl1} then {}", second.answers[0].ttl);
+    assert_eq!(
+        second.queries[0].name().to_ascii(),
+        "WWW.Provider.lab.",
+        "question echoed as spelled"
+    );
+    assert_eq!(
+        second.answers[0].ttl,
+        ttl1 - 2,
+        "{ttl1} then {}",
+        second.answers[0].ttl
+    );
     t.stop().await;
 }
 
@@ -50,11 +62,19 @@ async fn an_entry_expires_at_its_ttl() {
     let t = start_taproot(&tree, |c| c.cache.prefetch = false).await;
     ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
     ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
-    assert_eq!(asked(&tree, "short.provider.lab."), 1, "second answer from cache");
+    assert_eq!(
+        asked(&tree, "short.provider.lab."),
+        1,
+        "second answer from cache"
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let again = ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
     assert_eq!(first_a(&again).as_deref(), Some("127.3.0.2"));
-    assert_eq!(asked(&tree, "short.provider.lab."), 2, "asked again after the TTL of 2 s");
+    assert_eq!(
+        asked(&tree, "short.provider.lab."),
+        2,
+        "asked again after the TTL of 2 s"
+    );
     t.stop().await;
 }
 
@@ -91,7 +111,12 @@ async fn concurrent_identical_questions_share_one_resolution() {
         let reply = task.await.expect("task");
         assert_eq!(first_a(&reply).as_deref(), Some("127.5.0.1"));
     }
-    assert_eq!(asked(&tree, "www.example.co.kr."), 1, "{:?}", tree.query_log());
+    assert_eq!(
+        asked(&tree, "www.example.co.kr."),
+        1,
+        "{:?}",
+        tree.query_log()
+    );
     t.stop().await;
 }
 
@@ -114,7 +139,11 @@ async fn a_popular_name_is_refreshed_before_it_expires() {
     // Past the original expiry the answer is still a hit, with a fresh TTL.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let after = ask_udp(t.addr, &recursive("ten.provider.lab.", RecordType::A)).await;
-    assert!(after.answers[0].ttl >= 8, "refreshed TTL: {}", after.answers[0].ttl);
+    assert!(
+        after.answers[0].ttl >= 8,
+        "refreshed TTL: {}",
+        after.answers[0].ttl
+    );
     assert_eq!(asked(&tree, "ten.provider.lab."), 2, "no miss after expiry");
     t.stop().await;
 }
@@ -137,6 +166,10 @@ async fn when_every_upstream_is_dead_an_expired_answer_is_served_stale() {
     assert_eq!(stale.metadata.response_code, ResponseCode::NoError);
     assert_eq!(first_a(&stale).as_deref(), Some("127.3.0.2"));
     assert_eq!(stale.answers[0].ttl, 30, "RFC 8767 stale TTL");
-    assert!(start.elapsed() < Duration::from_millis(1_500), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        start.elapsed()
+    );
     t.stop().await;
 }

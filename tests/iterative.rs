@@ -22,7 +22,10 @@ fn question(qname: &str, rtype: RecordType, rd: bool) -> Message {
 /// The zone a referral points to, and the glue addresses it carries.
 fn referral(reply: &Message) -> (String, Vec<IpAddr>) {
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
-    assert!(reply.answers.is_empty(), "a referral has no answer: {reply:?}");
+    assert!(
+        reply.answers.is_empty(),
+        "a referral has no answer: {reply:?}"
+    );
     let zone = reply
         .authorities
         .iter()
@@ -51,7 +54,11 @@ async fn walk_from(tree: &FakeTree, first: Message, qname: &str, rtype: RecordTy
         }
         let (_, glue) = referral(&reply);
         let next = glue.first().copied().expect("glue to follow");
-        reply = ask_udp(SocketAddr::new(next, tree.port()), &question(qname, rtype, false)).await;
+        reply = ask_udp(
+            SocketAddr::new(next, tree.port()),
+            &question(qname, rtype, false),
+        )
+        .await;
     }
     panic!("the walk did not end in 10 steps");
 }
@@ -64,10 +71,23 @@ async fn a_cold_query_gets_the_tld_referral_after_exactly_one_root_query() {
     let (zone, glue) = referral(&reply);
     assert_eq!(zone, "kr.");
     assert!(glue.contains(&client::KR1_IP), "{glue:?}");
-    assert!(!reply.metadata.recursion_available, "RA=0 in iterative mode");
+    assert!(
+        !reply.metadata.recursion_available,
+        "RA=0 in iterative mode"
+    );
     assert!(!reply.metadata.authoritative);
-    assert_eq!(tree.queries_to(client::ROOT_IP), 1, "{:?}", tree.query_log());
-    assert_eq!(tree.total_queries(), 1, "never walks further: {:?}", tree.query_log());
+    assert_eq!(
+        tree.queries_to(client::ROOT_IP),
+        1,
+        "{:?}",
+        tree.query_log()
+    );
+    assert_eq!(
+        tree.total_queries(),
+        1,
+        "never walks further: {:?}",
+        tree.query_log()
+    );
     t.stop().await;
 }
 
@@ -75,10 +95,18 @@ async fn a_cold_query_gets_the_tld_referral_after_exactly_one_root_query() {
 async fn a_client_following_referrals_reaches_the_recursive_answer() {
     let tree = three_level_tree().await;
     let iterative = start_taproot(&tree, |c| c.server.mode = Mode::Iterative).await;
-    let first = ask_udp(iterative.addr, &question("www.example.co.kr.", RecordType::A, false)).await;
+    let first = ask_udp(
+        iterative.addr,
+        &question("www.example.co.kr.", RecordType::A, false),
+    )
+    .await;
     let walked = walk_from(&tree, first, "www.example.co.kr.", RecordType::A).await;
     let recursive = start_taproot(&tree, |_| {}).await;
-    let direct = ask_udp(recursive.addr, &question("www.example.co.kr.", RecordType::A, true)).await;
+    let direct = ask_udp(
+        recursive.addr,
+        &question("www.example.co.kr.", RecordType::A, true),
+    )
+    .await;
     let mut a: Vec<_> = walked.answers.iter().map(|r| r.data.clone()).collect();
     let mut b: Vec<_> = direct.answers.iter().map(|r| r.data.clone()).collect();
     a.sort_by_key(|d| format!("{d:?}"));
@@ -97,12 +125,24 @@ async fn rd0_in_recursive_mode_returns_the_deepest_known_cut_and_cached_answers(
     let warm = ask_udp(t.addr, &question("ns.co.kr.", RecordType::A, true)).await;
     assert_eq!(warm.metadata.response_code, ResponseCode::NoError);
     tree.reset_counts();
-    let reply = ask_udp(t.addr, &question("www.example.co.kr.", RecordType::A, false)).await;
+    let reply = ask_udp(
+        t.addr,
+        &question("www.example.co.kr.", RecordType::A, false),
+    )
+    .await;
     let (zone, glue) = referral(&reply);
     assert_eq!(zone, "co.kr.");
     assert!(glue.contains(&client::COKR_IP));
-    assert!(reply.metadata.recursion_available, "recursive mode still offers recursion");
-    assert_eq!(tree.total_queries(), 0, "answered from cache: {:?}", tree.query_log());
+    assert!(
+        reply.metadata.recursion_available,
+        "recursive mode still offers recursion"
+    );
+    assert_eq!(
+        tree.total_queries(),
+        0,
+        "answered from cache: {:?}",
+        tree.query_log()
+    );
     // A cached answer is returned as it is.
     let cached = ask_udp(t.addr, &question("ns.co.kr.", RecordType::A, false)).await;
     assert_eq!(cached.answers.len(), 1);
@@ -124,7 +164,10 @@ async fn an_acl_entry_that_allows_only_referrals_is_honoured() {
     let reply = ask_udp(t.addr, &question("www.example.co.kr.", RecordType::A, true)).await;
     let (zone, _) = referral(&reply);
     assert_eq!(zone, "kr.");
-    assert!(!reply.metadata.recursion_available, "no recursion for this client");
+    assert!(
+        !reply.metadata.recursion_available,
+        "no recursion for this client"
+    );
     assert_eq!(tree.total_queries(), 1);
     t.stop().await;
 }

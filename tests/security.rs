@@ -49,13 +49,25 @@ async fn an_outsider_address_is_refused() {
         }];
     })
     .await;
-    let q = recursive("www.provider.lab.", RecordType::A).to_vec().expect("encode");
-    let outsider = ask_from("127.0.0.2:0", t.addr, &q, Duration::from_secs(2)).await.expect("an answer");
+    let q = recursive("www.provider.lab.", RecordType::A)
+        .to_vec()
+        .expect("encode");
+    let outsider = ask_from("127.0.0.2:0", t.addr, &q, Duration::from_secs(2))
+        .await
+        .expect("an answer");
     let outsider = Message::from_vec(&outsider).expect("decodes");
     assert_eq!(outsider.metadata.response_code, ResponseCode::Refused);
     assert_eq!(tree.total_queries(), 0, "no work for an outsider");
-    let insider = ask_from("127.0.0.1:0", t.addr, &q, Duration::from_secs(2)).await.expect("an answer");
-    assert_eq!(Message::from_vec(&insider).expect("decodes").metadata.response_code, ResponseCode::NoError);
+    let insider = ask_from("127.0.0.1:0", t.addr, &q, Duration::from_secs(2))
+        .await
+        .expect("an answer");
+    assert_eq!(
+        Message::from_vec(&insider)
+            .expect("decodes")
+            .metadata
+            .response_code,
+        ResponseCode::NoError
+    );
     t.stop().await;
 }
 
@@ -78,7 +90,9 @@ async fn a_flood_from_one_client_is_limited_while_another_is_served() {
     let mut answered = 0;
     let mut truncated = 0;
     let mut buf = vec![0u8; 4096];
-    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(300), flood.recv_from(&mut buf)).await {
+    while let Ok(Ok((n, _))) =
+        tokio::time::timeout(Duration::from_millis(300), flood.recv_from(&mut buf)).await
+    {
         let m = Message::from_vec(&buf[..n]).expect("decodes");
         if m.metadata.truncation {
             truncated += 1;
@@ -86,10 +100,18 @@ async fn a_flood_from_one_client_is_limited_while_another_is_served() {
             answered += 1;
         }
     }
-    assert!(answered <= 30, "the flood was limited: {answered} full answers");
+    assert!(
+        answered <= 30,
+        "the flood was limited: {answered} full answers"
+    );
     assert!(truncated > 0, "slip sends TC=1 now and then");
-    let other = ask_from("127.0.0.4:0", t.addr, &bytes, Duration::from_secs(2)).await.expect("served");
-    assert_eq!(first_a(&Message::from_vec(&other).expect("decodes")).as_deref(), Some("127.3.0.1"));
+    let other = ask_from("127.0.0.4:0", t.addr, &bytes, Duration::from_secs(2))
+        .await
+        .expect("served");
+    assert_eq!(
+        first_a(&Message::from_vec(&other).expect("decodes")).as_deref(),
+        Some("127.3.0.1")
+    );
     t.stop().await;
 }
 
@@ -111,20 +133,28 @@ async fn malformed_client_packets_get_formerr_or_nothing_and_the_next_query_is_a
     let mut rng = rand::rng();
     for len in [0usize, 3, 11, 12, 40, 300] {
         let junk: Vec<u8> = (0..len).map(|_| rng.random()).collect();
-        if let Some(resp) = ask_from("127.0.0.1:0", t.addr, &junk, Duration::from_millis(200)).await {
+        if let Some(resp) = ask_from("127.0.0.1:0", t.addr, &junk, Duration::from_millis(200)).await
+        {
             let rcode = resp.get(3).map(|b| b & 0x0f);
-            assert!(matches!(rcode, Some(1) | Some(4) | Some(5)) || resp.len() >= 12, "{resp:?}");
+            assert!(
+                matches!(rcode, Some(1) | Some(4) | Some(5)) || resp.len() >= 12,
+                "{resp:?}"
+            );
         }
     }
     let mut many = vec![0xab, 0xcd, 0x01, 0x00, 0xff, 0xff, 0, 0, 0, 0, 0, 0];
     many.extend_from_slice(b"\x03www\x00\x00\x01\x00\x01");
-    let resp = ask_from("127.0.0.1:0", t.addr, &many, Duration::from_secs(1)).await.expect("FORMERR");
+    let resp = ask_from("127.0.0.1:0", t.addr, &many, Duration::from_secs(1))
+        .await
+        .expect("FORMERR");
     assert_eq!(resp[3] & 0x0f, 1, "65535 questions: FORMERR");
     assert_eq!(&resp[..2], &[0xab, 0xcd]);
     let mut long = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 64];
     long.extend_from_slice(&[b'a'; 64]);
     long.extend_from_slice(&[0, 0, 1, 0, 1]);
-    let resp = ask_from("127.0.0.1:0", t.addr, &long, Duration::from_secs(1)).await.expect("FORMERR");
+    let resp = ask_from("127.0.0.1:0", t.addr, &long, Duration::from_secs(1))
+        .await
+        .expect("FORMERR");
     assert_eq!(resp[3] & 0x0f, 1, "a 64-octet label: FORMERR");
     let good = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
     assert_eq!(first_a(&good).as_deref(), Some("127.3.0.1"));

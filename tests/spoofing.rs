@@ -34,7 +34,10 @@ fn first_a(reply: &Message) -> Option<String> {
 /// of what it receives: the flood reaches its socket too.
 async fn ask_checked(to: SocketAddr, q: &Message) -> Message {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    socket.send_to(&q.to_vec().expect("encode"), to).await.expect("send");
+    socket
+        .send_to(&q.to_vec().expect("encode"), to)
+        .await
+        .expect("send");
     let mut buf = vec![0u8; 4096];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -76,7 +79,9 @@ async fn a_spoofing_flood_during_a_slow_resolution_poisons_nothing() {
     let target = Name::from_ascii("www.example.co.kr.").expect("name");
     let (lo, hi) = ephemeral_ports();
     let attacker = tokio::spawn(async move {
-        let socket = UdpSocket::bind("127.0.0.66:0").await.expect("attacker socket");
+        let socket = UdpSocket::bind("127.0.0.66:0")
+            .await
+            .expect("attacker socket");
         let mut sent = 0u64;
         let stop = Instant::now() + Duration::from_millis(600);
         'outer: loop {
@@ -87,9 +92,15 @@ async fn a_spoofing_flood_during_a_slow_resolution_poisons_nothing() {
                 let mut m = Message::new(rand::random(), MessageType::Response, OpCode::Query);
                 m.metadata.authoritative = true;
                 m.add_query(Query::query(target.clone(), RecordType::A));
-                m.add_answer(Record::from_rdata(target.clone(), 86400, RData::A(A::new(6, 6, 6, 6))));
+                m.add_answer(Record::from_rdata(
+                    target.clone(),
+                    86400,
+                    RData::A(A::new(6, 6, 6, 6)),
+                ));
                 let bytes = m.to_vec().expect("encode");
-                let _ = socket.send_to(&bytes, SocketAddr::from(([127, 0, 0, 1], port))).await;
+                let _ = socket
+                    .send_to(&bytes, SocketAddr::from(([127, 0, 0, 1], port)))
+                    .await;
                 sent += 1;
             }
         }
@@ -101,6 +112,10 @@ async fn a_spoofing_flood_during_a_slow_resolution_poisons_nothing() {
     assert!(forged > 1000, "the attack really ran: {forged}");
     assert_eq!(first_a(&reply).as_deref(), Some("127.5.0.1"));
     let again = ask_checked(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
-    assert_eq!(first_a(&again).as_deref(), Some("127.5.0.1"), "the cache holds the true address");
+    assert_eq!(
+        first_a(&again).as_deref(),
+        Some("127.5.0.1"),
+        "the cache holds the true address"
+    );
     t.stop().await;
 }

@@ -64,7 +64,11 @@ async fn a_records_are_resolved_through_four_levels() {
     assert!(!reply.metadata.authoritative);
     assert_eq!(addresses(&reply), ["127.1.0.1", "127.1.0.2"]);
     for server in [client::ROOT_IP, client::COKR_IP, client::EXAMPLE_IP] {
-        assert!(tree.queries_to(server) >= 1, "{server} was asked: {:?}", tree.query_log());
+        assert!(
+            tree.queries_to(server) >= 1,
+            "{server} was asked: {:?}",
+            tree.query_log()
+        );
     }
     t.stop().await;
 }
@@ -78,9 +82,13 @@ async fn a_aaaa_mx_and_txt_resolve_at_a_second_level_zone() {
     let aaaa = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::AAAA)).await;
     assert_eq!(addresses(&aaaa), ["fd00::1"]);
     let mx = ask_udp(t.addr, &recursive("provider.lab.", RecordType::MX)).await;
-    assert!(matches!(&mx.answers[0].data, RData::MX(m) if m.exchange.to_ascii() == "mail.provider.lab."));
+    assert!(
+        matches!(&mx.answers[0].data, RData::MX(m) if m.exchange.to_ascii() == "mail.provider.lab.")
+    );
     let txt = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::TXT)).await;
-    assert!(matches!(&txt.answers[0].data, RData::TXT(t) if t.to_string().contains("v=lab1 hello")));
+    assert!(
+        matches!(&txt.answers[0].data, RData::TXT(t) if t.to_string().contains("v=lab1 hello"))
+    );
     t.stop().await;
 }
 
@@ -93,10 +101,28 @@ async fn a_second_lookup_in_the_same_zone_skips_root_and_tld() {
     tree.reset_counts();
     let second = ask_udp(t.addr, &recursive("alias.example.co.kr.", RecordType::A)).await;
     assert_eq!(second.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(tree.queries_to(client::ROOT_IP), 0, "{:?}", tree.query_log());
-    assert_eq!(tree.queries_to(client::KR1_IP) + tree.queries_to(client::KR2_IP), 0);
-    assert_eq!(tree.queries_to(client::COKR_IP), 0, "{:?}", tree.query_log());
-    assert_eq!(tree.queries_to(client::EXAMPLE_IP), 1, "{:?}", tree.query_log());
+    assert_eq!(
+        tree.queries_to(client::ROOT_IP),
+        0,
+        "{:?}",
+        tree.query_log()
+    );
+    assert_eq!(
+        tree.queries_to(client::KR1_IP) + tree.queries_to(client::KR2_IP),
+        0
+    );
+    assert_eq!(
+        tree.queries_to(client::COKR_IP),
+        0,
+        "{:?}",
+        tree.query_log()
+    );
+    assert_eq!(
+        tree.queries_to(client::EXAMPLE_IP),
+        1,
+        "{:?}",
+        tree.query_log()
+    );
     t.stop().await;
 }
 
@@ -118,9 +144,16 @@ async fn a_glueless_delegation_resolves_its_ns_name_first() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
     let reply = ask_udp(t.addr, &recursive("www.glueless.kr.", RecordType::A)).await;
-    assert_eq!(reply.metadata.response_code, ResponseCode::NoError, "{reply:?}");
+    assert_eq!(
+        reply.metadata.response_code,
+        ResponseCode::NoError,
+        "{reply:?}"
+    );
     assert_eq!(addresses(&reply), ["127.4.0.1"]);
-    assert!(tree.queries_to(lab::LAB) >= 1, "ns.provider.lab. was resolved via lab.");
+    assert!(
+        tree.queries_to(lab::LAB) >= 1,
+        "ns.provider.lab. was resolved via lab."
+    );
     t.stop().await;
 }
 
@@ -138,9 +171,16 @@ async fn a_deep_delegation_with_four_cuts_is_followed() {
 async fn a_wildcard_answer_carries_the_question_name() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let reply = ask_udp(t.addr, &recursive("anything.wild.example.co.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &recursive("anything.wild.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(addresses(&reply), ["127.5.0.9"]);
-    assert_eq!(reply.answers[0].name.to_ascii(), "anything.wild.example.co.kr.");
+    assert_eq!(
+        reply.answers[0].name.to_ascii(),
+        "anything.wild.example.co.kr."
+    );
     t.stop().await;
 }
 
@@ -150,7 +190,10 @@ async fn a_dname_is_followed_with_a_synthesised_cname() {
     let t = start_taproot(&tree, |_| {}).await;
     let reply = ask_udp(t.addr, &recursive("x.old.example.co.kr.", RecordType::A)).await;
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(types(&reply.answers), [RecordType::DNAME, RecordType::CNAME, RecordType::A]);
+    assert_eq!(
+        types(&reply.answers),
+        [RecordType::DNAME, RecordType::CNAME, RecordType::A]
+    );
     assert_eq!(addresses(&reply), ["127.5.0.7"]);
     t.stop().await;
 }
@@ -169,7 +212,11 @@ async fn nxdomain_and_nodata_carry_the_soa_and_are_answered_from_the_negative_ca
     assert_eq!(types(&nodata.authorities), [RecordType::SOA]);
     tree.reset_counts();
     let nx2 = ask_udp(t.addr, &recursive("nope.example.co.kr.", RecordType::AAAA)).await;
-    assert_eq!(nx2.metadata.response_code, ResponseCode::NXDomain, "NXDOMAIN covers every type");
+    assert_eq!(
+        nx2.metadata.response_code,
+        ResponseCode::NXDomain,
+        "NXDOMAIN covers every type"
+    );
     let nodata2 = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::MX)).await;
     assert_eq!(nodata2.metadata.response_code, ResponseCode::NoError);
     assert_eq!(types(&nodata2.authorities), [RecordType::SOA]);
@@ -184,7 +231,9 @@ async fn an_answer_over_1232_bytes_is_fetched_over_tcp_after_tc() {
     let reply = ask_tcp(t.addr, &recursive("big.example.co.kr.", RecordType::TXT)).await;
     assert_eq!(reply.answers.len(), 7);
     assert!(
-        tree.query_log().iter().any(|q| q.tcp && q.name.to_ascii() == "big.example.co.kr."),
+        tree.query_log()
+            .iter()
+            .any(|q| q.tcp && q.name.to_ascii() == "big.example.co.kr."),
         "taproot retried over TCP: {:?}",
         tree.query_log()
     );
@@ -212,17 +261,38 @@ async fn a_dead_and_a_refusing_server_beside_a_working_one_still_give_the_answer
     tree.set_behaviour(lab::EX1, Behaviour::Drop);
     tree.set_behaviour(lab::EX2, Behaviour::Refused);
     let t = start_taproot(&tree, |c| c.resolver.upstream_timeout_ms = 400).await;
-    for name in ["www.example.co.kr.", "alias.example.co.kr.", "wild.example.co.kr."] {
+    for name in [
+        "www.example.co.kr.",
+        "alias.example.co.kr.",
+        "wild.example.co.kr.",
+    ] {
         let reply = ask_udp(t.addr, &recursive(name, RecordType::A)).await;
-        assert_ne!(reply.metadata.response_code, ResponseCode::ServFail, "{name}");
+        assert_ne!(
+            reply.metadata.response_code,
+            ResponseCode::ServFail,
+            "{name}"
+        );
     }
     let asked_dead = tree.queries_to(lab::EX1);
-    assert!(asked_dead <= 1, "the dead server is held down after one timeout: {asked_dead}");
+    assert!(
+        asked_dead <= 1,
+        "the dead server is held down after one timeout: {asked_dead}"
+    );
     tree.reset_counts();
     let reply = ask_udp(t.addr, &recursive("x.new.example.co.kr.", RecordType::A)).await;
     assert_eq!(addresses(&reply), ["127.5.0.7"]);
-    assert_eq!(tree.queries_to(lab::EX1), 0, "held down: {:?}", tree.query_log());
-    assert_eq!(tree.queries_to(lab::EX2), 0, "held down: {:?}", tree.query_log());
+    assert_eq!(
+        tree.queries_to(lab::EX1),
+        0,
+        "held down: {:?}",
+        tree.query_log()
+    );
+    assert_eq!(
+        tree.queries_to(lab::EX2),
+        0,
+        "held down: {:?}",
+        tree.query_log()
+    );
     t.stop().await;
 }
 
@@ -263,7 +333,11 @@ async fn an_out_of_bailiwick_record_stuffed_in_additional_is_never_used() {
     let first = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
     assert_eq!(addresses(&first), ["127.3.0.1"]);
     let reply = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
-    assert_eq!(addresses(&reply), ["127.5.0.1"], "the true answer, not the forged one");
+    assert_eq!(
+        addresses(&reply),
+        ["127.5.0.1"],
+        "the true answer, not the forged one"
+    );
     t.stop().await;
 }
 
@@ -304,6 +378,11 @@ async fn edns_is_answered_only_when_the_client_used_it() {
     plain.edns = None;
     let without = ask_udp(t.addr, &plain).await;
     assert!(without.edns.is_none());
-    let _ = (Edns::new(), Query::new(), SocketAddr::from(([127, 0, 0, 1], 0)), IpAddr::from([0u8; 4]));
+    let _ = (
+        Edns::new(),
+        Query::new(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        IpAddr::from([0u8; 4]),
+    );
     t.stop().await;
 }

@@ -165,12 +165,23 @@ fn weigh(key: &[u8], value: &CachedAnswer) -> u32 {
     (key.len() + value.wire.len() + value.ttl_offsets.len() * 2 + 160) as u32
 }
 
+/// moka hands the weigher the key as stored (`&Box<[u8]>`).
+#[allow(clippy::borrowed_box)]
+fn weigh_entry(key: &Box<[u8]>, value: &Arc<CachedAnswer>) -> u32 {
+    weigh(key, value)
+}
+
 impl AnswerCache {
-    pub fn new(max_bytes: u64, stale_window: u32, clock: Clock, stats: Arc<CacheStats>) -> AnswerCache {
+    pub fn new(
+        max_bytes: u64,
+        stale_window: u32,
+        clock: Clock,
+        stats: Arc<CacheStats>,
+    ) -> AnswerCache {
         let evict_stats = stats.clone();
         let inner = moka::sync::Cache::builder()
             .max_capacity(max_bytes.max(1))
-            .weigher(|k: &Box<[u8]>, v: &Arc<CachedAnswer>| weigh(k, v))
+            .weigher(weigh_entry)
             .expire_after(PerEntryExpiry)
             .support_invalidation_closures()
             .eviction_listener(move |_k, _v, cause| {

@@ -89,7 +89,11 @@ impl Cache {
     /// A cut whose servers have no cached addresses is still returned, so the
     /// walk can resolve the names; `skip_without_addresses` asks for the
     /// deepest cut that can be queried right away instead.
-    pub fn closest_delegation(&self, qname: &Name, skip_without_addresses: bool) -> Option<Delegation> {
+    pub fn closest_delegation(
+        &self,
+        qname: &Name,
+        skip_without_addresses: bool,
+    ) -> Option<Delegation> {
         let mut name = qname.to_lowercase();
         loop {
             if let Some(ns) = self.records.get(&name, RecordType::NS) {
@@ -215,25 +219,48 @@ mod tests {
     #[test]
     fn glue_never_overrides_an_authoritative_answer() {
         let c = cache();
-        assert!(c.records.insert(vec![a("www.example.kr.", 300, 1)], Rank::AuthAnswer));
-        assert!(!c.records.insert(vec![a("www.example.kr.", 300, 66)], Rank::Additional));
-        let got = c.records.get(&n("www.example.kr."), RecordType::A).expect("cached");
+        assert!(
+            c.records
+                .insert(vec![a("www.example.kr.", 300, 1)], Rank::AuthAnswer)
+        );
+        assert!(
+            !c.records
+                .insert(vec![a("www.example.kr.", 300, 66)], Rank::Additional)
+        );
+        let got = c
+            .records
+            .get(&n("www.example.kr."), RecordType::A)
+            .expect("cached");
         assert_eq!(got.records[0].data, RData::A(A::new(127, 0, 0, 1)));
         // A higher rank does replace a lower one.
-        assert!(c.records.insert(vec![a("ns.example.kr.", 300, 2)], Rank::Additional));
-        assert!(c.records.insert(vec![a("ns.example.kr.", 300, 3)], Rank::AuthAnswer));
+        assert!(
+            c.records
+                .insert(vec![a("ns.example.kr.", 300, 2)], Rank::Additional)
+        );
+        assert!(
+            c.records
+                .insert(vec![a("ns.example.kr.", 300, 3)], Rank::AuthAnswer)
+        );
     }
 
     #[test]
     fn ttls_decay_and_entries_expire_at_their_ttl() {
         let c = cache();
-        c.records.insert(vec![a("www.example.kr.", 10, 1)], Rank::AuthAnswer);
+        c.records
+            .insert(vec![a("www.example.kr.", 10, 1)], Rank::AuthAnswer);
         c.clock.advance(2_000);
-        let got = c.records.get(&n("www.example.kr."), RecordType::A).expect("cached");
+        let got = c
+            .records
+            .get(&n("www.example.kr."), RecordType::A)
+            .expect("cached");
         assert_eq!(got.ttl, 8);
         assert_eq!(got.records[0].ttl, 8);
         c.clock.advance(8_000);
-        assert!(c.records.get(&n("www.example.kr."), RecordType::A).is_none());
+        assert!(
+            c.records
+                .get(&n("www.example.kr."), RecordType::A)
+                .is_none()
+        );
     }
 
     #[test]
@@ -244,24 +271,42 @@ mod tests {
             ..CacheConfig::default()
         };
         let c = Cache::new(&config, Clock::manual());
-        c.records.insert(vec![a("short.kr.", 5, 1)], Rank::AuthAnswer);
-        c.records.insert(vec![a("long.kr.", 86_400, 1)], Rank::AuthAnswer);
-        assert_eq!(c.records.get(&n("short.kr."), RecordType::A).map(|s| s.ttl), Some(60));
-        assert_eq!(c.records.get(&n("long.kr."), RecordType::A).map(|s| s.ttl), Some(120));
+        c.records
+            .insert(vec![a("short.kr.", 5, 1)], Rank::AuthAnswer);
+        c.records
+            .insert(vec![a("long.kr.", 86_400, 1)], Rank::AuthAnswer);
+        assert_eq!(
+            c.records.get(&n("short.kr."), RecordType::A).map(|s| s.ttl),
+            Some(60)
+        );
+        assert_eq!(
+            c.records.get(&n("long.kr."), RecordType::A).map(|s| s.ttl),
+            Some(120)
+        );
     }
 
     #[test]
     fn closest_delegation_is_the_deepest_cut_with_addresses() {
         let c = cache();
         c.records.insert(vec![ns(".", "a.root.")], Rank::AuthAnswer);
-        c.records.insert(vec![a("a.root.", 3600, 1)], Rank::Additional);
+        c.records
+            .insert(vec![a("a.root.", 3600, 1)], Rank::Additional);
         c.records.insert(vec![ns("kr.", "ns.kr.")], Rank::Referral);
-        c.records.insert(vec![a("ns.kr.", 3600, 2)], Rank::Additional);
-        c.records.insert(vec![ns("co.kr.", "ns.elsewhere.lab.")], Rank::Referral);
-        let deepest = c.closest_delegation(&n("www.example.co.kr."), false).expect("a cut");
+        c.records
+            .insert(vec![a("ns.kr.", 3600, 2)], Rank::Additional);
+        c.records
+            .insert(vec![ns("co.kr.", "ns.elsewhere.lab.")], Rank::Referral);
+        let deepest = c
+            .closest_delegation(&n("www.example.co.kr."), false)
+            .expect("a cut");
         assert_eq!(deepest.zone, n("co.kr."));
-        assert!(!deepest.has_addresses(), "glueless: the walk must resolve the NS name");
-        let usable = c.closest_delegation(&n("www.example.co.kr."), true).expect("a cut");
+        assert!(
+            !deepest.has_addresses(),
+            "glueless: the walk must resolve the NS name"
+        );
+        let usable = c
+            .closest_delegation(&n("www.example.co.kr."), true)
+            .expect("a cut");
         assert_eq!(usable.zone, n("kr."));
         assert_eq!(usable.servers[0].addrs.len(), 1);
         assert_eq!(
@@ -288,20 +333,35 @@ mod tests {
             answers.insert(&key, wire);
         }
         answers.sync();
-        assert!(answers.weighted_size() <= cap, "{} > {cap}", answers.weighted_size());
+        assert!(
+            answers.weighted_size() <= cap,
+            "{} > {cap}",
+            answers.weighted_size()
+        );
         assert!(stats.evictions(CacheKind::Answer) > 0);
     }
 
     #[test]
     fn flush_of_a_subtree_leaves_the_rest() {
         let c = cache();
-        c.records.insert(vec![a("www.example.kr.", 300, 1)], Rank::AuthAnswer);
-        c.records.insert(vec![a("deep.www.example.kr.", 300, 1)], Rank::AuthAnswer);
-        c.records.insert(vec![a("www.other.kr.", 300, 1)], Rank::AuthAnswer);
+        c.records
+            .insert(vec![a("www.example.kr.", 300, 1)], Rank::AuthAnswer);
+        c.records
+            .insert(vec![a("deep.www.example.kr.", 300, 1)], Rank::AuthAnswer);
+        c.records
+            .insert(vec![a("www.other.kr.", 300, 1)], Rank::AuthAnswer);
         c.flush_name(&n("example.kr."), true);
         c.sync();
-        assert!(c.records.get(&n("www.example.kr."), RecordType::A).is_none());
-        assert!(c.records.get(&n("deep.www.example.kr."), RecordType::A).is_none());
+        assert!(
+            c.records
+                .get(&n("www.example.kr."), RecordType::A)
+                .is_none()
+        );
+        assert!(
+            c.records
+                .get(&n("deep.www.example.kr."), RecordType::A)
+                .is_none()
+        );
         assert!(c.records.get(&n("www.other.kr."), RecordType::A).is_some());
     }
 }

@@ -54,7 +54,12 @@ pub struct NegativeCache {
 }
 
 impl NegativeCache {
-    pub fn new(max_bytes: u64, policy: TtlPolicy, clock: Clock, stats: Arc<CacheStats>) -> NegativeCache {
+    pub fn new(
+        max_bytes: u64,
+        policy: TtlPolicy,
+        clock: Clock,
+        stats: Arc<CacheStats>,
+    ) -> NegativeCache {
         let evict_stats = stats.clone();
         let inner = moka::sync::Cache::builder()
             .max_capacity(max_bytes.max(1))

@@ -79,7 +79,12 @@ fn weigh(key: &RecordKey, value: &CachedRrset) -> u32 {
 }
 
 impl RecordCache {
-    pub fn new(max_bytes: u64, policy: TtlPolicy, clock: Clock, stats: Arc<CacheStats>) -> RecordCache {
+    pub fn new(
+        max_bytes: u64,
+        policy: TtlPolicy,
+        clock: Clock,
+        stats: Arc<CacheStats>,
+    ) -> RecordCache {
         let evict_stats = stats.clone();
         let inner = moka::sync::Cache::builder()
             .max_capacity(max_bytes.max(1))

@@ -45,32 +45,6 @@ pub fn is_fresh(ttl: u32, stored_ms: u64, now_ms: u64) -> bool {
     now_ms < stored_ms + u64::from(ttl) * 1000
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clamps_apply() {
-        let p = TtlPolicy {
-            min_ttl: 60,
-            max_ttl: 3600,
-            negative_max_ttl: 900,
-        };
-        assert_eq!(p.positive(5), 60);
-        assert_eq!(p.positive(86400), 3600);
-        assert_eq!(p.negative(3600, 7200), 900);
-        assert_eq!(p.negative(300, 60), 60);
-    }
-
-    #[test]
-    fn decay_is_whole_seconds() {
-        assert_eq!(remaining(300, 1_000, 3_999), 298);
-        assert_eq!(remaining(1, 0, 5_000), 0);
-        assert!(is_fresh(2, 0, 1_999));
-        assert!(!is_fresh(2, 0, 2_000));
-    }
-}
-
 /// How long a cached value stays in moka: its TTL, plus the serve-stale window
 /// for stores that keep expired data for RFC 8767.
 pub trait Lifetime {
@@ -105,5 +79,31 @@ impl<K, V: Lifetime> moka::Expiry<K, V> for PerEntryExpiry {
 impl<T: Lifetime> Lifetime for std::sync::Arc<T> {
     fn lifetime(&self) -> std::time::Duration {
         (**self).lifetime()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamps_apply() {
+        let p = TtlPolicy {
+            min_ttl: 60,
+            max_ttl: 3600,
+            negative_max_ttl: 900,
+        };
+        assert_eq!(p.positive(5), 60);
+        assert_eq!(p.positive(86400), 3600);
+        assert_eq!(p.negative(3600, 7200), 900);
+        assert_eq!(p.negative(300, 60), 60);
+    }
+
+    #[test]
+    fn decay_is_whole_seconds() {
+        assert_eq!(remaining(300, 1_000, 3_999), 298);
+        assert_eq!(remaining(1, 0, 5_000), 0);
+        assert!(is_fresh(2, 0, 1_999));
+        assert!(!is_fresh(2, 0, 2_000));
     }
 }

@@ -63,7 +63,11 @@ pub fn substitute(name: &Name, owner: &Name, target: &Name) -> Option<Name> {
 /// Follows qname through the answer section: CNAMEs, DNAMEs (synthesising
 /// the CNAME, RFC 6672 §3.2) and finally the RRset of `qtype`.
 /// Returns the chain, the name reached, and the final RRset if present.
-pub fn follow_chain(answers: &[Record], qname: &Name, qtype: RecordType) -> (Vec<Record>, Name, Vec<Record>) {
+pub fn follow_chain(
+    answers: &[Record],
+    qname: &Name,
+    qtype: RecordType,
+) -> (Vec<Record>, Name, Vec<Record>) {
     let mut chain = Vec::new();
     let mut current = qname.clone();
     for _ in 0..MAX_LINKS_IN_RESPONSE {
@@ -77,7 +81,9 @@ pub fn follow_chain(answers: &[Record], qname: &Name, qtype: RecordType) -> (Vec
         }
         if qtype != RecordType::DNAME
             && let Some((dname, target)) = answers.iter().find_map(|r| {
-                (r.record_type() == RecordType::DNAME && r.name.zone_of(&current) && r.name != current)
+                (r.record_type() == RecordType::DNAME
+                    && r.name.zone_of(&current)
+                    && r.name != current)
                     .then(|| dname_target(r).map(|t| (r, t)))
                     .flatten()
             })

@@ -18,7 +18,9 @@ pub enum ResolveError {
     ReferralDepth(u32),
     #[error("too many resolutions in flight")]
     Overloaded,
-    #[error("upstream servers for {0} are on loopback or private addresses, which the config forbids")]
+    #[error(
+        "upstream servers for {0} are on loopback or private addresses, which the config forbids"
+    )]
     ForbiddenUpstream(String),
     #[error("the resolution task ended without an answer")]
     Internal,

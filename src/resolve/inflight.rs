@@ -10,8 +10,10 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 /// Waiters per question in flight.
+type Waiters<T> = HashMap<Box<[u8]>, Vec<oneshot::Sender<T>>>;
+
 pub struct Inflight<T: Clone> {
-    waiting: Mutex<HashMap<Box<[u8]>, Vec<oneshot::Sender<T>>>>,
+    waiting: Mutex<Waiters<T>>,
 }
 
 /// What a caller of [`Inflight::join`] is to do.

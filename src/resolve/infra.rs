@@ -51,7 +51,8 @@ impl Infra {
     }
 
     fn entry(&self, addr: IpAddr) -> Arc<Mutex<ServerStats>> {
-        self.servers.get_with(addr, || Arc::new(Mutex::new(ServerStats::default())))
+        self.servers
+            .get_with(addr, || Arc::new(Mutex::new(ServerStats::default())))
     }
 
     pub fn stats(&self, addr: IpAddr) -> ServerStats {

@@ -24,8 +24,14 @@ const MAX_GLUELESS_DEPTH: u8 = 4;
 /// What the walk found for one name.
 #[derive(Debug)]
 pub enum Step {
-    Answer { chain: Vec<Record>, rrset: Vec<Record> },
-    Cname { chain: Vec<Record>, target: Name },
+    Answer {
+        chain: Vec<Record>,
+        rrset: Vec<Record>,
+    },
+    Cname {
+        chain: Vec<Record>,
+        target: Name,
+    },
     Negative {
         kind: NegativeKind,
         chain: Vec<Record>,
@@ -37,7 +43,12 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl Resolver {
     /// Walks from the closest cached delegation to the answer for (qname, qtype).
-    pub(super) async fn walk(&self, qname: &Name, qtype: RecordType, budget: &mut Budget) -> Result<Step, ResolveError> {
+    pub(super) async fn walk(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        budget: &mut Budget,
+    ) -> Result<Step, ResolveError> {
         let mut cut = self.start_cut(qname, budget).await?;
         let total_labels = qname.num_labels();
         let mut minimise = self.config.qname_minimisation;
@@ -45,7 +56,8 @@ impl Resolver {
         let mut minimise_steps = 0u8;
         let mut referrals = 0u32;
         loop {
-            let minimised = minimise && qmin_labels < total_labels && minimise_steps < MAX_MINIMISE_STEPS;
+            let minimised =
+                minimise && qmin_labels < total_labels && minimise_steps < MAX_MINIMISE_STEPS;
             let (sname, stype) = if minimised {
                 (qname.trim_to(qmin_labels as usize), RecordType::A)
             } else {
@@ -69,7 +81,9 @@ impl Resolver {
                     minimise_steps += 1;
                     match classified {
                         // The name exists and no cut is there: add a label (RFC 9156 §3).
-                        Classified::Answer { .. } | Classified::NoData { .. } if aa => qmin_labels += 1,
+                        Classified::Answer { .. } | Classified::NoData { .. } if aa => {
+                            qmin_labels += 1
+                        }
                         // Anything else: relaxed mode asks the full name.
                         _ => minimise = false,
                     }
@@ -80,7 +94,11 @@ impl Resolver {
                     rrset,
                     zone_ns,
                 } => {
-                    let rank = if aa { Rank::AuthAnswer } else { Rank::NonAuthAnswer };
+                    let rank = if aa {
+                        Rank::AuthAnswer
+                    } else {
+                        Rank::NonAuthAnswer
+                    };
                     self.cache_chain(&chain, rank);
                     self.cache_records(&rrset, rank);
                     self.cache_records(&zone_ns, Rank::AuthAuthority);
@@ -135,7 +153,11 @@ impl Resolver {
 
     /// The deepest cached cut that can be queried, resolving glueless NS
     /// names where needed; the root (primed) when nothing else is known.
-    async fn start_cut(&self, qname: &Name, budget: &mut Budget) -> Result<Delegation, ResolveError> {
+    async fn start_cut(
+        &self,
+        qname: &Name,
+        budget: &mut Budget,
+    ) -> Result<Delegation, ResolveError> {
         let mut name = qname.clone();
         while let Some(cut) = self.cache.closest_delegation(&name, false) {
             let cut = self.with_usable_addresses(cut);
@@ -177,7 +199,10 @@ impl Resolver {
             return Err(ResolveError::ForbiddenUpstream(".".into()));
         }
         let root = Name::root();
-        match self.ask_zone_full(&hints, &root, RecordType::NS, budget).await {
+        match self
+            .ask_zone_full(&hints, &root, RecordType::NS, budget)
+            .await
+        {
             Ok((Classified::Answer { rrset, .. }, _, glue)) => {
                 debug!(servers = rrset.len(), "primed the root");
                 self.cache_records(&rrset, Rank::AuthAnswer);
@@ -247,7 +272,11 @@ impl Resolver {
     /// Resolves the addresses of NS names that came without glue, at most
     /// `max_glueless_per_delegation` of them, nested at most
     /// [`MAX_GLUELESS_DEPTH`] deep, all inside the question's budget.
-    fn fill_addresses<'a>(&'a self, mut cut: Delegation, budget: &'a mut Budget) -> BoxFuture<'a, Delegation> {
+    fn fill_addresses<'a>(
+        &'a self,
+        mut cut: Delegation,
+        budget: &'a mut Budget,
+    ) -> BoxFuture<'a, Delegation> {
         Box::pin(async move {
             if budget.glueless_depth >= MAX_GLUELESS_DEPTH {
                 return cut;
@@ -318,7 +347,11 @@ impl Resolver {
         stype: RecordType,
         budget: &mut Budget,
     ) -> Result<(Classified, bool, Vec<Record>), ResolveError> {
-        let mut addrs: Vec<IpAddr> = cut.servers.iter().flat_map(|s| s.addrs.iter().copied()).collect();
+        let mut addrs: Vec<IpAddr> = cut
+            .servers
+            .iter()
+            .flat_map(|s| s.addrs.iter().copied())
+            .collect();
         addrs.sort();
         addrs.dedup();
         if addrs.is_empty() {

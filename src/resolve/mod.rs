@@ -106,7 +106,8 @@ impl Budget {
     }
 
     pub fn remaining_time(&self) -> std::time::Duration {
-        self.deadline.saturating_duration_since(tokio::time::Instant::now())
+        self.deadline
+            .saturating_duration_since(tokio::time::Instant::now())
     }
 }
 
@@ -153,9 +154,17 @@ impl Resolver {
         let weak = Arc::downgrade(&resolver);
         tokio::spawn(async move {
             while let Some(key) = prefetch_rx.recv().await {
-                let Some(resolver) = weak.upgrade() else { break };
-                let Some(q) = Question::from_key(&key) else { continue };
-                resolver.cache.stats.prefetches.fetch_add(1, Ordering::Relaxed);
+                let Some(resolver) = weak.upgrade() else {
+                    break;
+                };
+                let Some(q) = Question::from_key(&key) else {
+                    continue;
+                };
+                resolver
+                    .cache
+                    .stats
+                    .prefetches
+                    .fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     let _ = resolver.answer(&q, true).await;
                 });
@@ -212,7 +221,12 @@ impl Resolver {
     }
 
     /// Resolves (name, type) to records, following CNAMEs across zones.
-    pub async fn resolve(&self, qname: &Name, qtype: RecordType, refresh: bool) -> Result<Resolution, ResolveError> {
+    pub async fn resolve(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        refresh: bool,
+    ) -> Result<Resolution, ResolveError> {
         let mut budget = Budget::new(&self.config);
         self.resolve_with(qname, qtype, &mut budget, refresh).await
     }
@@ -230,7 +244,7 @@ impl Resolver {
         let max = self.config.max_cname_chain;
         for link in 0..=max {
             if !(refresh && link == 0) {
-                match self.from_cache(&name, qtype) {
+                match self.cached(&name, qtype) {
                     Some(Cached::Rrset(records)) => {
                         chain.extend(records);
                         return Ok(positive(chain));
@@ -241,7 +255,9 @@ impl Resolver {
                         name = target;
                         continue;
                     }
-                    Some(Cached::Negative(kind, soa)) => return Ok(negative(kind, chain, Some(soa))),
+                    Some(Cached::Negative(kind, soa)) => {
+                        return Ok(negative(kind, chain, Some(soa)));
+                    }
                     None => {}
                 }
             }
@@ -259,7 +275,11 @@ impl Resolver {
                     check_loop(&chain, &target)?;
                     name = target.to_lowercase();
                 }
-                iterator::Step::Negative { kind, chain: c, soa } => {
+                iterator::Step::Negative {
+                    kind,
+                    chain: c,
+                    soa,
+                } => {
                     chain.extend(c);
                     if chain_has_loop(&chain) {
                         return Err(ResolveError::CnameLoop(name.to_string()));
@@ -286,7 +306,7 @@ impl Resolver {
     }
 
     /// What the cache already says about (name, type).
-    fn from_cache(&self, name: &Name, qtype: RecordType) -> Option<Cached> {
+    fn cached(&self, name: &Name, qtype: RecordType) -> Option<Cached> {
         if let Some(set) = self.cache.records.get(name, qtype)
             && set.rank >= Rank::NonAuthAnswer
         {
@@ -347,7 +367,13 @@ impl Resolver {
     }
 
     /// Caches a negative answer for `name`; returns the SOA with its TTL set.
-    pub fn cache_negative(&self, name: &Name, qtype: RecordType, kind: NegativeKind, soa: Option<Record>) -> Option<Record> {
+    pub fn cache_negative(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+        kind: NegativeKind,
+        soa: Option<Record>,
+    ) -> Option<Record> {
         let mut soa = soa?;
         let ttl = self.cache.negatives.insert(name, qtype, kind, soa.clone());
         if let RData::SOA(s) = &soa.data {

@@ -21,8 +21,7 @@ pub fn scrub(msg: &mut Message, qname: &Name, zone: &Name) -> Scrubbed {
     let before = msg.answers.len() + msg.authorities.len() + msg.additionals.len();
     msg.answers.retain(|r| zone.zone_of(&r.name));
     msg.authorities.retain(|r| {
-        zone.zone_of(&r.name)
-            && (r.record_type() != RecordType::NS || r.name.zone_of(qname))
+        zone.zone_of(&r.name) && (r.record_type() != RecordType::NS || r.name.zone_of(qname))
     });
     let ns_names: Vec<Name> = msg
         .authorities

@@ -62,7 +62,9 @@ fn build(q: &Question<'_>, id: u16) -> Result<(Vec<u8>, Name), TransportError> {
         edns.set_max_payload(payload);
         msg.set_edns(edns);
     }
-    let bytes = msg.to_vec().map_err(|e| TransportError::Encode(e.to_string()))?;
+    let bytes = msg
+        .to_vec()
+        .map_err(|e| TransportError::Encode(e.to_string()))?;
     Ok((bytes, name))
 }
 
@@ -129,7 +131,9 @@ pub async fn exchange(
             rejected,
         });
     }
-    let remaining = timeout.saturating_sub(start.elapsed()).max(Duration::from_millis(200));
+    let remaining = timeout
+        .saturating_sub(start.elapsed())
+        .max(Duration::from_millis(200));
     let message = tokio::time::timeout(remaining, exchange_tcp(server, q))
         .await
         .map_err(|_| TransportError::Timeout(timeout))??;
@@ -146,7 +150,8 @@ pub async fn exchange_tcp(server: SocketAddr, q: &Question<'_>) -> Result<Messag
     let id: u16 = rand::rng().random();
     let (bytes, sent_name) = build(q, id)?;
     let mut stream = TcpStream::connect(server).await?;
-    let len = u16::try_from(bytes.len()).map_err(|_| TransportError::Encode("query too long".into()))?;
+    let len =
+        u16::try_from(bytes.len()).map_err(|_| TransportError::Encode("query too long".into()))?;
     let mut framed = Vec::with_capacity(bytes.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(&bytes);
@@ -194,8 +199,8 @@ mod tests {
             let id = q.metadata.id;
             let forged = [
                 answer_for(&q, id.wrapping_add(1), "www.kr.", [6, 6, 6, 1]), // wrong ID
-                answer_for(&q, id, "www.other.kr.", [6, 6, 6, 2]),            // wrong question
-                buf[..5].to_vec(),                                            // truncated header
+                answer_for(&q, id, "www.other.kr.", [6, 6, 6, 2]),           // wrong question
+                buf[..5].to_vec(),                                           // truncated header
                 {
                     // a compression pointer that points at itself
                     let mut b = answer_for(&q, id, "www.kr.", [6, 6, 6, 3]);
@@ -226,9 +231,14 @@ mod tests {
             edns_payload: Some(1232),
             use_0x20: false,
         };
-        let x = exchange(addr, &q, Duration::from_secs(2)).await.expect("the true answer arrives");
+        let x = exchange(addr, &q, Duration::from_secs(2))
+            .await
+            .expect("the true answer arrives");
         assert_eq!(x.message.answers[0].data, RData::A(A::new(127, 0, 0, 1)));
-        assert_eq!(x.rejected, 4, "wrong ID, wrong question, short header, pointer loop");
+        assert_eq!(
+            x.rejected, 4,
+            "wrong ID, wrong question, short header, pointer loop"
+        );
         responder.await.expect("responder");
     }
 }

@@ -16,8 +16,9 @@ pub struct Acl {
 
 impl Acl {
     pub fn new(rules: &[AclRule]) -> Acl {
-        let mut rules: Vec<(IpNet, AclAction)> = rules.iter().map(|r| (r.prefix.trunc(), r.action)).collect();
-        rules.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+        let mut rules: Vec<(IpNet, AclAction)> =
+            rules.iter().map(|r| (r.prefix.trunc(), r.action)).collect();
+        rules.sort_by_key(|r| std::cmp::Reverse(r.0.prefix_len()));
         Acl { rules }
     }
 
@@ -54,6 +55,9 @@ mod tests {
         assert_eq!(acl.check("127.0.0.1".parse().unwrap()), AclAction::Allow);
         assert_eq!(acl.check("127.0.0.2".parse().unwrap()), AclAction::Refuse);
         assert_eq!(acl.check("8.8.8.8".parse().unwrap()), AclAction::Refuse);
-        assert_eq!(acl.check("::ffff:127.0.0.1".parse().unwrap()), AclAction::Allow);
+        assert_eq!(
+            acl.check("::ffff:127.0.0.1".parse().unwrap()),
+            AclAction::Allow
+        );
     }
 }

@@ -85,7 +85,11 @@ impl Handler {
                 self.metrics.dropped(reason.as_str());
                 return Fast::Drop;
             }
-            Err(Rejection::Error { id, flags: f, rcode }) => {
+            Err(Rejection::Error {
+                id,
+                flags: f,
+                rcode,
+            }) => {
                 // Echo the question when it parsed; never for FORMERR on a broken one.
                 *out = wire::error_response(id, f, None, rcode, false, 0, None);
                 if rcode == 1 {
@@ -117,7 +121,15 @@ impl Handler {
                     return Fast::Drop;
                 }
                 Verdict::Slip => {
-                    *out = wire::error_response(q.id, q.flags, Some((raw, &q)), 0, true, flags::TC, None);
+                    *out = wire::error_response(
+                        q.id,
+                        q.flags,
+                        Some((raw, &q)),
+                        0,
+                        true,
+                        flags::TC,
+                        None,
+                    );
                     return Fast::Reply;
                 }
             }
@@ -152,8 +164,13 @@ impl Handler {
         if live.prefetch && answer.wants_prefetch(now) && answer.claim_prefetch() {
             self.resolver.prefetch(key);
         }
-        self.metrics
-            .query(proto, q.qtype, u16::from(answer.rcode()), true, start.elapsed());
+        self.metrics.query(
+            proto,
+            q.qtype,
+            u16::from(answer.rcode()),
+            true,
+            start.elapsed(),
+        );
         Fast::Reply
     }
 
@@ -167,12 +184,21 @@ impl Handler {
         out: &mut Vec<u8>,
     ) -> Fast {
         *out = wire::error_response(q.id, q.flags, Some((raw, q)), rcode, true, 0, None);
-        self.metrics.query(proto, q.qtype, rcode, true, start.elapsed());
+        self.metrics
+            .query(proto, q.qtype, rcode, true, start.elapsed());
         Fast::Reply
     }
 
     /// RFC 8482 §4.2: ANY gets one synthesised HINFO record, never every RRset.
-    fn any(&self, q: &ClientQuery<'_>, raw: &[u8], proto: Protocol, start: Instant, out: &mut Vec<u8>, mode: Mode) -> Fast {
+    fn any(
+        &self,
+        q: &ClientQuery<'_>,
+        raw: &[u8],
+        proto: Protocol,
+        start: Instant,
+        out: &mut Vec<u8>,
+        mode: Mode,
+    ) -> Fast {
         let Ok(name) = Name::read(&mut BinDecoder::new(q.qname)) else {
             return self.error(q, raw, 1, proto, start, out);
         };
@@ -187,7 +213,7 @@ impl Handler {
         ));
         match msg.to_vec() {
             Ok(mut v) => {
-                append_opt_if(&q, &mut v, None);
+                append_opt_if(q, &mut v, None);
                 *out = v;
                 self.metrics.query(proto, q.qtype, 0, true, start.elapsed());
                 Fast::Reply
@@ -197,13 +223,26 @@ impl Handler {
     }
 
     /// The miss path: recursion, referral mode and serve-stale.
-    pub async fn slow(self: Arc<Self>, raw: Vec<u8>, src: SocketAddr, proto: Protocol) -> Option<Vec<u8>> {
+    pub async fn slow(
+        self: Arc<Self>,
+        raw: Vec<u8>,
+        src: SocketAddr,
+        proto: Protocol,
+    ) -> Option<Vec<u8>> {
         let start = Instant::now();
         let q = wire::parse_query(&raw).ok()?;
         let live = self.live.load_full();
         let action = live.acl.check(src.ip());
         let Ok(name) = Name::read(&mut BinDecoder::new(q.qname)) else {
-            return Some(wire::error_response(q.id, q.flags, Some((&raw, &q)), 1, true, 0, None));
+            return Some(wire::error_response(
+                q.id,
+                q.flags,
+                Some((&raw, &q)),
+                1,
+                true,
+                0,
+                None,
+            ));
         };
         let limit = match proto {
             Protocol::Udp => q.udp_limit(),
@@ -214,12 +253,21 @@ impl Handler {
             let mut resp = referral::answer(&self.resolver, &q, &name, recursion).await;
             append_opt_if(&q, &mut resp, None);
             if resp.len() > limit {
-                resp = wire::error_response(q.id, q.flags, Some((&raw, &q)), 0, recursion, flags::TC, None);
+                resp = wire::error_response(
+                    q.id,
+                    q.flags,
+                    Some((&raw, &q)),
+                    0,
+                    recursion,
+                    flags::TC,
+                    None,
+                );
             }
             self.metrics.referral();
             debug!(qname = %name, qtype = q.qtype, "referral answer");
             let rcode = u16::from(resp.get(3).copied().unwrap_or(0) & 0x0f);
-            self.metrics.query(proto, q.qtype, rcode, false, start.elapsed());
+            self.metrics
+                .query(proto, q.qtype, rcode, false, start.elapsed());
             return Some(resp);
         }
         let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
@@ -238,7 +286,8 @@ impl Handler {
                 // RFC 8767 §5: the client-response timer fired; answer stale if we can,
                 // while the resolution goes on and refreshes the cache.
                 if let Some(resp) = self.stale(&q, key, &live, limit) {
-                    self.metrics.query(proto, q.qtype, 0, false, start.elapsed());
+                    self.metrics
+                        .query(proto, q.qtype, 0, false, start.elapsed());
                     return Some(resp);
                 }
                 task.await.unwrap_or(Err(ResolveError::Internal))
@@ -253,17 +302,27 @@ impl Handler {
             }
             Err(e) => {
                 if let Some(resp) = self.stale(&q, key, &live, limit) {
-                    self.metrics.query(proto, q.qtype, 0, false, start.elapsed());
+                    self.metrics
+                        .query(proto, q.qtype, 0, false, start.elapsed());
                     return Some(resp);
                 }
                 debug!(qname = %wire::name_to_string(q.qname), error = %e, "SERVFAIL");
                 self.metrics.servfail(e.reason());
                 let text = e.to_string();
-                out = wire::error_response(q.id, q.flags, Some((&raw, &q)), 2, true, 0, Some((e.ede_code(), &text)));
+                out = wire::error_response(
+                    q.id,
+                    q.flags,
+                    Some((&raw, &q)),
+                    2,
+                    true,
+                    0,
+                    Some((e.ede_code(), &text)),
+                );
                 2
             }
         };
-        self.metrics.query(proto, q.qtype, rcode, false, start.elapsed());
+        self.metrics
+            .query(proto, q.qtype, rcode, false, start.elapsed());
         Some(out)
     }
 
@@ -274,8 +333,18 @@ impl Handler {
         }
         let entry = self.cache.answers.get(key)?;
         let mut out = Vec::with_capacity(entry.wire.len() + 16);
-        entry.render(q, self.cache.clock.now_ms(), true, Some(live.stale_answer_ttl), limit, &mut out);
-        self.cache.stats.stale_answers.fetch_add(1, Ordering::Relaxed);
+        entry.render(
+            q,
+            self.cache.clock.now_ms(),
+            true,
+            Some(live.stale_answer_ttl),
+            limit,
+            &mut out,
+        );
+        self.cache
+            .stats
+            .stale_answers
+            .fetch_add(1, Ordering::Relaxed);
         Some(out)
     }
 }
@@ -287,11 +356,11 @@ fn recursion_offered(mode: Mode, action: AclAction) -> bool {
 
 /// Adds an OPT record when the client sent one (RFC 6891 §7).
 fn append_opt_if(q: &ClientQuery<'_>, resp: &mut Vec<u8>, ede: Option<(u16, &str)>) {
-    if let Some(e) = q.edns {
-        if let Some(ar) = wire::read_u16(resp, 10) {
-            resp[10..12].copy_from_slice(&ar.saturating_add(1).to_be_bytes());
-            wire::push_opt(resp, e.dnssec_ok, 0, ede);
-        }
+    if let Some(e) = q.edns
+        && let Some(ar) = wire::read_u16(resp, 10)
+    {
+        resp[10..12].copy_from_slice(&ar.saturating_add(1).to_be_bytes());
+        wire::push_opt(resp, e.dnssec_ok, 0, ede);
     }
 }
 

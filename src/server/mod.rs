@@ -123,9 +123,15 @@ impl Server {
                 sockets.push(udp::bind(addr).map_err(|e| bind_err("UDP", e))?);
             }
             let listener = tcp::bind(addr).map_err(|e| bind_err("TCP", e))?;
-            let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| bind_err("TCP", e))?;
+            let listener =
+                tokio::net::TcpListener::from_std(listener).map_err(|e| bind_err("TCP", e))?;
             for (i, socket) in sockets.into_iter().enumerate() {
-                let (h, rt, tr, flag) = (handler.clone(), runtime.clone(), tracker.clone(), shutdown_flag.clone());
+                let (h, rt, tr, flag) = (
+                    handler.clone(),
+                    runtime.clone(),
+                    tracker.clone(),
+                    shutdown_flag.clone(),
+                );
                 let socket = Arc::new(socket);
                 let thread = std::thread::Builder::new()
                     .name(format!("udp-{addr}-{i}"))
@@ -138,20 +144,31 @@ impl Server {
                 max_connections: config.server.tcp_max_connections,
                 max_per_client: config.server.tcp_max_connections_per_client.max(1),
             };
-            tokio::spawn(tcp::serve(listener, handler.clone(), limits, tracker.clone(), shutdown.clone()));
+            tokio::spawn(tcp::serve(
+                listener,
+                handler.clone(),
+                limits,
+                tracker.clone(),
+                shutdown.clone(),
+            ));
             info!(%addr, threads, "listening on UDP and TCP");
             addrs.push(addr);
         }
         let config = Arc::new(ArcSwap::from_pointee(config));
         let metrics_addr = match config.load().metrics_addr() {
             Some(addr) => Some(
-                crate::metrics::http::serve(addr, handler.clone(), config.clone(), shutdown.clone())
-                    .await
-                    .map_err(|source| StartError::Bind {
-                        proto: "HTTP",
-                        addr,
-                        source,
-                    })?,
+                crate::metrics::http::serve(
+                    addr,
+                    handler.clone(),
+                    config.clone(),
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(|source| StartError::Bind {
+                    proto: "HTTP",
+                    addr,
+                    source,
+                })?,
             ),
             None => None,
         };
@@ -204,8 +221,14 @@ impl Running {
         self.shutdown_flag.store(true, Ordering::Relaxed);
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
-            warn!(pending = self.tracker.len(), "shutdown deadline passed with queries in flight");
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                pending = self.tracker.len(),
+                "shutdown deadline passed with queries in flight"
+            );
         }
         for t in self.udp_threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;

@@ -31,7 +31,11 @@ pub struct TcpLimits {
 
 /// Binds a listener with SO_REUSEADDR (restarts do not wait for TIME_WAIT).
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -108,7 +112,9 @@ async fn connection(
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let writer_task = tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
-            let Ok(len) = u16::try_from(msg.len()) else { continue };
+            let Ok(len) = u16::try_from(msg.len()) else {
+                continue;
+            };
             let mut framed = Vec::with_capacity(msg.len() + 2);
             framed.extend_from_slice(&len.to_be_bytes());
             framed.extend_from_slice(&msg);

@@ -24,7 +24,11 @@ const POLL: Duration = Duration::from_millis(200);
 
 /// Binds one UDP socket with SO_REUSEPORT so several workers share the port.
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(SockProtocol::UDP))?;
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::DGRAM,
+        Some(SockProtocol::UDP),
+    )?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -51,7 +55,14 @@ pub fn serve(
     while !shutdown.load(Ordering::Relaxed) {
         let (n, src) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 warn!(error = %e, "UDP receive failed");
@@ -70,13 +81,13 @@ pub fn serve(
                 let raw = buf[..n].to_vec();
                 let handler = handler.clone();
                 let socket = socket.clone();
-                let _ = runtime.spawn(tracker.track_future(async move {
+                drop(runtime.spawn(tracker.track_future(async move {
                     if let Some(resp) = handler.slow(raw, src, Protocol::Udp).await
                         && let Err(e) = socket.send_to(&resp, src)
                     {
                         debug!(client = %src, error = %e, "UDP send failed");
                     }
-                }));
+                })));
             }
         }
     }

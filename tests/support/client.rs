@@ -1,7 +1,6 @@
 //! The three-level fake tree (root → kr. → co.kr. → example.co.kr.) and a
 //! tiny stub client to question servers (fake ones or taproot) directly.
 
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
