@@ -259,9 +259,11 @@ impl Default for CacheConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
+        // Generous for a busy LAN host; a NAT gateway in front of many
+        // clients may need more (or 0 to turn it off, like Unbound's default).
         RateLimitConfig {
-            qps: 0,
-            burst: 0,
+            qps: 1_000,
+            burst: 2_000,
             slip: 2,
         }
     }

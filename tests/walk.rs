@@ -386,3 +386,44 @@ async fn edns_is_answered_only_when_the_client_used_it() {
     );
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_0x20_the_walk_still_succeeds_and_servers_see_mixed_case() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |c| c.resolver.use_0x20 = true).await;
+    let reply = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    assert_eq!(addresses(&reply), ["127.3.0.1"]);
+    let log = tree.query_log();
+    assert!(
+        log.iter()
+            .any(|q| q.name.to_ascii() != q.name.to_ascii().to_lowercase()),
+        "some upstream name had upper case: {log:?}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_bailiwick_glue_in_a_referral_is_scrubbed_before_caching() {
+    let tree = lab_tree().await;
+    // kr. may not speak for provider.lab.: this "glue" must be dropped.
+    let forged = Record::from_rdata(
+        Name::from_ascii("ns.provider.lab.").expect("name"),
+        86400,
+        RData::A(A::new(127, 0, 2, 66)),
+    );
+    tree.set_behaviour(lab::KR, Behaviour::Poison(vec![forged]));
+    let t = start_taproot(&tree, |_| {}).await;
+    let reply = ask_udp(t.addr, &recursive("www.glueless.kr.", RecordType::A)).await;
+    assert_eq!(addresses(&reply), ["127.4.0.1"]);
+    assert!(
+        tree.queries_to(lab::LAB) >= 1,
+        "ns.provider.lab. was resolved from its own zone"
+    );
+    let ns = ask_udp(t.addr, &recursive("ns.provider.lab.", RecordType::A)).await;
+    assert_eq!(
+        addresses(&ns),
+        ["127.0.2.5"],
+        "the cache holds the true address"
+    );
+    t.stop().await;
+}

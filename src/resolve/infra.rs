@@ -30,6 +30,8 @@ pub struct ServerStats {
     pub held_until_ms: u64,
     /// The server answered FORMERR to EDNS: query it without (RFC 6891 §7).
     pub no_edns: bool,
+    /// The server does not echo the question's case: no 0x20 for it.
+    pub no_0x20: bool,
 }
 
 pub struct Infra {
@@ -138,6 +140,12 @@ impl Infra {
             s.held_until_ms = now + hold;
             let penalty = s.srtt_ms.unwrap_or(f64::from(UNKNOWN_RTT_MS)) * 2.0;
             s.srtt_ms = Some(penalty.min(self.max_timeout.as_millis() as f64 * 4.0));
+        }
+    }
+
+    pub fn set_no_0x20(&self, addr: IpAddr) {
+        if let Ok(mut s) = self.entry(addr).lock() {
+            s.no_0x20 = true;
         }
     }
 

@@ -363,7 +363,9 @@ impl Resolver {
                 if round > 0 && self.infra.is_held_down(addr) && order.len() > 1 {
                     continue;
                 }
-                let mut edns = !self.infra.stats(addr).no_edns;
+                let known = self.infra.stats(addr);
+                let mut edns = !known.no_edns;
+                let mut use_0x20 = self.config.use_0x20 && !known.no_0x20;
                 loop {
                     budget.spend()?;
                     let timeout = self.infra.timeout_for(addr).min(budget.remaining_time());
@@ -371,12 +373,18 @@ impl Resolver {
                         name: sname,
                         rtype: stype,
                         edns_payload: edns.then_some(self.config.edns_buffer_size),
-                        use_0x20: self.config.use_0x20,
+                        use_0x20,
                     };
                     let server = SocketAddr::new(addr, self.config.upstream_port);
                     let result = transport::exchange(server, &question, timeout).await;
                     let exchange = match result {
                         Ok(x) => x,
+                        Err(TransportError::CaseNotEchoed) if use_0x20 => {
+                            // Fall back for this server, as Unbound's use-caps-for-id does.
+                            self.infra.set_no_0x20(addr);
+                            use_0x20 = false;
+                            continue;
+                        }
                         Err(e) => {
                             let result = match e {
                                 TransportError::Timeout(_) => "timeout",

@@ -26,6 +26,10 @@ pub enum TransportError {
     Encode(String),
     #[error("the TCP answer did not match the query")]
     Mismatch,
+    /// The server answered with the right ID and question but not the
+    /// randomised case: it does not echo case, so 0x20 must be off for it.
+    #[error("the server does not preserve the question's case (0x20)")]
+    CaseNotEchoed,
 }
 
 /// One upstream exchange's result.
@@ -120,6 +124,9 @@ pub async fn exchange(
         };
         match Message::from_vec(&buf[..n]) {
             Ok(m) if matches(&m, id, &sent_name, q.rtype, q.use_0x20) => break m,
+            Ok(m) if q.use_0x20 && matches(&m, id, &sent_name, q.rtype, false) => {
+                return Err(TransportError::CaseNotEchoed);
+            }
             _ => rejected += 1,
         }
     };
