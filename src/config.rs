@@ -21,7 +21,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/taproot/taproot.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// Parse and type errors: figment names the key and the file itself.
-    #[error("{0}")]
+    #[error("{}", describe_load_error(.0))]
     Load(Box<figment::Error>),
     /// The file given with `--config` does not exist or cannot be read.
     #[error("config file {path}: {source}")]
@@ -36,6 +36,34 @@ pub enum ConfigError {
         origin: String,
         problem: String,
     },
+}
+
+/// figment's own message writes a key with its profile in front
+/// (`"default.cache.size_mb"`); taproot has no profiles, so the key is named
+/// as the operator wrote it (`"cache.size_mb"`).
+fn describe_load_error(e: &figment::Error) -> String {
+    let mut lines = Vec::new();
+    for e in e.clone() {
+        let mut line = e.kind.to_string();
+        if let (Some(profile), Some(md)) = (&e.profile, &e.metadata)
+            && !e.path.is_empty()
+        {
+            let key = md.interpolate(profile, &e.path);
+            let key = key
+                .strip_prefix(&format!("{profile}."))
+                .unwrap_or(&key)
+                .to_string();
+            line.push_str(&format!(" for key {key:?}"));
+        }
+        if let Some(md) = &e.metadata {
+            match &md.source {
+                Some(source) => line.push_str(&format!(" in {source} {}", md.name)),
+                None => line.push_str(&format!(" in {}", md.name)),
+            }
+        }
+        lines.push(line);
+    }
+    lines.join("; ")
 }
 
 impl From<figment::Error> for ConfigError {

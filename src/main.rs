@@ -1,17 +1,34 @@
 //! The taproot daemon: parse the command line, load the config, run.
+//!
+//! Under systemd (`Type=notify`, see `deploy/taproot.service`) the daemon
+//! tells the service manager what it is doing through sd_notify(3):
+//!
+//! ```text
+//!  start ─► bind every UDP, TCP and HTTP listener ─► READY=1
+//!  SIGHUP ─► RELOADING=1 + MONOTONIC_USEC ─► re-read file and environment ─► READY=1
+//!  SIGTERM / SIGINT ─► STOPPING=1 ─► drain in-flight queries ─► exit 0
+//! ```
+//!
+//! Without `NOTIFY_SOCKET` in the environment the notifications are no-ops,
+//! so the same binary runs in a shell, a container or under systemd.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tracing::{error, info, warn};
+use sd_notify::NotifyState;
+use tracing::{debug, error, info, warn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
 
 use taproot::config::{
-    Config, ConfigError, LogFormat, LogOverrides, MetricsOverrides, Mode, Overrides, ResolverOverrides,
-    ServerOverrides,
+    Config, ConfigError, LogFormat, LogOverrides, MetricsOverrides, Mode, Overrides,
+    ResolverOverrides, ServerOverrides,
 };
-use taproot::server::Server;
+use taproot::server::{Running, Server};
 
 /// A caching recursive DNS resolver.
 #[derive(Parser, Debug)]
@@ -50,7 +67,11 @@ enum Command {
     /// Run the resolver (the default).
     Run,
     /// Validate the config and print the effective result.
-    CheckConfig,
+    CheckConfig {
+        /// Print nothing on success (for `ExecReload=` and scripts).
+        #[arg(short, long)]
+        quiet: bool,
+    },
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -69,23 +90,44 @@ enum ExitError {
 
 impl Cli {
     fn overrides(&self) -> Overrides {
-        let server = (!self.listen.is_empty() || self.mode.is_some() || self.threads.is_some()).then(|| {
-            ServerOverrides {
+        let server = (!self.listen.is_empty() || self.mode.is_some() || self.threads.is_some())
+            .then(|| ServerOverrides {
                 listen: (!self.listen.is_empty()).then(|| self.listen.clone()),
                 mode: self.mode,
                 threads: self.threads,
-            }
-        });
-        let resolver = (self.root_hints_file.is_some() || self.upstream_port.is_some()).then(|| ResolverOverrides {
-            root_hints_file: self.root_hints_file.clone(),
-            upstream_port: self.upstream_port,
-        });
+            });
+        let resolver =
+            (self.root_hints_file.is_some() || self.upstream_port.is_some()).then(|| {
+                ResolverOverrides {
+                    root_hints_file: self.root_hints_file.clone(),
+                    upstream_port: self.upstream_port,
+                }
+            });
         Overrides {
             server,
             resolver,
-            metrics: self.metrics_listen.clone().map(|l| MetricsOverrides { listen: Some(l) }),
-            log: self.log_level.clone().map(|l| LogOverrides { level: Some(l) }),
+            metrics: self
+                .metrics_listen
+                .clone()
+                .map(|l| MetricsOverrides { listen: Some(l) }),
+            log: self
+                .log_level
+                .clone()
+                .map(|l| LogOverrides { level: Some(l) }),
         }
+    }
+}
+
+/// Where the config comes from, kept so that SIGHUP re-reads the same
+/// sources: the same file, the environment, the same command-line flags.
+struct ConfigSource {
+    file: Option<PathBuf>,
+    overrides: Overrides,
+}
+
+impl ConfigSource {
+    fn load(&self) -> Result<Config, ConfigError> {
+        Config::load(self.file.as_deref(), &self.overrides)
     }
 }
 
@@ -105,72 +147,151 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), ExitError> {
-    let config = Config::load(cli.config.as_deref(), &cli.overrides()).map_err(ExitError::Config)?;
+    let source = ConfigSource {
+        overrides: cli.overrides(),
+        file: cli.config,
+    };
+    let config = source.load().map_err(ExitError::Config)?;
     match cli.command.unwrap_or(Command::Run) {
-        Command::CheckConfig => {
-            print!("{}", config.to_toml());
-            eprintln!("taproot: config OK");
+        Command::CheckConfig { quiet } => {
+            if !quiet {
+                print!("{}", config.to_toml());
+                eprintln!("taproot: config OK");
+            }
             Ok(())
         }
         Command::Run => {
-            init_logging(&config);
+            let log = LogControl::init(&config);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(config.worker_threads())
                 .enable_all()
                 .build()
                 .map_err(|e| ExitError::Runtime(format!("cannot start the async runtime: {e}")))?;
-            runtime.block_on(serve(config, cli.config))
+            runtime.block_on(serve(config, source, log))
         }
     }
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+/// The log subscriber and the handle that swaps its filter on reload.
+struct LogControl {
+    filter: reload::Handle<EnvFilter, Registry>,
+}
+
+impl LogControl {
+    /// Logs to stderr: journald collects it under systemd. There the
+    /// journal stamps each line itself and shows no colours, so neither is
+    /// written when `JOURNAL_STREAM` says stderr is the journal.
+    fn init(config: &Config) -> LogControl {
+        let filter =
+            EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+        let (filter, handle) = reload::Layer::new(filter);
+        let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+        let ansi = !journal && std::io::stderr().is_terminal();
+        let registry = tracing_subscriber::registry().with(filter);
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi);
+        match (config.log.format, journal) {
+            (LogFormat::Json, _) => registry.with(fmt.json()).init(),
+            (LogFormat::Text, true) => registry.with(fmt.without_time()).init(),
+            (LogFormat::Text, false) => registry.with(fmt).init(),
+        }
+        LogControl { filter: handle }
+    }
+
+    /// Applies a new `log.level`; it was validated with the rest of the config.
+    fn set_level(&self, level: &str) -> Result<(), String> {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        self.filter.reload(filter).map_err(|e| e.to_string())
     }
 }
 
-async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), ExitError> {
+/// Sends sd_notify(3) states; without `NOTIFY_SOCKET` this does nothing.
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!(error = %e, "cannot notify the service manager");
+    }
+}
+
+async fn serve(config: Config, source: ConfigSource, log: LogControl) -> Result<(), ExitError> {
     use tokio::signal::unix::{SignalKind, signal};
-    let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-    let cli_overrides = Cli::parse().overrides();
-    let running = Server::start(config)
-        .await
-        .map_err(|e| ExitError::Runtime(e.to_string()))?;
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    info!(version = env!("CARGO_PKG_VERSION"), "taproot ready");
-    let sig = |kind| signal(kind).map_err(|e| ExitError::Runtime(format!("cannot install signal handler: {e}")));
+    // Install the handlers before READY=1, so that a SIGHUP or SIGTERM sent
+    // as soon as the service manager sees it is never the default action.
+    let sig = |kind| {
+        signal(kind).map_err(|e| ExitError::Runtime(format!("cannot install signal handler: {e}")))
+    };
     let mut term = sig(SignalKind::terminate())?;
     let mut int = sig(SignalKind::interrupt())?;
     let mut hup = sig(SignalKind::hangup())?;
+    let running = Server::start(config)
+        .await
+        .map_err(|e| ExitError::Runtime(e.to_string()))?;
+    let status = serving_status(&running);
+    notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
+    info!(version = env!("CARGO_PKG_VERSION"), listen = ?running.addrs, "taproot ready");
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-                match Config::load(config_path.as_deref(), &cli_overrides) {
-                    Ok(new) => {
-                        let restart = running.reload(new);
-                        if restart.is_empty() {
-                            info!("config reloaded");
-                        } else {
-                            warn!(keys = ?restart, "config reloaded; these keys need a restart to take effect");
-                        }
-                    }
-                    Err(e) => error!(error = %e, "reload refused; the old config stays in force"),
-                }
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-            }
+            _ = hup.recv() => reload(&running, &source, &log),
         }
     }
     info!("stopping: draining in-flight queries");
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    notify(&[
+        NotifyState::Stopping,
+        NotifyState::Status("draining in-flight queries"),
+    ]);
+    // Read now, not at start: the grace period is one of the live settings.
+    let grace = Duration::from_millis(running.config.load().server.shutdown_grace_ms);
     running.shutdown(grace).await;
     info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: re-read the config and apply what can change live. A config that
+/// does not load is refused as a whole and the running one stays in force.
+fn reload(running: &Running, source: &ConfigSource, log: &LogControl) {
+    // sd_notify(3): RELOADING=1 carries the monotonic time it started at.
+    let mut states = vec![NotifyState::Reloading];
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => states.push(now),
+        Err(e) => debug!(error = %e, "cannot read the monotonic clock"),
+    }
+    notify(&states);
+    let status = match source.load() {
+        Ok(new) => {
+            let old = running.config.load_full();
+            let mut restart = Vec::new();
+            if new.log.format != old.log.format {
+                restart.push("log.format");
+            }
+            if new.log.level != old.log.level
+                && let Err(e) = log.set_level(&new.log.level)
+            {
+                error!(error = %e, level = %new.log.level, "cannot apply the new log level");
+            }
+            restart.extend(running.reload(new));
+            if restart.is_empty() {
+                info!("config reloaded");
+            } else {
+                warn!(
+                    keys = ?restart,
+                    "config reloaded; these keys keep their old value until a restart"
+                );
+            }
+            serving_status(running)
+        }
+        Err(e) => {
+            error!(error = %e, "reload refused; the old config stays in force");
+            // One line: sd_notify(3) separates its fields with newlines.
+            format!("reload refused, old config in force: {e}").replace('\n', " ")
+        }
+    };
+    notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
+}
+
+/// The one-line status `systemctl status taproot` shows.
+fn serving_status(running: &Running) -> String {
+    let addrs: Vec<String> = running.addrs.iter().map(ToString::to_string).collect();
+    format!("serving DNS on {}", addrs.join(", "))
 }

@@ -37,6 +37,8 @@ pub async fn serve(
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
+        // This listener is started only after the config loaded and every DNS
+        // listener bound (see `Server::start`), so answering at all means ready.
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/cache/flush", post(flush))
         .route("/cache/stats", get(stats))
@@ -54,12 +56,27 @@ pub async fn serve(
     Ok(bound)
 }
 
+/// The Prometheus text exposition format. Rendering runs the caches'
+/// maintenance, so it is kept off the async workers.
 async fn metrics(State(s): State<AppState>) -> Response {
-    let body = s
-        .handler
-        .metrics
-        .render(&s.handler.cache, s.handler.resolver.inflight());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let handler = s.handler.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        handler
+            .metrics
+            .render(&handler.cache, handler.resolver.inflight())
+    })
+    .await;
+    match rendered {
+        Ok(body) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
+        Err(e) => {
+            warn!(error = %e, "rendering metrics failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "rendering metrics failed\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 fn admin_allowed(s: &AppState, peer: SocketAddr) -> bool {
@@ -84,7 +101,11 @@ async fn flush(
     Query(p): Query<FlushParams>,
 ) -> Response {
     if !admin_allowed(&s, peer) {
-        return (StatusCode::FORBIDDEN, "admin endpoints are not open to this address\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "admin endpoints are not open to this address\n",
+        )
+            .into_response();
     }
     match p.name {
         None => {
@@ -97,7 +118,13 @@ async fn flush(
                 name.set_fqdn(true);
                 s.handler.cache.flush_name(&name, p.subtree);
                 info!(name = %name, subtree = p.subtree, "cache flushed");
-                (StatusCode::OK, format!("flushed {name}{}\n", if p.subtree { " and below" } else { "" }))
+                (
+                    StatusCode::OK,
+                    format!(
+                        "flushed {name}{}\n",
+                        if p.subtree { " and below" } else { "" }
+                    ),
+                )
                     .into_response()
             }
             Err(e) => (StatusCode::BAD_REQUEST, format!("bad name {n:?}: {e}\n")).into_response(),
@@ -107,7 +134,11 @@ async fn flush(
 
 async fn stats(State(s): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
     if !admin_allowed(&s, peer) {
-        return (StatusCode::FORBIDDEN, "admin endpoints are not open to this address\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "admin endpoints are not open to this address\n",
+        )
+            .into_response();
     }
     let cache = &s.handler.cache;
     cache.sync();

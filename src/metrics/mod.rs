@@ -12,7 +12,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use crate::cache::{Cache, CacheKind};
@@ -57,7 +58,9 @@ pub const QTYPES: [(u16, &str); 15] = [
     (48, "DNSKEY"),
     (257, "CAA"),
 ];
-const RCODES: [&str; 7] = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other"];
+const RCODES: [&str; 7] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other",
+];
 
 /// Client transport, for the `protocol` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +80,10 @@ impl Protocol {
 
 #[inline]
 fn qtype_index(qtype: u16) -> usize {
-    QTYPES.iter().position(|(t, _)| *t == qtype).unwrap_or(QTYPES.len())
+    QTYPES
+        .iter()
+        .position(|(t, _)| *t == qtype)
+        .unwrap_or(QTYPES.len())
 }
 
 #[inline]
@@ -114,13 +120,17 @@ pub struct Metrics {
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let v = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
-    registry.register(Box::new(v.clone())).expect("unique metric name");
+    registry
+        .register(Box::new(v.clone()))
+        .expect("unique metric name");
     v
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("static metric definition");
-    registry.register(Box::new(c.clone())).expect("unique metric name");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric name");
     c
 }
 
@@ -147,34 +157,58 @@ impl Metrics {
                 "Time from receiving a client query to sending its answer.",
             )
             .buckets(vec![
-                0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
             &["cache"],
         )
         .expect("static metric definition");
-        registry.register(Box::new(duration.clone())).expect("unique metric name");
+        registry
+            .register(Box::new(duration.clone()))
+            .expect("unique metric name");
         let upstream_rtt = Histogram::with_opts(
-            HistogramOpts::new(names::UPSTREAM_RTT, "Round-trip time of upstream queries that were answered.")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            HistogramOpts::new(
+                names::UPSTREAM_RTT,
+                "Round-trip time of upstream queries that were answered.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
         )
         .expect("static metric definition");
-        registry.register(Box::new(upstream_rtt.clone())).expect("unique metric name");
+        registry
+            .register(Box::new(upstream_rtt.clone()))
+            .expect("unique metric name");
         let cache_entries = IntGaugeVec::new(
             Opts::new(names::CACHE_ENTRIES, "Entries in the cache, by store."),
             &["kind"],
         )
         .expect("static metric definition");
-        registry.register(Box::new(cache_entries.clone())).expect("unique metric name");
-        let cache_bytes = IntGauge::new(names::CACHE_BYTES, "Approximate bytes held by the cache (weigher).")
+        registry
+            .register(Box::new(cache_entries.clone()))
+            .expect("unique metric name");
+        let cache_bytes = IntGauge::new(
+            names::CACHE_BYTES,
+            "Approximate bytes held by the cache (weigher).",
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(cache_bytes.clone()))
+            .expect("unique metric name");
+        let inflight = IntGauge::new(names::INFLIGHT, "Recursive resolutions in flight.")
             .expect("static metric definition");
-        registry.register(Box::new(cache_bytes.clone())).expect("unique metric name");
-        let inflight = IntGauge::new(names::INFLIGHT, "Recursive resolutions in flight.").expect("static metric definition");
-        registry.register(Box::new(inflight.clone())).expect("unique metric name");
-        let build = IntGaugeVec::new(Opts::new(names::BUILD_INFO, "Build information; always 1."), &["version"])
-            .expect("static metric definition");
+        registry
+            .register(Box::new(inflight.clone()))
+            .expect("unique metric name");
+        let build = IntGaugeVec::new(
+            Opts::new(names::BUILD_INFO, "Build information; always 1."),
+            &["version"],
+        )
+        .expect("static metric definition");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        registry.register(Box::new(build)).expect("unique metric name");
+        registry
+            .register(Box::new(build))
+            .expect("unique metric name");
         #[cfg(target_os = "linux")]
         {
             let pc = prometheus::process_collector::ProcessCollector::for_self();
@@ -184,13 +218,35 @@ impl Metrics {
             queries,
             duration_hit: duration.with_label_values(&["hit"]),
             duration_miss: duration.with_label_values(&["miss"]),
-            cache_hits: counter_vec(&registry, names::CACHE_HITS, "Cache lookups that found data, by store.", &["kind"]),
-            cache_misses: counter_vec(&registry, names::CACHE_MISSES, "Cache lookups that found nothing, by store.", &["kind"]),
+            cache_hits: counter_vec(
+                &registry,
+                names::CACHE_HITS,
+                "Cache lookups that found data, by store.",
+                &["kind"],
+            ),
+            cache_misses: counter_vec(
+                &registry,
+                names::CACHE_MISSES,
+                "Cache lookups that found nothing, by store.",
+                &["kind"],
+            ),
             cache_entries,
             cache_bytes,
-            cache_evictions: counter(&registry, names::CACHE_EVICTIONS, "Entries evicted to keep the cache within its size."),
-            cache_prefetches: counter(&registry, names::CACHE_PREFETCHES, "Background refreshes of answers near expiry."),
-            cache_stale: counter(&registry, names::CACHE_STALE, "Answers served from expired data (RFC 8767)."),
+            cache_evictions: counter(
+                &registry,
+                names::CACHE_EVICTIONS,
+                "Entries evicted to keep the cache within its size.",
+            ),
+            cache_prefetches: counter(
+                &registry,
+                names::CACHE_PREFETCHES,
+                "Background refreshes of answers near expiry.",
+            ),
+            cache_stale: counter(
+                &registry,
+                names::CACHE_STALE,
+                "Answers served from expired data (RFC 8767).",
+            ),
             upstream_queries: counter_vec(
                 &registry,
                 names::UPSTREAM_QUERIES,
@@ -204,10 +260,28 @@ impl Metrics {
                 "Upstream datagrams rejected for a wrong ID, question or format (spoofing attempts).",
             ),
             inflight,
-            referrals: counter(&registry, names::REFERRALS, "Referral answers given in iterative mode."),
-            servfail: counter_vec(&registry, names::SERVFAIL, "SERVFAIL answers, by reason.", &["reason"]),
-            dropped: counter_vec(&registry, names::DROPPED, "Client packets dropped without an answer, by reason.", &["reason"]),
-            refused: counter(&registry, names::REFUSED, "Client queries answered REFUSED."),
+            referrals: counter(
+                &registry,
+                names::REFERRALS,
+                "Referral answers given in iterative mode.",
+            ),
+            servfail: counter_vec(
+                &registry,
+                names::SERVFAIL,
+                "SERVFAIL answers, by reason.",
+                &["reason"],
+            ),
+            dropped: counter_vec(
+                &registry,
+                names::DROPPED,
+                "Client packets dropped without an answer, by reason.",
+                &["reason"],
+            ),
+            refused: counter(
+                &registry,
+                names::REFUSED,
+                "Client queries answered REFUSED.",
+            ),
             scrape_lock: Mutex::new(()),
             registry,
         };
@@ -221,7 +295,8 @@ impl Metrics {
     /// One answered client query.
     #[inline]
     pub fn query(&self, proto: Protocol, qtype: u16, rcode: u16, hit: bool, elapsed: Duration) {
-        let i = (proto as usize * (QTYPES.len() + 1) + qtype_index(qtype)) * RCODES.len() + rcode_index(rcode);
+        let i = (proto as usize * (QTYPES.len() + 1) + qtype_index(qtype)) * RCODES.len()
+            + rcode_index(rcode);
         if let Some(c) = self.queries.get(i) {
             c.inc();
         }
@@ -234,7 +309,9 @@ impl Metrics {
     }
 
     pub fn upstream_query(&self, transport: &str, result: &str) {
-        self.upstream_queries.with_label_values(&[transport, result]).inc();
+        self.upstream_queries
+            .with_label_values(&[transport, result])
+            .inc();
     }
     pub fn upstream_rtt(&self, rtt: Duration) {
         self.upstream_rtt.observe(rtt.as_secs_f64());
@@ -256,8 +333,12 @@ impl Metrics {
     }
 
     /// Copies the cache's own counters into their families, then encodes all.
+    ///
+    /// Runs the caches' pending maintenance first, so entry counts, bytes and
+    /// evictions are current rather than as of the last write.
     pub fn render(&self, cache: &Cache, inflight: usize) -> String {
         let _guard = self.scrape_lock.lock();
+        cache.sync();
         let stats = &cache.stats;
         for kind in CacheKind::ALL {
             let l = [kind.as_str()];
@@ -265,12 +346,26 @@ impl Metrics {
             catch_up(&self.cache_misses.with_label_values(&l), stats.misses(kind));
         }
         catch_up(&self.cache_evictions, stats.total_evictions());
-        catch_up(&self.cache_prefetches, stats.prefetches.load(std::sync::atomic::Ordering::Relaxed));
-        catch_up(&self.cache_stale, stats.stale_answers.load(std::sync::atomic::Ordering::Relaxed));
+        catch_up(
+            &self.cache_prefetches,
+            stats.prefetches.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        catch_up(
+            &self.cache_stale,
+            stats
+                .stale_answers
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
         let usage = cache.usage();
-        self.cache_entries.with_label_values(&["answer"]).set(usage.answer_entries as i64);
-        self.cache_entries.with_label_values(&["record"]).set(usage.record_entries as i64);
-        self.cache_entries.with_label_values(&["negative"]).set(usage.negative_entries as i64);
+        self.cache_entries
+            .with_label_values(&["answer"])
+            .set(usage.answer_entries as i64);
+        self.cache_entries
+            .with_label_values(&["record"])
+            .set(usage.record_entries as i64);
+        self.cache_entries
+            .with_label_values(&["negative"])
+            .set(usage.negative_entries as i64);
         self.cache_bytes.set(usage.bytes as i64);
         self.inflight.set(inflight as i64);
         let mut out = String::new();
@@ -293,5 +388,61 @@ fn catch_up(counter: &IntCounter, value: u64) {
     let have = counter.get();
     if value > have {
         counter.inc_by(value - have);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::CacheConfig;
+    use std::sync::atomic::Ordering;
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn unknown_qtypes_and_rcodes_fall_into_other() {
+        let m = Metrics::new();
+        let cache = Cache::new(&CacheConfig::default(), Clock::manual());
+        m.query(Protocol::Udp, 1, 0, true, Duration::ZERO);
+        m.query(Protocol::Tcp, 99, 0, false, Duration::ZERO);
+        m.query(Protocol::Udp, 1, 9, true, Duration::ZERO);
+        let text = m.render(&cache, 0);
+        let q = |labels: &str| value(&text, &format!("{}{{{labels}}}", names::QUERIES));
+        assert_eq!(q(r#"protocol="udp",qtype="A",rcode="NOERROR""#), Some(1.0));
+        assert_eq!(
+            q(r#"protocol="tcp",qtype="other",rcode="NOERROR""#),
+            Some(1.0)
+        );
+        assert_eq!(q(r#"protocol="udp",qtype="A",rcode="other""#), Some(1.0));
+    }
+
+    #[test]
+    fn cache_counters_are_mirrored_once_per_increase() {
+        let m = Metrics::new();
+        let cache = Cache::new(&CacheConfig::default(), Clock::manual());
+        cache.stats.hit(CacheKind::Answer);
+        cache.stats.miss(CacheKind::Record);
+        cache.stats.eviction(CacheKind::Negative);
+        cache.stats.prefetches.fetch_add(2, Ordering::Relaxed);
+        cache.stats.stale_answers.fetch_add(3, Ordering::Relaxed);
+        // Two scrapes in a row must not count anything twice.
+        let _ = m.render(&cache, 7);
+        let text = m.render(&cache, 7);
+        let hits = format!("{}{{kind=\"answer\"}}", names::CACHE_HITS);
+        let misses = format!("{}{{kind=\"record\"}}", names::CACHE_MISSES);
+        assert_eq!(value(&text, &hits), Some(1.0));
+        assert_eq!(value(&text, &misses), Some(1.0));
+        assert_eq!(value(&text, names::CACHE_EVICTIONS), Some(1.0));
+        assert_eq!(value(&text, names::CACHE_PREFETCHES), Some(2.0));
+        assert_eq!(value(&text, names::CACHE_STALE), Some(3.0));
+        assert_eq!(value(&text, names::INFLIGHT), Some(7.0));
+        cache.stats.hit(CacheKind::Answer);
+        let text = m.render(&cache, 0);
+        assert_eq!(value(&text, &hits), Some(2.0));
+        assert_eq!(value(&text, names::INFLIGHT), Some(0.0));
     }
 }

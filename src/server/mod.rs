@@ -193,23 +193,56 @@ impl Running {
 
     /// Applies what can change live from a new config; returns the keys
     /// that need a restart to take effect.
+    ///
+    /// Live: `acl`, `ratelimit`, `server.mode`, `server.shutdown_grace_ms`,
+    /// `cache.prefetch`, `cache.stale_answer_ttl`, `cache.client_timeout_ms`,
+    /// `metrics.admin_allow` (and `log.level`, which the binary applies).
+    /// Everything else was copied into the listeners, caches or resolver at
+    /// start and is reported here.
     pub fn reload(&self, new: Config) -> Vec<&'static str> {
         let old = self.config.load();
         let mut restart = Vec::new();
-        if old.server.listen != new.server.listen {
-            restart.push("server.listen");
-        }
-        if old.server.threads != new.server.threads {
-            restart.push("server.threads");
-        }
-        if old.metrics.listen != new.metrics.listen {
-            restart.push("metrics.listen");
-        }
-        if old.cache.size_mb != new.cache.size_mb {
-            restart.push("cache.size_mb");
-        }
-        if old.resolver != new.resolver {
-            restart.push("resolver");
+        let (o, n) = (&old.server, &new.server);
+        let (oc, nc) = (&old.cache, &new.cache);
+        for (key, changed) in [
+            ("server.listen", o.listen != n.listen),
+            ("server.threads", o.threads != n.threads),
+            (
+                "server.tcp_idle_timeout_ms",
+                o.tcp_idle_timeout_ms != n.tcp_idle_timeout_ms,
+            ),
+            (
+                "server.tcp_max_connections",
+                o.tcp_max_connections != n.tcp_max_connections,
+            ),
+            (
+                "server.tcp_max_connections_per_client",
+                o.tcp_max_connections_per_client != n.tcp_max_connections_per_client,
+            ),
+            (
+                "server.max_inflight_resolutions",
+                o.max_inflight_resolutions != n.max_inflight_resolutions,
+            ),
+            ("metrics.listen", old.metrics.listen != new.metrics.listen),
+            ("cache.size_mb", oc.size_mb != nc.size_mb),
+            ("cache.min_ttl", oc.min_ttl != nc.min_ttl),
+            ("cache.max_ttl", oc.max_ttl != nc.max_ttl),
+            (
+                "cache.negative_max_ttl",
+                oc.negative_max_ttl != nc.negative_max_ttl,
+            ),
+            // Turning it off is live; on needs the answer cache to have been
+            // started keeping expired entries.
+            ("cache.serve_stale", !oc.serve_stale && nc.serve_stale),
+            (
+                "cache.stale_window_s",
+                oc.stale_window_s != nc.stale_window_s,
+            ),
+            ("resolver", old.resolver != new.resolver),
+        ] {
+            if changed {
+                restart.push(key);
+            }
         }
         self.handler.live.store(Arc::new(Live::from_config(&new)));
         self.config.store(Arc::new(new));

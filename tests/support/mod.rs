@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod daemon;
+pub mod e2e;
 pub mod lab;
 pub mod tree;
 
@@ -70,7 +72,8 @@ pub mod tempfile_path {
     impl TempPath {
         pub fn with_contents(stem: &str, text: &str) -> TempPath {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!("taproot-test-{}-{n}-{stem}", std::process::id()));
+            let path = std::env::temp_dir()
+                .join(format!("taproot-test-{}-{n}-{stem}", std::process::id()));
             let mut f = std::fs::File::create(&path).expect("create a temp file");
             f.write_all(text.as_bytes()).expect("write a temp file");
             TempPath(path)

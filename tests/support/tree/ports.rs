@@ -30,6 +30,14 @@ pub(super) async fn bind_shared_port(addrs: &[IpAddr]) -> io::Result<(u16, Vec<B
             "a fake tree needs at least one server address",
         ));
     };
+    // A fixed port (e.g. 53, for peers like Unbound that only query port 53).
+    if let Some(port) = std::env::var("TAPROOT_FAKE_TREE_PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+    {
+        let udp = UdpSocket::bind(SocketAddr::new(first, port)).await?;
+        return Ok((port, bind_rest(addrs, port, udp).await?));
+    }
     let mut last_error = None;
     for _ in 0..ATTEMPTS {
         let udp = UdpSocket::bind(SocketAddr::new(first, 0)).await?;

@@ -1,0 +1,438 @@
+//! Cache microbenchmarks (issue 3): the costs a query pays before any socket.
+//!
+//! Every group runs against a cache already holding 2^20 (1,048,576) answers,
+//! so lookups pay for a realistically large hash table and cold CPU caches,
+//! not for a toy map that fits in L2:
+//!
+//! - `answer/hit`: [`wire::answer_key`] + [`AnswerCache::lookup_fresh`]
+//!   (target: median ≤ 250 ns);
+//! - `answer/hit_hot`: the same over 1,024 names that stay in CPU caches;
+//! - `answer/hit_render`: the same plus [`CachedAnswer::render`] into a
+//!   reused buffer (what a UDP worker does before `send_to`);
+//! - `answer/miss`: a name that was never cached;
+//! - `answer/insert`: a new answer into the full cache (evictions included);
+//! - `handler/fast_hit_*`: the whole synchronous hot path,
+//!   [`Handler::fast`], with the rate limiter off and at its default;
+//! - `delegation/closest`: [`Cache::closest_delegation`] for a name one
+//!   label below one of 100,000 cached zones with two glued servers each
+//!   (target: ≤ 1 µs).
+//!
+//! - `baseline/dram_miss`: one dependent random read from 256 MiB, the
+//!   unit the lookups above are really paying in.
+//!
+//! Names are visited in a scrambled order (an odd multiplier modulo 2^20),
+//! so consecutive lookups do not touch neighbouring memory.
+//!
+//! Run: `cargo bench --bench cache` (a few minutes; sample sizes are modest).
+//! One group: `cargo bench --bench cache -- delegation`.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, NS};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use taproot::cache::{Cache, Rank};
+use taproot::clock::Clock;
+use taproot::config::{CacheConfig, Config, RateLimitConfig};
+use taproot::metrics::{Metrics, Protocol};
+use taproot::resolve::{Resolution, Resolver, encode};
+use taproot::server::handler::{Fast, Handler, Live};
+use taproot::wire::{self, ClientEdns, ClientQuery, MAX_NAME_LEN, flags};
+
+/// 2^20 cached answers: "1M entries", and a power of two for the scramble.
+const ENTRIES: usize = 1 << 20;
+const MASK: usize = ENTRIES - 1;
+/// Odd, so `i * SCRAMBLE mod 2^20` visits every index once per cycle.
+const SCRAMBLE: usize = 0x9E37_79B1;
+/// Zones for the delegation benchmark.
+const ZONES: usize = 100_000;
+const QTYPE_A: u16 = 1;
+const QCLASS_IN: u16 = 1;
+
+fn name(s: &str) -> Name {
+    Name::from_ascii(s).expect("a valid name")
+}
+
+/// The `i`-th cached host, `h<i>.bench.lab.`.
+fn host(i: usize) -> String {
+    format!("h{i}.bench.lab.")
+}
+
+/// A lower-cased uncompressed wire name.
+fn wire_name(s: &str) -> Vec<u8> {
+    taproot::cache::answer::name_wire_lower(&name(s))
+}
+
+/// A client query as dnsperf sends it: RD, one question, EDNS with 1232.
+fn query_packet(qname: &[u8], id: u16) -> Vec<u8> {
+    let mut q = Vec::with_capacity(12 + qname.len() + 15);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&flags::RD.to_be_bytes());
+    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]);
+    q.extend_from_slice(qname);
+    q.extend_from_slice(&QTYPE_A.to_be_bytes());
+    q.extend_from_slice(&QCLASS_IN.to_be_bytes());
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    q
+}
+
+/// The encoded positive answer the resolver would store for `qname` A.
+fn answer_wire(qname: &str, last: u8) -> Vec<u8> {
+    let owner = name(qname);
+    let res = Resolution {
+        rcode: ResponseCode::NoError,
+        answers: vec![Record::from_rdata(
+            owner.clone(),
+            3600,
+            RData::A(A::new(127, 0, 0, last)),
+        )],
+        authorities: Vec::new(),
+    };
+    encode(&owner, RecordType::A, &res).expect("encodes")
+}
+
+fn answer_key_of(qname_wire: &[u8]) -> Vec<u8> {
+    let mut buf = [0u8; MAX_NAME_LEN + 5];
+    wire::answer_key(qname_wire, QTYPE_A, QCLASS_IN, false, &mut buf).to_vec()
+}
+
+/// A cache big enough that 2^20 answers (and their RRsets) are never evicted
+/// before the insert benchmark starts pushing past it.
+fn big_cache() -> Cache {
+    let config = CacheConfig {
+        size_mb: 2048,
+        ..CacheConfig::default()
+    };
+    Cache::new(&config, Clock::system())
+}
+
+/// The shared fixture: a cache with `ENTRIES` answers and the query packets
+/// that hit them, in wire form.
+struct Fixture {
+    cache: Arc<Cache>,
+    /// Query packets for `h<i>.bench.lab.` A, EDNS on.
+    packets: Vec<Box<[u8]>>,
+}
+
+impl Fixture {
+    fn build() -> Fixture {
+        let cache = Arc::new(big_cache());
+        let mut packets = Vec::with_capacity(ENTRIES);
+        for i in 0..ENTRIES {
+            let text = host(i);
+            let qname = wire_name(&text);
+            let key = answer_key_of(&qname);
+            cache
+                .answers
+                .insert(&key, answer_wire(&text, (i % 251) as u8))
+                .expect("cacheable");
+            packets.push(query_packet(&qname, i as u16).into_boxed_slice());
+        }
+        cache.sync();
+        assert_eq!(
+            cache.answers.entry_count(),
+            ENTRIES as u64,
+            "nothing evicted"
+        );
+        Fixture { cache, packets }
+    }
+
+    /// The question name of packet `i` as the client spelled it.
+    fn qname(&self, i: usize) -> &[u8] {
+        let p = &self.packets[i];
+        &p[wire::HEADER_LEN..p.len() - 4 - 11]
+    }
+}
+
+/// The `n`-th index of the scrambled visiting order.
+#[inline]
+fn scrambled(n: usize) -> usize {
+    n.wrapping_mul(SCRAMBLE) & MASK
+}
+
+fn answer_benches(c: &mut Criterion, fx: &Fixture) {
+    let mut g = c.benchmark_group("answer");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+
+    g.bench_function("hit", |b| {
+        let mut n = 0usize;
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            let qname = fx.qname(scrambled(n));
+            let mut keybuf = [0u8; MAX_NAME_LEN + 5];
+            let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, false, &mut keybuf);
+            let now = fx.cache.clock.now_ms();
+            black_box(fx.cache.answers.lookup_fresh(key, now))
+        })
+    });
+
+    // The same lookup over 1,024 names only: the hash table's lines stay in
+    // the CPU caches, so this is the instruction cost without DRAM misses.
+    g.bench_function("hit_hot", |b| {
+        let mut n = 0usize;
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            let qname = fx.qname(scrambled(n & 1023));
+            let mut keybuf = [0u8; MAX_NAME_LEN + 5];
+            let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, false, &mut keybuf);
+            let now = fx.cache.clock.now_ms();
+            black_box(fx.cache.answers.lookup_fresh(key, now))
+        })
+    });
+
+    g.bench_function("hit_render", |b| {
+        let mut n = 0usize;
+        let mut out = Vec::with_capacity(4096);
+        let edns = Some(ClientEdns {
+            payload: 1232,
+            dnssec_ok: false,
+            version: 0,
+        });
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            let qname = fx.qname(scrambled(n));
+            let mut keybuf = [0u8; MAX_NAME_LEN + 5];
+            let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, false, &mut keybuf);
+            let now = fx.cache.clock.now_ms();
+            let answer = fx.cache.answers.lookup_fresh(key, now).expect("a hit");
+            let q = ClientQuery {
+                id: n as u16,
+                flags: flags::RD,
+                qname,
+                qtype: QTYPE_A,
+                qclass: QCLASS_IN,
+                question_end: wire::HEADER_LEN + qname.len() + 4,
+                edns,
+            };
+            black_box(answer.render(&q, now, true, None, 1232, &mut out));
+            black_box(out.len())
+        })
+    });
+
+    g.bench_function("miss", |b| {
+        let misses: Vec<Vec<u8>> = (0..65_536)
+            .map(|i| wire_name(&format!("m{i}.bench.lab.")))
+            .collect();
+        let mut n = 0usize;
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            let qname = &misses[n & 0xffff];
+            let mut keybuf = [0u8; MAX_NAME_LEN + 5];
+            let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, false, &mut keybuf);
+            black_box(fx.cache.answers.lookup_fresh(key, fx.cache.clock.now_ms()))
+        })
+    });
+
+    // New names past the 2^20 already cached: each insert is a fresh key,
+    // so moka's admission and eviction work is part of the cost. Building
+    // the encoded response (the resolver's `encode`) is setup, not timed.
+    g.bench_function("insert", |b| {
+        let mut n = ENTRIES;
+        b.iter_batched(
+            || {
+                n += 1;
+                let text = format!("i{n}.bench.lab.");
+                let key = answer_key_of(&wire_name(&text));
+                (key, answer_wire(&text, 7))
+            },
+            |(key, response)| black_box(fx.cache.answers.insert(&key, response)),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+/// A handler around `cache`, with the rate limiter as `ratelimit` says.
+fn handler(
+    runtime: &tokio::runtime::Runtime,
+    cache: Arc<Cache>,
+    ratelimit: RateLimitConfig,
+) -> Handler {
+    let config = Config {
+        ratelimit,
+        ..Config::default()
+    };
+    let metrics = Arc::new(Metrics::new());
+    let _enter = runtime.enter(); // the resolver spawns its prefetch task
+    let resolver = Resolver::start(
+        config.resolver.clone(),
+        &config.cache,
+        cache.clone(),
+        Vec::new(),
+        metrics.clone(),
+        config.server.max_inflight_resolutions,
+    );
+    Handler {
+        live: ArcSwap::from_pointee(Live::from_config(&config)),
+        cache,
+        resolver,
+        metrics,
+    }
+}
+
+fn handler_benches(c: &mut Criterion, fx: &Fixture) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let src: SocketAddr = "127.0.0.1:40000".parse().expect("literal address");
+    let mut g = c.benchmark_group("handler");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let cases = [
+        (
+            "fast_hit_ratelimit_off",
+            RateLimitConfig {
+                qps: 0,
+                ..RateLimitConfig::default()
+            },
+        ),
+        // The default limiter, with a rate so high it never limits: what
+        // the check itself costs per query.
+        (
+            "fast_hit_ratelimit_on",
+            RateLimitConfig {
+                qps: u32::MAX,
+                burst: u32::MAX,
+                ..RateLimitConfig::default()
+            },
+        ),
+    ];
+    for (label, ratelimit) in cases {
+        let h = handler(&runtime, fx.cache.clone(), ratelimit);
+        g.bench_function(label, |b| {
+            let mut n = 0usize;
+            let mut out = Vec::with_capacity(4096);
+            b.iter(|| {
+                n = n.wrapping_add(1);
+                let packet = &fx.packets[scrambled(n)];
+                let verdict = h.fast(packet, src, Protocol::Udp, &mut out);
+                debug_assert_eq!(verdict, Fast::Reply);
+                black_box(verdict)
+            })
+        });
+    }
+    g.finish();
+}
+
+/// 100,000 zones `z<i>.lab.`, each with two NS and an A for each server,
+/// cached the way the walk caches a referral (NS at `Referral`, glue at
+/// `Additional`), under a root and `lab.` delegation.
+fn delegation_cache() -> Cache {
+    let cache = big_cache();
+    let ns = |zone: &str, target: &str| {
+        Record::from_rdata(name(zone), 86_400, RData::NS(NS(name(target))))
+    };
+    let a = |owner: &str, last: u8| {
+        Record::from_rdata(name(owner), 86_400, RData::A(A::new(127, 77, 0, last)))
+    };
+    cache
+        .records
+        .insert(vec![ns(".", "a.root-servers.lab.")], Rank::AuthAuthority);
+    cache
+        .records
+        .insert(vec![a("a.root-servers.lab.", 1)], Rank::Additional);
+    cache
+        .records
+        .insert(vec![ns("lab.", "ns.lab.")], Rank::Referral);
+    cache
+        .records
+        .insert(vec![a("ns.lab.", 2)], Rank::Additional);
+    for i in 0..ZONES {
+        let zone = format!("z{i}.lab.");
+        let ns1 = format!("ns1.z{i}.lab.");
+        let ns2 = format!("ns2.z{i}.lab.");
+        cache
+            .records
+            .insert(vec![ns(&zone, &ns1), ns(&zone, &ns2)], Rank::Referral);
+        cache.records.insert(vec![a(&ns1, 3)], Rank::Additional);
+        cache.records.insert(vec![a(&ns2, 4)], Rank::Additional);
+    }
+    cache.sync();
+    cache
+}
+
+fn delegation_benches(c: &mut Criterion) {
+    let cache = delegation_cache();
+    // Scrambled over the zones; the qname is one label below the cut, so the
+    // walk up misses once (`www.z<i>.lab.` NS) before it finds the cut.
+    let qnames: Vec<Name> = (0..ZONES)
+        .map(|i| name(&format!("www.z{}.lab.", (i * 7919) % ZONES)))
+        .collect();
+    let mut g = c.benchmark_group("delegation");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    g.bench_function("closest", |b| {
+        let mut n = 0usize;
+        b.iter(|| {
+            n = (n + 1) % ZONES;
+            let cut = cache.closest_delegation(&qnames[n], true).expect("a cut");
+            debug_assert_eq!(cut.servers.len(), 2);
+            black_box(cut)
+        })
+    });
+    // The same walk for a name under no cached zone: up to `lab.`.
+    let uncached: Vec<Name> = (0..ZONES)
+        .map(|i| name(&format!("www.y{i}.lab.")))
+        .collect();
+    g.bench_function("closest_tld_only", |b| {
+        let mut n = 0usize;
+        b.iter(|| {
+            n = (n + 1) % ZONES;
+            black_box(cache.closest_delegation(&uncached[n], true))
+        })
+    });
+    g.finish();
+    std::mem::forget(cache);
+}
+
+/// One dependent random read from 256 MiB: the price of a DRAM miss on
+/// this machine, to read the other numbers against.
+fn baseline_benches(c: &mut Criterion) {
+    const WORDS: usize = 32 << 20;
+    // A single cycle through all words (Sattolo), so each read depends on the last.
+    let mut next: Vec<u32> = (0..WORDS as u32).collect();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for i in (1..WORDS).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let j = (state % i as u64) as usize;
+        next.swap(i, j);
+    }
+    let mut g = c.benchmark_group("baseline");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    g.bench_function("dram_miss", |b| {
+        let mut at = 0u32;
+        b.iter(|| {
+            at = next[at as usize];
+            black_box(at)
+        })
+    });
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    baseline_benches(c);
+    let fx = Fixture::build();
+    answer_benches(c, &fx);
+    handler_benches(c, &fx);
+    // Freeing a million entries takes seconds and measures nothing.
+    std::mem::forget(fx);
+    delegation_benches(c);
+}
+
+criterion_group!(cache, benches);
+criterion_main!(cache);

@@ -1,0 +1,232 @@
+//! taproot as a `Type=notify` systemd service: the test plays the service
+//! manager (its own `NOTIFY_SOCKET`, signals, exit status) around the real
+//! binary, and checks `deploy/taproot.service` with systemd-analyze.
+//!
+//! sd_notify(3): READY=1 when startup is complete, RELOADING=1 with
+//! MONOTONIC_USEC when a reload starts and READY=1 when it is done,
+//! STOPPING=1 when shutdown starts.
+
+mod support;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use support::client::{self, ask_tcp, ask_udp, three_level_tree};
+use support::daemon::{Daemon, config_text};
+use support::e2e::{TempDir, free_port, taproot_binary};
+use support::tree::{Behaviour, FakeTree};
+
+const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/taproot.service");
+
+fn recursive(qname: &str) -> Message {
+    let mut m = client::query(qname, RecordType::A);
+    m.metadata.recursion_desired = true;
+    m
+}
+
+fn addresses(reply: &Message) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn assert_www_answer(reply: &Message) {
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        addresses(reply),
+        [
+            "127.1.0.1".parse::<IpAddr>().unwrap(),
+            "127.1.0.2".parse().unwrap()
+        ]
+    );
+}
+
+/// Starts the binary on a free loopback port against `tree`.
+fn spawn(tree: &FakeTree, extra: &str) -> (Daemon, SocketAddr) {
+    let dir = TempDir::new("systemd");
+    let hints = dir.write("root.hints", &tree.root_hints());
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port(&[IpAddr::from([127, 0, 0, 1])])));
+    let config = config_text(tree, &hints, addr, extra);
+    (Daemon::spawn(dir, &config), addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_sent_once_the_dns_port_answers_and_not_before() {
+    let tree = three_level_tree().await;
+    let (daemon, addr) = spawn(&tree, "");
+    let messages = daemon.until_ready().await;
+    assert_eq!(
+        messages.len(),
+        1,
+        "READY=1 is the first thing the service manager hears: {messages:?}"
+    );
+    let ready = &messages[0];
+    assert!(
+        ready.contains(&format!("STATUS=serving DNS on {addr}")),
+        "{ready:?}"
+    );
+    // Right after READY=1, with no retry: UDP and TCP both answer.
+    assert_www_answer(&ask_udp(addr, &recursive("www.example.co.kr.")).await);
+    assert_www_answer(&ask_tcp(addr, &recursive("www.example.co.kr.")).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_is_framed_by_reloading_with_a_timestamp_and_ready() {
+    let tree = three_level_tree().await;
+    let (daemon, addr) = spawn(&tree, "");
+    daemon.until_ready().await;
+    let (reloading, ready) = daemon.reload().await;
+    let usec = reloading
+        .iter()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .unwrap_or_else(|| panic!("RELOADING=1 carries MONOTONIC_USEC: {reloading:?}"));
+    assert!(
+        usec.parse::<u64>().is_ok_and(|us| us > 0),
+        "MONOTONIC_USEC is a positive count of microseconds: {usec}"
+    );
+    assert!(
+        ready.iter().any(|l| l.starts_with("STATUS=serving DNS")),
+        "{ready:?}"
+    );
+    daemon.log.wait_for(&["config reloaded"]).await;
+    assert_www_answer(&ask_udp(addr, &recursive("www.example.co.kr.")).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_sends_stopping_answers_queries_in_flight_and_exits_zero() {
+    let tree = three_level_tree().await;
+    let (mut daemon, addr) = spawn(&tree, "");
+    daemon.until_ready().await;
+    // The last server answers late, so the queries are still being resolved
+    // when SIGTERM arrives.
+    tree.set_behaviour(
+        client::EXAMPLE_IP,
+        Behaviour::Delay(Duration::from_millis(700)),
+    );
+    let udp = tokio::spawn(async move { ask_udp(addr, &recursive("www.example.co.kr.")).await });
+    let tcp = tokio::spawn(async move {
+        let mut m = recursive("alias.example.co.kr.");
+        m.metadata.id = 7;
+        ask_tcp(addr, &m).await
+    });
+    // Both questions have reached the last server, so both are in flight.
+    let asked = |tree: &FakeTree, label: &str| {
+        tree.query_log().iter().any(|q| {
+            q.server == client::EXAMPLE_IP
+                && q.name.to_ascii().to_ascii_lowercase().starts_with(label)
+        })
+    };
+    while !(asked(&tree, "www.") && asked(&tree, "alias.")) {
+        let seen = tree.total_queries();
+        assert!(
+            tree.wait_for_queries(seen + 1, Duration::from_secs(5))
+                .await,
+            "taproot never reached the example.co.kr server: {:?}",
+            tree.query_log()
+        );
+    }
+    daemon.signal("TERM");
+    let stopping = daemon.notify.next().await;
+    assert!(
+        stopping.iter().any(|l| l == "STOPPING=1"),
+        "SIGTERM is answered with STOPPING=1: {stopping:?}"
+    );
+    assert_www_answer(&udp.await.expect("the UDP client task"));
+    let tcp = tcp.await.expect("the TCP client task");
+    assert_eq!(tcp.metadata.response_code, ResponseCode::NoError);
+    assert!(
+        tcp.answers
+            .iter()
+            .any(|r| r.record_type() == RecordType::CNAME),
+        "{tcp:?}"
+    );
+    let status = daemon.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "a clean stop exits 0: {status}");
+    daemon.log.wait_for(&["stopped"]).await;
+}
+
+/// The unit as installed, but with `ExecStart=` pointing at the binary
+/// under test, so that verify can check the command exists.
+fn unit_with_binary(dir: &TempDir) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(UNIT).expect("read deploy/taproot.service");
+    dir.write(
+        "taproot.service",
+        &text.replace("/usr/sbin/taproot", &taproot_binary().display().to_string()),
+    )
+}
+
+fn systemd_analyze(args: &[&str], unit: &Path) -> std::process::Output {
+    Command::new("systemd-analyze")
+        .args(args)
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze runs (package systemd; tests/setup.sh installs it)")
+}
+
+#[test]
+fn unit_passes_systemd_analyze_verify() {
+    let dir = TempDir::new("unit");
+    let unit = unit_with_binary(&dir);
+    let out = systemd_analyze(&["verify"], &unit);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systemd-analyze verify: {stderr}");
+    assert!(
+        stderr.trim().is_empty(),
+        "systemd-analyze verify has no complaint: {stderr}"
+    );
+}
+
+/// `systemd-analyze security` rates a unit from 0 (locked down) to 10.
+/// Debian 12's pdns-recursor.service rates 2.3, kresd@.service 7.1,
+/// unbound.service 9.6.
+#[test]
+fn unit_exposure_is_below_two() {
+    let out = systemd_analyze(
+        &["security", "--offline=true", "--no-pager"],
+        Path::new(UNIT),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let exposure: f64 = stdout
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for taproot.service:")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no exposure level in:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(exposure < 2.0, "exposure {exposure}:\n{stdout}");
+}
+
+#[test]
+fn unit_is_notify_type_with_a_checked_reload_and_a_dedicated_user() {
+    let text = std::fs::read_to_string(UNIT).expect("read deploy/taproot.service");
+    let has = |line: &str| text.lines().any(|l| l.trim() == line);
+    for line in [
+        "Type=notify",
+        "ExecReload=/usr/sbin/taproot --config /etc/taproot/taproot.toml check-config --quiet",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "User=taproot",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "RestartPreventExitStatus=2",
+    ] {
+        assert!(has(line), "deploy/taproot.service has {line:?}");
+    }
+}
