@@ -39,21 +39,15 @@ pub enum ConfigError {
 }
 
 /// figment's own message writes a key with its profile in front
-/// (`"default.cache.size_mb"`); taproot has no profiles, so the key is named
-/// as the operator wrote it (`"cache.size_mb"`).
+/// (`"default.cache.size_mb"`), or in the environment's spelling
+/// (`"CACHE.SIZE_MB"`); taproot has no profiles, so the key is named as it
+/// stands in the TOML file (`"cache.size_mb"`), whichever source set it.
 fn describe_load_error(e: &figment::Error) -> String {
     let mut lines = Vec::new();
     for e in e.clone() {
         let mut line = e.kind.to_string();
-        if let (Some(profile), Some(md)) = (&e.profile, &e.metadata)
-            && !e.path.is_empty()
-        {
-            let key = md.interpolate(profile, &e.path);
-            let key = key
-                .strip_prefix(&format!("{profile}."))
-                .unwrap_or(&key)
-                .to_string();
-            line.push_str(&format!(" for key {key:?}"));
+        if !e.path.is_empty() {
+            line.push_str(&format!(" for key {:?}", e.path.join(".")));
         }
         if let Some(md) = &e.metadata {
             match &md.source {

@@ -764,7 +764,8 @@ pub fn dig(server: SocketAddr, args: &[&str]) -> DigReply {
 
 /// `kdig -p PORT @IP <args>`, same output options.
 pub fn kdig(server: SocketAddr, args: &[&str]) -> DigReply {
-    run_client("kdig", server, args, &["+time=3", "+retry=0"])
+    // kdig prints the status and flags only with +header.
+    run_client("kdig", server, args, &["+header", "+time=3", "+retry=0"])
 }
 
 // ---------------------------------------------------------------------------
