@@ -103,6 +103,52 @@ async fn sighup_is_framed_by_reloading_with_a_timestamp_and_ready() {
     assert_www_answer(&ask_udp(addr, &recursive("www.example.co.kr.")).await);
 }
 
+/// A reload applies the new ACL at once, keeps the cache, and a broken file
+/// is refused with the old config still serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_new_acl_and_a_broken_file_leaves_the_old_one_in_force() {
+    let tree = three_level_tree().await;
+    let dir = TempDir::new("reload");
+    let hints = dir.write("root.hints", &tree.root_hints());
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port(&[IpAddr::from([127, 0, 0, 1])])));
+    let allow = "[[acl]]\nprefix = \"127.0.0.0/8\"\naction = \"allow\"\n";
+    let refuse = "[[acl]]\nprefix = \"127.0.0.0/8\"\naction = \"allow\"\n\
+                  [[acl]]\nprefix = \"127.0.0.1/32\"\naction = \"refuse\"\n";
+    let first = config_text(&tree, &hints, addr, allow);
+    let daemon = Daemon::spawn(dir, &first);
+    daemon.until_ready().await;
+    assert_www_answer(&ask_udp(addr, &recursive("www.example.co.kr.")).await);
+    let upstream_before = tree.total_queries();
+
+    daemon.rewrite_config(&config_text(&tree, &hints, addr, refuse));
+    daemon.reload().await;
+    daemon.log.wait_for(&["config reloaded"]).await;
+    let refused = ask_udp(addr, &recursive("www.example.co.kr.")).await;
+    assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+
+    // A file that does not parse: refused, logged, the refuse rule stays.
+    daemon.rewrite_config("[server\nlisten = nonsense\n");
+    let (_, ready) = daemon.reload().await;
+    assert!(
+        ready.iter().any(|l| l.starts_with("STATUS=reload refused")),
+        "the service manager is told the reload was refused: {ready:?}"
+    );
+    daemon.log.wait_for(&["reload refused"]).await;
+    let still = ask_udp(addr, &recursive("www.example.co.kr.")).await;
+    assert_eq!(still.metadata.response_code, ResponseCode::Refused);
+
+    // Back to allow: the answer comes from the cache the reloads kept.
+    daemon.rewrite_config(&first);
+    daemon.reload().await;
+    daemon.log.wait_for(&["config reloaded"]).await;
+    assert_www_answer(&ask_udp(addr, &recursive("www.example.co.kr.")).await);
+    assert_eq!(
+        tree.total_queries(),
+        upstream_before,
+        "the cache survived three reloads: no upstream query"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_sends_stopping_answers_queries_in_flight_and_exits_zero() {
     let tree = three_level_tree().await;

@@ -345,6 +345,51 @@ pub async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'stati
 // ---------------------------------------------------------------------------
 // NSD
 
+/// Writes one NSD config (and its zone files) per server address of
+/// `zones` under `dir`, every server on `port`; returns each address with
+/// its `nsd.conf`. Separate from [`Nsd::start`] so a test can start the
+/// servers elsewhere, e.g. inside a network namespace of its own.
+pub fn nsd_configs(zones: &[Zone], port: u16, dir: &Path) -> Vec<(Ipv4Addr, PathBuf)> {
+    let ips: BTreeSet<Ipv4Addr> = zones.iter().map(|z| z.server).collect();
+    let mut out = Vec::new();
+    for ip in ips {
+        let home = dir.join(ip.to_string());
+        std::fs::create_dir_all(&home).expect("create an NSD dir");
+        let home_s = home.display().to_string();
+        let mut conf = format!(
+            "server:\n\
+             \x20 ip-address: {ip}\n\
+             \x20 port: {port}\n\
+             \x20 do-ip6: no\n\
+             \x20 username: \"\"\n\
+             \x20 chroot: \"\"\n\
+             \x20 database: \"\"\n\
+             \x20 zonesdir: \"{home_s}\"\n\
+             \x20 zonelistfile: \"{home_s}/zone.list\"\n\
+             \x20 xfrdfile: \"{home_s}/xfrd.state\"\n\
+             \x20 xfrdir: \"{home_s}\"\n\
+             \x20 pidfile: \"{home_s}/nsd.pid\"\n\
+             \x20 server-count: 1\n\
+             \x20 verbosity: 1\n\
+             \x20 hide-version: yes\n\
+             remote-control:\n\
+             \x20 control-enable: no\n"
+        );
+        for (i, zone) in zones.iter().filter(|z| z.server == ip).enumerate() {
+            let file = format!("zone{i}.zone");
+            std::fs::write(home.join(&file), &zone.text).expect("write a zone file");
+            conf.push_str(&format!(
+                "zone:\n  name: \"{}\"\n  zonefile: \"{file}\"\n",
+                zone.origin
+            ));
+        }
+        let conf_path = home.join("nsd.conf");
+        std::fs::write(&conf_path, conf).expect("write nsd.conf");
+        out.push((ip, conf_path));
+    }
+    out
+}
+
 /// One NSD process per server address, all on one port.
 pub struct Nsd {
     port: u16,
@@ -374,43 +419,11 @@ impl Nsd {
         let port = free_port(&addrs);
         let dir = TempDir::new("nsd");
         let mut servers = Vec::new();
-        for ip in &ips {
-            let home = dir.path().join(ip.to_string());
-            std::fs::create_dir_all(&home).expect("create an NSD dir");
-            let home_s = home.display().to_string();
-            let mut conf = format!(
-                "server:\n\
-                 \x20 ip-address: {ip}\n\
-                 \x20 port: {port}\n\
-                 \x20 do-ip6: no\n\
-                 \x20 username: \"\"\n\
-                 \x20 chroot: \"\"\n\
-                 \x20 database: \"\"\n\
-                 \x20 zonesdir: \"{home_s}\"\n\
-                 \x20 zonelistfile: \"{home_s}/zone.list\"\n\
-                 \x20 xfrdfile: \"{home_s}/xfrd.state\"\n\
-                 \x20 xfrdir: \"{home_s}\"\n\
-                 \x20 pidfile: \"{home_s}/nsd.pid\"\n\
-                 \x20 server-count: 1\n\
-                 \x20 verbosity: 1\n\
-                 \x20 hide-version: yes\n\
-                 remote-control:\n\
-                 \x20 control-enable: no\n"
-            );
-            for (i, zone) in zones.iter().filter(|z| z.server == *ip).enumerate() {
-                let file = format!("zone{i}.zone");
-                std::fs::write(home.join(&file), &zone.text).expect("write a zone file");
-                conf.push_str(&format!(
-                    "zone:\n  name: \"{}\"\n  zonefile: \"{file}\"\n",
-                    zone.origin
-                ));
-            }
-            let conf_path = home.join("nsd.conf");
-            std::fs::write(&conf_path, conf).expect("write nsd.conf");
+        for (ip, conf_path) in nsd_configs(zones, port, dir.path()) {
             let mut cmd = Command::new(nsd);
             cmd.arg("-d").arg("-c").arg(&conf_path);
-            let process = Process::spawn(&format!("nsd {ip}"), cmd, home.join("nsd.log"));
-            servers.push((*ip, process));
+            let log = conf_path.with_file_name("nsd.log");
+            servers.push((ip, Process::spawn(&format!("nsd {ip}"), cmd, log)));
         }
         // Ready when each server answers the SOA of its first zone authoritatively.
         for (ip, process) in &mut servers {
