@@ -2,7 +2,8 @@
 # Installs what the test suite uses as real peers: dig and kdig (clients),
 # NSD and Knot (authoritative servers), Unbound (a reference resolver),
 # dnsperf (load), Prometheus and promtool (metrics checks), iproute2/util-linux
-# (namespaces for the glibc test), systemd (systemd-analyze). Idempotent.
+# (namespaces for the glibc test), systemd (systemd-analyze), and cargo-deb
+# (the package test builds the .deb). Idempotent.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -20,4 +21,7 @@ for svc in nsd knot unbound prometheus; do
   $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true
   $SUDO pkill -x "$svc" >/dev/null 2>&1 || true
 done
-echo "test peers installed: ${PKGS[*]}"
+if ! cargo deb --version >/dev/null 2>&1; then
+  cargo install cargo-deb --locked --quiet
+fi
+echo "test peers installed: ${PKGS[*]} cargo-deb"
