@@ -1,0 +1,92 @@
+//! The upstream-response path: raw bytes as if an authoritative server for
+//! `example.co.kr.` had sent them in answer to `www.example.co.kr. A`. They
+//! go through what the walk does before caching — parse, scrub (iter_scrub's
+//! job), classify — and what would be cached is cached. Whatever the bytes:
+//! no panic, and nothing outside the server's bailiwick reaches the cache.
+//!
+//! `cargo fuzz run upstream_response -- -max_total_time=600`
+#![no_main]
+
+use std::sync::OnceLock;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Name, Record, RecordType};
+use libfuzzer_sys::fuzz_target;
+use taproot::cache::{Cache, Rank};
+use taproot::clock::Clock;
+use taproot::config::CacheConfig;
+use taproot::resolve::classify::{Classified, classify};
+use taproot::resolve::scrub::scrub;
+
+struct Fixture {
+    zone: Name,
+    qname: Name,
+    cache: Cache,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| Fixture {
+        zone: Name::from_ascii("example.co.kr.").expect("literal"),
+        qname: Name::from_ascii("www.example.co.kr.").expect("literal"),
+        cache: Cache::new(
+            &CacheConfig {
+                size_mb: 16,
+                ..CacheConfig::default()
+            },
+            Clock::system(),
+        ),
+    })
+}
+
+fn assert_in_bailiwick(records: &[Record], zone: &Name) {
+    for r in records {
+        assert!(
+            zone.zone_of(&r.name),
+            "{} is outside {zone} and must never be cached",
+            r.name
+        );
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let f = fixture();
+    let Ok(mut msg) = Message::from_vec(data) else {
+        return;
+    };
+    scrub(&mut msg, &f.qname, &f.zone);
+    for section in [&msg.answers, &msg.authorities, &msg.additionals] {
+        assert_in_bailiwick(section, &f.zone);
+    }
+    let cache = |records: &[Record], rank| {
+        assert_in_bailiwick(records, &f.zone);
+        f.cache.records.insert(records.to_vec(), rank);
+    };
+    match classify(&msg, &f.qname, RecordType::A, &f.zone) {
+        Classified::Answer {
+            chain,
+            rrset,
+            zone_ns,
+        } => {
+            cache(&chain, Rank::AuthAnswer);
+            cache(&rrset, Rank::AuthAnswer);
+            cache(&zone_ns, Rank::AuthAuthority);
+        }
+        Classified::Cname { chain, .. } => cache(&chain, Rank::AuthAnswer),
+        Classified::Referral { zone, ns, glue } => {
+            assert!(
+                zone != f.zone && f.zone.zone_of(&zone),
+                "a referral leads strictly down: {zone}"
+            );
+            cache(&ns, Rank::Referral);
+            cache(&glue, Rank::Additional);
+        }
+        Classified::NxDomain { chain, soa } | Classified::NoData { chain, soa } => {
+            cache(&chain, Rank::AuthAnswer);
+            if let Some(soa) = soa {
+                assert_in_bailiwick(std::slice::from_ref(&soa), &f.zone);
+            }
+        }
+        Classified::Lame(_) | Classified::ServerError(_) => {}
+    }
+});
