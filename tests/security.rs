@@ -12,7 +12,7 @@ use rand::Rng;
 use support::client::{self, ask_udp};
 use support::lab::{self, lab_tree};
 use support::start_taproot;
-use support::tree::Behaviour;
+use support::tree::{Behaviour, Malformation};
 use taproot::config::{AclAction, AclRule};
 use tokio::net::UdpSocket;
 
@@ -172,4 +172,44 @@ async fn garbage_from_one_server_is_ignored_and_another_server_answers() {
         assert_eq!(first_a(&reply).as_deref(), Some("127.5.0.1"), "{name}");
     }
     t.stop().await;
+}
+
+/// Each broken or forged reply is ignored: while every server of the zone
+/// sends it, the client gets SERVFAIL (nothing forged is taken for an
+/// answer); once one server answers properly, the answer is its.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_upstream_answers_are_ignored_and_another_server_answers() {
+    for how in [
+        Malformation::TruncatedHeader,
+        Malformation::PointerLoop,
+        Malformation::WrongQuestion,
+        Malformation::WrongId,
+        Malformation::FromOtherPort,
+    ] {
+        let tree = lab_tree().await;
+        for server in [lab::EX1, lab::EX2, lab::EX3] {
+            tree.set_behaviour(server, Behaviour::Malformed(how));
+        }
+        let t = start_taproot(&tree, |c| c.resolver.upstream_timeout_ms = 200).await;
+        let broken = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+        assert_eq!(
+            broken.metadata.response_code,
+            ResponseCode::ServFail,
+            "{how:?} is never taken for an answer: {broken:?}"
+        );
+        assert!(
+            tree.queries_to(lab::EX1) + tree.queries_to(lab::EX2) + tree.queries_to(lab::EX3) >= 3,
+            "{how:?}: every server was tried"
+        );
+
+        tree.set_behaviour(lab::EX3, Behaviour::Normal);
+        let reply = ask_udp(t.addr, &recursive("x.wild.example.co.kr.", RecordType::A)).await;
+        assert_eq!(
+            first_a(&reply).as_deref(),
+            Some("127.5.0.9"),
+            "{how:?}: the answer comes from the server that works: {reply:?}"
+        );
+        t.stop().await;
+        tree.shutdown().await;
+    }
 }

@@ -32,8 +32,28 @@ pub enum Behaviour {
     /// the query's ID and the QR bit, so a client cannot discard them as a
     /// stray packet and must handle the decode failure.
     Garbage,
+    /// Answer with one of the ways a reply can be broken or forged
+    /// (see [`Malformation`]).
+    Malformed(Malformation),
     /// Answer normally, plus these records in the additional section of every
     /// reply: for example an out-of-bailiwick A record that a resolver's
     /// scrubber must not cache.
     Poison(Vec<Record>),
+}
+
+/// Broken or forged replies a resolver must ignore (and then ask another
+/// server), each something a buggy server or an off-path attacker sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformation {
+    /// Six bytes: the query's ID and flags, then nothing.
+    TruncatedHeader,
+    /// A header for one question whose name is a compression pointer to
+    /// itself (RFC 1035 §4.1.4 pointers must point backwards).
+    PointerLoop,
+    /// A well-formed authoritative answer, but to another question.
+    WrongQuestion,
+    /// A well-formed answer with the ID off by one.
+    WrongId,
+    /// A well-formed answer sent from another port of the same address.
+    FromOtherPort,
 }

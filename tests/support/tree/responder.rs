@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use super::authority::{self, Answer};
-use super::behaviour::Behaviour;
+use super::behaviour::{Behaviour, Malformation};
 use super::zone::Zone;
 
 /// The UDP payload size this server advertises in its own OPT record
@@ -50,6 +50,8 @@ pub struct LoggedQuery {
 pub(super) struct Reply {
     pub(super) delay: Duration,
     pub(super) bytes: Vec<u8>,
+    /// Send it from a socket other than the one the query reached (UDP).
+    pub(super) from_other_port: bool,
 }
 
 /// The zones and behaviour of one server address.
@@ -186,7 +188,11 @@ impl Responder {
                 return Some(Reply {
                     delay: Duration::ZERO,
                     bytes: garbage(query.metadata.id),
+                    from_other_port: false,
                 });
+            }
+            Behaviour::Malformed(how) => {
+                return Some(self.malformed(how, &state.zones, &query, transport));
             }
             Behaviour::Normal => (Duration::ZERO, self.answer(&state.zones, &query)),
             Behaviour::Delay(delay) => (delay, self.answer(&state.zones, &query)),
@@ -208,7 +214,59 @@ impl Responder {
         Some(Reply {
             delay,
             bytes: encode(&message, &query, transport),
+            from_other_port: false,
         })
+    }
+
+    /// The broken or forged reply `how` describes, to `query`.
+    fn malformed(
+        &self,
+        how: Malformation,
+        zones: &[Arc<Zone>],
+        query: &Message,
+        transport: Transport,
+    ) -> Reply {
+        let id = query.metadata.id;
+        let mut from_other_port = false;
+        let bytes = match how {
+            Malformation::TruncatedHeader => {
+                let mut b = id.to_be_bytes().to_vec();
+                b.extend_from_slice(&[0x84, 0x00, 0x00, 0x01]);
+                b
+            }
+            Malformation::PointerLoop => {
+                let mut b = id.to_be_bytes().to_vec();
+                // QR AA, one question, no records; the name at offset 12 is
+                // a pointer to offset 12.
+                b.extend_from_slice(&[0x84, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+                b.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
+                b
+            }
+            Malformation::WrongQuestion => {
+                let mut other = query.clone();
+                if let Some(q) = other.queries.first_mut()
+                    && let Ok(name) = q.name().prepend_label("forged")
+                {
+                    q.set_name(name);
+                }
+                let message = self.answer(zones, &other);
+                encode(&message, &other, transport)
+            }
+            Malformation::WrongId => {
+                let mut message = self.answer(zones, query);
+                message.metadata.id = id.wrapping_add(1);
+                encode(&message, query, transport)
+            }
+            Malformation::FromOtherPort => {
+                from_other_port = true;
+                encode(&self.answer(zones, query), query, transport)
+            }
+        };
+        Reply {
+            delay: Duration::ZERO,
+            bytes,
+            from_other_port,
+        }
     }
 
     fn record(

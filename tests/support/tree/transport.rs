@@ -38,7 +38,13 @@ pub(super) async fn serve_udp(socket: UdpSocket, server: IpAddr, responder: Arc<
                 let Some(reply) = responder.respond(server, &buf[..len], Transport::Udp) else {
                     continue;
                 };
-                if reply.delay.is_zero() {
+                if reply.from_other_port {
+                    // An answer from the right address but a port the
+                    // resolver never sent to: bound anew, port chosen by the kernel.
+                    if let Ok(other) = UdpSocket::bind((server, 0)).await {
+                        let _ = other.send_to(&reply.bytes, peer).await;
+                    }
+                } else if reply.delay.is_zero() {
                     if let Err(error) = socket.send_to(&reply.bytes, peer).await {
                         debug!(%server, %peer, %error, "fake server UDP send failed");
                     }
