@@ -5,25 +5,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use support::client::{self, ask_udp};
 use support::lab::{self, lab_tree};
 use support::start_taproot;
 use support::tree::Behaviour;
-
-fn recursive(qname: &str, rtype: RecordType) -> Message {
-    let mut m = client::query(qname, rtype);
-    m.metadata.recursion_desired = true;
-    m
-}
-
-fn first_a(reply: &Message) -> Option<String> {
-    reply.answers.iter().find_map(|r| match &r.data {
-        RData::A(a) => Some(a.0.to_string()),
-        _ => None,
-    })
-}
 
 fn asked(tree: &support::tree::FakeTree, name: &str) -> usize {
     tree.query_log()
@@ -36,11 +23,19 @@ fn asked(tree: &support::tree::FakeTree, name: &str) -> usize {
 async fn a_second_query_two_seconds_later_shows_the_ttl_lowered_by_two() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let first = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    let first = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::A),
+    )
+    .await;
     let ttl1 = first.answers[0].ttl;
     tree.reset_counts();
     tokio::time::sleep(Duration::from_millis(2050)).await;
-    let second = ask_udp(t.addr, &recursive("WWW.Provider.lab.", RecordType::A)).await;
+    let second = ask_udp(
+        t.addr,
+        &client::recursive("WWW.Provider.lab.", RecordType::A),
+    )
+    .await;
     assert_eq!(tree.total_queries(), 0, "answered from cache");
     assert_eq!(
         second.queries[0].name().to_ascii(),
@@ -60,16 +55,28 @@ async fn a_second_query_two_seconds_later_shows_the_ttl_lowered_by_two() {
 async fn an_entry_expires_at_its_ttl() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |c| c.cache.prefetch = false).await;
-    ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
-    ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
+    ask_udp(
+        t.addr,
+        &client::recursive("short.provider.lab.", RecordType::A),
+    )
+    .await;
+    ask_udp(
+        t.addr,
+        &client::recursive("short.provider.lab.", RecordType::A),
+    )
+    .await;
     assert_eq!(
         asked(&tree, "short.provider.lab."),
         1,
         "second answer from cache"
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let again = ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
-    assert_eq!(first_a(&again).as_deref(), Some("127.3.0.2"));
+    let again = ask_udp(
+        t.addr,
+        &client::recursive("short.provider.lab.", RecordType::A),
+    )
+    .await;
+    assert_eq!(client::first_a(&again).as_deref(), Some("127.3.0.2"));
     assert_eq!(
         asked(&tree, "short.provider.lab."),
         2,
@@ -86,9 +93,17 @@ async fn ttl_clamps_from_the_config_apply_to_answers() {
         c.cache.max_ttl = 600;
     })
     .await;
-    let short = ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
+    let short = ask_udp(
+        t.addr,
+        &client::recursive("short.provider.lab.", RecordType::A),
+    )
+    .await;
     assert_eq!(short.answers[0].ttl, 60);
-    let long = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    let long = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::A),
+    )
+    .await;
     assert_eq!(long.answers[0].ttl, 600);
     t.stop().await;
 }
@@ -104,12 +119,16 @@ async fn concurrent_identical_questions_share_one_resolution() {
     for _ in 0..20 {
         let addr = t.addr;
         tasks.push(tokio::spawn(async move {
-            ask_udp(addr, &recursive("www.example.co.kr.", RecordType::A)).await
+            ask_udp(
+                addr,
+                &client::recursive("www.example.co.kr.", RecordType::A),
+            )
+            .await
         }));
     }
     for task in tasks {
         let reply = task.await.expect("task");
-        assert_eq!(first_a(&reply).as_deref(), Some("127.5.0.1"));
+        assert_eq!(client::first_a(&reply).as_deref(), Some("127.5.0.1"));
     }
     assert_eq!(
         asked(&tree, "www.example.co.kr."),
@@ -124,11 +143,19 @@ async fn concurrent_identical_questions_share_one_resolution() {
 async fn a_popular_name_is_refreshed_before_it_expires() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    ask_udp(t.addr, &recursive("ten.provider.lab.", RecordType::A)).await;
+    ask_udp(
+        t.addr,
+        &client::recursive("ten.provider.lab.", RecordType::A),
+    )
+    .await;
     assert_eq!(asked(&tree, "ten.provider.lab."), 1);
     // Hit it in the last 10% of its 10 s TTL: one background refresh.
     tokio::time::sleep(Duration::from_millis(9_200)).await;
-    let hit = ask_udp(t.addr, &recursive("ten.provider.lab.", RecordType::A)).await;
+    let hit = ask_udp(
+        t.addr,
+        &client::recursive("ten.provider.lab.", RecordType::A),
+    )
+    .await;
     assert!(hit.answers[0].ttl <= 1);
     assert!(tree.wait_for_queries(1, Duration::from_secs(3)).await);
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -138,7 +165,11 @@ async fn a_popular_name_is_refreshed_before_it_expires() {
     assert_eq!(asked(&tree, "ten.provider.lab."), 2, "prefetched once");
     // Past the original expiry the answer is still a hit, with a fresh TTL.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let after = ask_udp(t.addr, &recursive("ten.provider.lab.", RecordType::A)).await;
+    let after = ask_udp(
+        t.addr,
+        &client::recursive("ten.provider.lab.", RecordType::A),
+    )
+    .await;
     assert!(
         after.answers[0].ttl >= 8,
         "refreshed TTL: {}",
@@ -157,14 +188,22 @@ async fn when_every_upstream_is_dead_an_expired_answer_is_served_stale() {
         c.resolver.query_budget_ms = 3_000;
     })
     .await;
-    let fresh = ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
-    assert_eq!(first_a(&fresh).as_deref(), Some("127.3.0.2"));
+    let fresh = ask_udp(
+        t.addr,
+        &client::recursive("short.provider.lab.", RecordType::A),
+    )
+    .await;
+    assert_eq!(client::first_a(&fresh).as_deref(), Some("127.3.0.2"));
     tree.set_behaviour(lab::PROVIDER, Behaviour::Drop);
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let start = Instant::now();
-    let stale = ask_udp(t.addr, &recursive("short.provider.lab.", RecordType::A)).await;
+    let stale = ask_udp(
+        t.addr,
+        &client::recursive("short.provider.lab.", RecordType::A),
+    )
+    .await;
     assert_eq!(stale.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(first_a(&stale).as_deref(), Some("127.3.0.2"));
+    assert_eq!(client::first_a(&stale).as_deref(), Some("127.3.0.2"));
     assert_eq!(stale.answers[0].ttl, 30, "RFC 8767 stale TTL");
     assert!(
         start.elapsed() < Duration::from_millis(1_500),

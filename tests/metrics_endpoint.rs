@@ -21,12 +21,6 @@ use taproot::metrics::names;
 use taproot::server::Server;
 use tokio::net::UdpSocket;
 
-fn recursive(qname: &str, rtype: RecordType) -> Message {
-    let mut m = client::query(qname, rtype);
-    m.metadata.recursion_desired = true;
-    m
-}
-
 /// Taproot with its metrics listener on a free loopback port.
 async fn start(tree: &FakeTree, tweak: impl FnOnce(&mut Config)) -> (Taproot, SocketAddr) {
     let t = start_taproot(tree, |c| {
@@ -65,7 +59,7 @@ const DURATION_COUNT: &str = "taproot_query_duration_seconds_count";
 /// Asks `qname` and says whether the answer cache had it.
 async fn hit_or_miss(t: &Taproot, metrics: SocketAddr, qname: &str) -> &'static str {
     let before = Page::fetch(metrics).await;
-    let reply = ask_udp(t.addr, &recursive(qname, RecordType::A)).await;
+    let reply = ask_udp(t.addr, &client::recursive(qname, RecordType::A)).await;
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     let after = Page::fetch(metrics).await;
     let hits = moved(&before, &after, names::CACHE_HITS, &ANSWER);
@@ -111,12 +105,36 @@ async fn wait_for_page(metrics: SocketAddr, within: Duration, ok: impl Fn(&Page)
 
 /// Drives every kind of event once, so that every labelled family has series.
 async fn exercise(t: &Taproot) {
-    ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
-    ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
-    ask_udp(t.addr, &recursive("nope.example.co.kr.", RecordType::A)).await;
-    ask_udp(t.addr, &recursive("big.example.co.kr.", RecordType::TXT)).await;
-    ask_tcp(t.addr, &recursive("www.example.co.kr.", RecordType::AAAA)).await;
-    ask_udp(t.addr, &recursive("loop1.example.co.kr.", RecordType::A)).await;
+    ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
+    ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
+    ask_udp(
+        t.addr,
+        &client::recursive("nope.example.co.kr.", RecordType::A),
+    )
+    .await;
+    ask_udp(
+        t.addr,
+        &client::recursive("big.example.co.kr.", RecordType::TXT),
+    )
+    .await;
+    ask_tcp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::AAAA),
+    )
+    .await;
+    ask_udp(
+        t.addr,
+        &client::recursive("loop1.example.co.kr.", RecordType::A),
+    )
+    .await;
     ask_udp(
         t.addr,
         &client::query("alias.example.co.kr.", RecordType::A),
@@ -235,7 +253,7 @@ async fn every_family_is_exported_with_help_and_the_process_collector() {
 async fn a_miss_then_a_hit_moves_each_counter_once() {
     let tree = three_level_tree().await;
     let (t, metrics) = start(&tree, |_| {}).await;
-    let q = recursive("www.example.co.kr.", RecordType::A);
+    let q = client::recursive("www.example.co.kr.", RecordType::A);
     let a = [("protocol", "udp"), ("qtype", "A"), ("rcode", "NOERROR")];
 
     let before = Page::fetch(metrics).await;
@@ -281,7 +299,7 @@ async fn a_refused_client_moves_the_refused_counter() {
         }];
     })
     .await;
-    let q = recursive("www.example.co.kr.", RecordType::A);
+    let q = client::recursive("www.example.co.kr.", RecordType::A);
     let refused = [("rcode", "REFUSED")];
 
     let before = Page::fetch(metrics).await;
@@ -360,8 +378,16 @@ async fn a_name_flush_and_a_subtree_flush_remove_only_what_they_name() {
 async fn cache_stats_is_json_with_usage_and_counters_by_kind() {
     let tree = three_level_tree().await;
     let (t, metrics) = start(&tree, |_| {}).await;
-    ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
-    ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+    ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
+    ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
     let r = http::get_async(metrics, "/cache/stats").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
@@ -439,7 +465,11 @@ async fn a_truncated_upstream_answer_is_counted_under_tcp() {
     let tree = three_level_tree().await;
     let (t, metrics) = start(&tree, |_| {}).await;
     let before = Page::fetch(metrics).await;
-    let reply = ask_udp(t.addr, &recursive("big.example.co.kr.", RecordType::TXT)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("big.example.co.kr.", RecordType::TXT),
+    )
+    .await;
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     let after = Page::fetch(metrics).await;
     let tcp_ok = [("transport", "tcp"), ("result", "ok")];
@@ -466,7 +496,7 @@ async fn a_dead_zone_moves_servfail_with_its_reason_and_upstream_timeouts() {
     let before = Page::fetch(metrics).await;
     let reply = ask_udp_within(
         t.addr,
-        &recursive("www.example.co.kr.", RecordType::A),
+        &client::recursive("www.example.co.kr.", RecordType::A),
         Duration::from_secs(5),
     )
     .await
@@ -496,7 +526,7 @@ async fn garbage_and_stray_responses_move_dropped_by_reason() {
     let (t, metrics) = start(&tree, |_| {}).await;
     let before = Page::fetch(metrics).await;
     send_raw(t.addr, &[0xde, 0xad, 0xbe]).await;
-    let mut response = recursive("www.example.co.kr.", RecordType::A);
+    let mut response = client::recursive("www.example.co.kr.", RecordType::A);
     response.metadata.message_type = hickory_proto::op::MessageType::Response;
     send_raw(t.addr, &response.to_vec().expect("encode")).await;
     let after = wait_for_page(metrics, Duration::from_secs(2), |p| {
@@ -517,7 +547,11 @@ async fn garbage_and_stray_responses_move_dropped_by_reason() {
         "nothing was answered"
     );
     // And the server still answers.
-    let reply = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     t.stop().await;
 }
@@ -552,7 +586,7 @@ async fn the_inflight_gauge_shows_a_resolution_in_progress() {
     let asking = tokio::spawn(async move {
         ask_udp_within(
             addr,
-            &recursive("www.example.co.kr.", RecordType::A),
+            &client::recursive("www.example.co.kr.", RecordType::A),
             Duration::from_secs(5),
         )
         .await
@@ -606,7 +640,7 @@ async fn a_prefetch_is_counted_once() {
     let tree = lab_tree().await;
     let t = OnClock::start(&tree, |_| {}).await;
     let (metrics, clock) = (t.metrics, t.clock.clone());
-    let q = recursive("ten.provider.lab.", RecordType::A);
+    let q = client::recursive("ten.provider.lab.", RecordType::A);
     ask_udp(t.addr, &q).await;
     let before = Page::fetch(metrics).await;
     // The last 10% of its 10 s TTL: the hit asks for one background refresh.
@@ -631,7 +665,7 @@ async fn a_stale_answer_is_counted() {
     })
     .await;
     let (metrics, clock) = (t.metrics, t.clock.clone());
-    let q = recursive("short.provider.lab.", RecordType::A);
+    let q = client::recursive("short.provider.lab.", RecordType::A);
     ask_udp(t.addr, &q).await;
     tree.set_behaviour(lab::PROVIDER, Behaviour::Drop);
     clock.advance(3_000);

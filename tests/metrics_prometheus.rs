@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use support::client::{self, ask_udp, three_level_tree};
 use support::e2e::{Prometheus, off_thread};
@@ -16,12 +16,6 @@ use support::start_taproot;
 
 /// How long Prometheus may take to show a change (1 s scrapes).
 const SEEN_WITHIN: Duration = Duration::from_secs(20);
-
-fn recursive(qname: &str, rtype: RecordType) -> Message {
-    let mut m = client::query(qname, rtype);
-    m.metadata.recursion_desired = true;
-    m
-}
 
 /// The shipped scrape config, pointed at `target` and scraping every second.
 fn scrape_config(target: SocketAddr) -> (String, String) {
@@ -66,11 +60,15 @@ async fn prometheus_scrapes_taproot_and_sees_each_query_counted() {
 
     // One miss and four hits for www, two NXDOMAINs.
     for _ in 0..5 {
-        let reply = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+        let reply = ask_udp(
+            t.addr,
+            &client::recursive("www.example.co.kr.", RecordType::A),
+        )
+        .await;
         assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     }
     for name in ["nope.example.co.kr.", "gone.example.co.kr."] {
-        let reply = ask_udp(t.addr, &recursive(name, RecordType::A)).await;
+        let reply = ask_udp(t.addr, &client::recursive(name, RecordType::A)).await;
         assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
     }
 

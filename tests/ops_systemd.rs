@@ -22,12 +22,6 @@ use support::tree::{Behaviour, FakeTree};
 
 const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/taproot.service");
 
-fn recursive(qname: &str) -> Message {
-    let mut m = client::query(qname, RecordType::A);
-    m.metadata.recursion_desired = true;
-    m
-}
-
 fn addresses(reply: &Message) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = reply
         .answers
@@ -77,8 +71,20 @@ async fn ready_is_sent_once_the_dns_port_answers_and_not_before() {
         "{ready:?}"
     );
     // Right after READY=1, with no retry: UDP and TCP both answer.
-    assert_www_answer(&ask_udp(addr, &recursive("www.example.co.kr.")).await);
-    assert_www_answer(&ask_tcp(addr, &recursive("www.example.co.kr.")).await);
+    assert_www_answer(
+        &ask_udp(
+            addr,
+            &client::recursive("www.example.co.kr.", RecordType::A),
+        )
+        .await,
+    );
+    assert_www_answer(
+        &ask_tcp(
+            addr,
+            &client::recursive("www.example.co.kr.", RecordType::A),
+        )
+        .await,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +106,13 @@ async fn sighup_is_framed_by_reloading_with_a_timestamp_and_ready() {
         "{ready:?}"
     );
     daemon.log.wait_for(&["config reloaded"]).await;
-    assert_www_answer(&ask_udp(addr, &recursive("www.example.co.kr.")).await);
+    assert_www_answer(
+        &ask_udp(
+            addr,
+            &client::recursive("www.example.co.kr.", RecordType::A),
+        )
+        .await,
+    );
 }
 
 /// A reload applies the new ACL at once, keeps the cache, and a broken file
@@ -117,13 +129,23 @@ async fn sighup_applies_a_new_acl_and_a_broken_file_leaves_the_old_one_in_force(
     let first = config_text(&tree, &hints, addr, allow);
     let daemon = Daemon::spawn(dir, &first);
     daemon.until_ready().await;
-    assert_www_answer(&ask_udp(addr, &recursive("www.example.co.kr.")).await);
+    assert_www_answer(
+        &ask_udp(
+            addr,
+            &client::recursive("www.example.co.kr.", RecordType::A),
+        )
+        .await,
+    );
     let upstream_before = tree.total_queries();
 
     daemon.rewrite_config(&config_text(&tree, &hints, addr, refuse));
     daemon.reload().await;
     daemon.log.wait_for(&["config reloaded"]).await;
-    let refused = ask_udp(addr, &recursive("www.example.co.kr.")).await;
+    let refused = ask_udp(
+        addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
 
     // A file that does not parse: refused, logged, the refuse rule stays.
@@ -134,14 +156,24 @@ async fn sighup_applies_a_new_acl_and_a_broken_file_leaves_the_old_one_in_force(
         "the service manager is told the reload was refused: {ready:?}"
     );
     daemon.log.wait_for(&["reload refused"]).await;
-    let still = ask_udp(addr, &recursive("www.example.co.kr.")).await;
+    let still = ask_udp(
+        addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(still.metadata.response_code, ResponseCode::Refused);
 
     // Back to allow: the answer comes from the cache the reloads kept.
     daemon.rewrite_config(&first);
     daemon.reload().await;
     daemon.log.wait_for(&["config reloaded"]).await;
-    assert_www_answer(&ask_udp(addr, &recursive("www.example.co.kr.")).await);
+    assert_www_answer(
+        &ask_udp(
+            addr,
+            &client::recursive("www.example.co.kr.", RecordType::A),
+        )
+        .await,
+    );
     assert_eq!(
         tree.total_queries(),
         upstream_before,
@@ -160,9 +192,15 @@ async fn sigterm_sends_stopping_answers_queries_in_flight_and_exits_zero() {
         client::EXAMPLE_IP,
         Behaviour::Delay(Duration::from_millis(700)),
     );
-    let udp = tokio::spawn(async move { ask_udp(addr, &recursive("www.example.co.kr.")).await });
+    let udp = tokio::spawn(async move {
+        ask_udp(
+            addr,
+            &client::recursive("www.example.co.kr.", RecordType::A),
+        )
+        .await
+    });
     let tcp = tokio::spawn(async move {
-        let mut m = recursive("alias.example.co.kr.");
+        let mut m = client::recursive("alias.example.co.kr.", RecordType::A);
         m.metadata.id = 7;
         ask_tcp(addr, &m).await
     });

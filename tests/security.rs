@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use rand::Rng;
 use support::client::{self, ask_udp};
 use support::lab::{self, lab_tree};
@@ -15,12 +15,6 @@ use support::start_taproot;
 use support::tree::{Behaviour, Malformation};
 use taproot::config::{AclAction, AclRule};
 use tokio::net::UdpSocket;
-
-fn recursive(qname: &str, rtype: RecordType) -> Message {
-    let mut m = client::query(qname, rtype);
-    m.metadata.recursion_desired = true;
-    m
-}
 
 async fn ask_from(from: &str, to: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
     let socket = UdpSocket::bind(from).await.expect("bind client");
@@ -30,13 +24,6 @@ async fn ask_from(from: &str, to: SocketAddr, bytes: &[u8], wait: Duration) -> O
         Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
         _ => None,
     }
-}
-
-fn first_a(reply: &Message) -> Option<String> {
-    reply.answers.iter().find_map(|r| match &r.data {
-        RData::A(a) => Some(a.0.to_string()),
-        _ => None,
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,7 +36,7 @@ async fn an_outsider_address_is_refused() {
         }];
     })
     .await;
-    let q = recursive("www.provider.lab.", RecordType::A)
+    let q = client::recursive("www.provider.lab.", RecordType::A)
         .to_vec()
         .expect("encode");
     let outsider = ask_from("127.0.0.2:0", t.addr, &q, Duration::from_secs(2))
@@ -80,7 +67,7 @@ async fn a_flood_from_one_client_is_limited_while_another_is_served() {
         c.ratelimit.slip = 2;
     })
     .await;
-    let q = recursive("www.provider.lab.", RecordType::A);
+    let q = client::recursive("www.provider.lab.", RecordType::A);
     ask_udp(t.addr, &q).await; // warm the cache
     let flood = UdpSocket::bind("127.0.0.3:0").await.expect("bind");
     let bytes = q.to_vec().expect("encode");
@@ -109,7 +96,7 @@ async fn a_flood_from_one_client_is_limited_while_another_is_served() {
         .await
         .expect("served");
     assert_eq!(
-        first_a(&Message::from_vec(&other).expect("decodes")).as_deref(),
+        client::first_a(&Message::from_vec(&other).expect("decodes")).as_deref(),
         Some("127.3.0.1")
     );
     t.stop().await;
@@ -119,7 +106,11 @@ async fn a_flood_from_one_client_is_limited_while_another_is_served() {
 async fn any_gets_a_minimal_answer() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let reply = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::ANY)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::ANY),
+    )
+    .await;
     assert_eq!(reply.answers.len(), 1);
     assert_eq!(reply.answers[0].record_type(), RecordType::HINFO);
     assert_eq!(tree.total_queries(), 0);
@@ -156,8 +147,12 @@ async fn malformed_client_packets_get_formerr_or_nothing_and_the_next_query_is_a
         .await
         .expect("FORMERR");
     assert_eq!(resp[3] & 0x0f, 1, "a 64-octet label: FORMERR");
-    let good = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
-    assert_eq!(first_a(&good).as_deref(), Some("127.3.0.1"));
+    let good = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::A),
+    )
+    .await;
+    assert_eq!(client::first_a(&good).as_deref(), Some("127.3.0.1"));
     t.stop().await;
 }
 
@@ -168,8 +163,12 @@ async fn garbage_from_one_server_is_ignored_and_another_server_answers() {
     tree.set_behaviour(lab::EX2, Behaviour::Garbage);
     let t = start_taproot(&tree, |c| c.resolver.upstream_timeout_ms = 300).await;
     for name in ["www.example.co.kr.", "alias.example.co.kr."] {
-        let reply = ask_udp(t.addr, &recursive(name, RecordType::A)).await;
-        assert_eq!(first_a(&reply).as_deref(), Some("127.5.0.1"), "{name}");
+        let reply = ask_udp(t.addr, &client::recursive(name, RecordType::A)).await;
+        assert_eq!(
+            client::first_a(&reply).as_deref(),
+            Some("127.5.0.1"),
+            "{name}"
+        );
     }
     t.stop().await;
 }
@@ -191,7 +190,11 @@ async fn malformed_upstream_answers_are_ignored_and_another_server_answers() {
             tree.set_behaviour(server, Behaviour::Malformed(how));
         }
         let t = start_taproot(&tree, |c| c.resolver.upstream_timeout_ms = 200).await;
-        let broken = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+        let broken = ask_udp(
+            t.addr,
+            &client::recursive("www.example.co.kr.", RecordType::A),
+        )
+        .await;
         assert_eq!(
             broken.metadata.response_code,
             ResponseCode::ServFail,
@@ -203,9 +206,13 @@ async fn malformed_upstream_answers_are_ignored_and_another_server_answers() {
         );
 
         tree.set_behaviour(lab::EX3, Behaviour::Normal);
-        let reply = ask_udp(t.addr, &recursive("x.wild.example.co.kr.", RecordType::A)).await;
+        let reply = ask_udp(
+            t.addr,
+            &client::recursive("x.wild.example.co.kr.", RecordType::A),
+        )
+        .await;
         assert_eq!(
-            first_a(&reply).as_deref(),
+            client::first_a(&reply).as_deref(),
             Some("127.5.0.9"),
             "{how:?}: the answer comes from the server that works: {reply:?}"
         );

@@ -17,19 +17,6 @@ use support::start_taproot;
 use support::tree::Behaviour;
 use tokio::net::UdpSocket;
 
-fn recursive(qname: &str, rtype: RecordType) -> Message {
-    let mut m = client::query(qname, rtype);
-    m.metadata.recursion_desired = true;
-    m
-}
-
-fn first_a(reply: &Message) -> Option<String> {
-    reply.answers.iter().find_map(|r| match &r.data {
-        RData::A(a) => Some(a.0.to_string()),
-        _ => None,
-    })
-}
-
 /// A stub client that, unlike the shared one, checks the ID and the source
 /// of what it receives: the flood reaches its socket too.
 async fn ask_checked(to: SocketAddr, q: &Message) -> Message {
@@ -75,7 +62,11 @@ async fn a_spoofing_flood_during_a_slow_resolution_poisons_nothing() {
     }
     let t = start_taproot(&tree, |_| {}).await;
     // Warm the delegation so the only slow step is the final answer.
-    ask_checked(t.addr, &recursive("alias.example.co.kr.", RecordType::A)).await;
+    ask_checked(
+        t.addr,
+        &client::recursive("alias.example.co.kr.", RecordType::A),
+    )
+    .await;
     let target = Name::from_ascii("www.example.co.kr.").expect("name");
     let (lo, hi) = ephemeral_ports();
     let attacker = tokio::spawn(async move {
@@ -106,14 +97,22 @@ async fn a_spoofing_flood_during_a_slow_resolution_poisons_nothing() {
         }
         sent
     });
-    let reply = ask_checked(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+    let reply = ask_checked(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
     let forged = attacker.await.expect("attacker");
     eprintln!("spoofing: {forged} forged answers sent over ports {lo}-{hi}");
     assert!(forged > 1000, "the attack really ran: {forged}");
-    assert_eq!(first_a(&reply).as_deref(), Some("127.5.0.1"));
-    let again = ask_checked(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+    assert_eq!(client::first_a(&reply).as_deref(), Some("127.5.0.1"));
+    let again = ask_checked(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(
-        first_a(&again).as_deref(),
+        client::first_a(&again).as_deref(),
         Some("127.5.0.1"),
         "the cache holds the true address"
     );

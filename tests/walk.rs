@@ -14,12 +14,6 @@ use support::lab::{self, lab_tree};
 use support::start_taproot;
 use support::tree::Behaviour;
 
-fn recursive(qname: &str, rtype: RecordType) -> Message {
-    let mut m = client::query(qname, rtype);
-    m.metadata.recursion_desired = true;
-    m
-}
-
 fn addresses(reply: &Message) -> Vec<String> {
     let mut out: Vec<String> = reply
         .answers
@@ -58,7 +52,11 @@ fn ede_code(reply: &Message) -> Option<u16> {
 async fn a_records_are_resolved_through_four_levels() {
     let tree = three_level_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let reply = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert!(reply.metadata.recursion_available);
     assert!(!reply.metadata.authoritative);
@@ -77,15 +75,27 @@ async fn a_records_are_resolved_through_four_levels() {
 async fn a_aaaa_mx_and_txt_resolve_at_a_second_level_zone() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let a = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    let a = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::A),
+    )
+    .await;
     assert_eq!(addresses(&a), ["127.3.0.1"]);
-    let aaaa = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::AAAA)).await;
+    let aaaa = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::AAAA),
+    )
+    .await;
     assert_eq!(addresses(&aaaa), ["fd00::1"]);
-    let mx = ask_udp(t.addr, &recursive("provider.lab.", RecordType::MX)).await;
+    let mx = ask_udp(t.addr, &client::recursive("provider.lab.", RecordType::MX)).await;
     assert!(
         matches!(&mx.answers[0].data, RData::MX(m) if m.exchange.to_ascii() == "mail.provider.lab.")
     );
-    let txt = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::TXT)).await;
+    let txt = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::TXT),
+    )
+    .await;
     assert!(
         matches!(&txt.answers[0].data, RData::TXT(t) if t.to_string().contains("v=lab1 hello"))
     );
@@ -96,10 +106,18 @@ async fn a_aaaa_mx_and_txt_resolve_at_a_second_level_zone() {
 async fn a_second_lookup_in_the_same_zone_skips_root_and_tld() {
     let tree = three_level_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let first = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+    let first = ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(first.metadata.response_code, ResponseCode::NoError);
     tree.reset_counts();
-    let second = ask_udp(t.addr, &recursive("alias.example.co.kr.", RecordType::A)).await;
+    let second = ask_udp(
+        t.addr,
+        &client::recursive("alias.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(second.metadata.response_code, ResponseCode::NoError);
     assert_eq!(
         tree.queries_to(client::ROOT_IP),
@@ -130,7 +148,11 @@ async fn a_second_lookup_in_the_same_zone_skips_root_and_tld() {
 async fn a_cname_across_zones_returns_the_whole_chain() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let reply = ask_udp(t.addr, &recursive("out.example.co.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("out.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert_eq!(types(&reply.answers), [RecordType::CNAME, RecordType::A]);
     assert_eq!(reply.answers[1].name.to_ascii(), "www.provider.lab.");
@@ -143,7 +165,11 @@ async fn a_cname_across_zones_returns_the_whole_chain() {
 async fn a_glueless_delegation_resolves_its_ns_name_first() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let reply = ask_udp(t.addr, &recursive("www.glueless.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("www.glueless.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(
         reply.metadata.response_code,
         ResponseCode::NoError,
@@ -161,7 +187,11 @@ async fn a_glueless_delegation_resolves_its_ns_name_first() {
 async fn a_deep_delegation_with_four_cuts_is_followed() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let reply = ask_udp(t.addr, &recursive("host.sub.example.co.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("host.sub.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(addresses(&reply), ["127.6.0.1"]);
     assert!(tree.queries_to(lab::SUB) >= 1);
     t.stop().await;
@@ -173,7 +203,7 @@ async fn a_wildcard_answer_carries_the_question_name() {
     let t = start_taproot(&tree, |_| {}).await;
     let reply = ask_udp(
         t.addr,
-        &recursive("anything.wild.example.co.kr.", RecordType::A),
+        &client::recursive("anything.wild.example.co.kr.", RecordType::A),
     )
     .await;
     assert_eq!(addresses(&reply), ["127.5.0.9"]);
@@ -188,7 +218,11 @@ async fn a_wildcard_answer_carries_the_question_name() {
 async fn a_dname_is_followed_with_a_synthesised_cname() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let reply = ask_udp(t.addr, &recursive("x.old.example.co.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("x.old.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert_eq!(
         types(&reply.answers),
@@ -202,22 +236,38 @@ async fn a_dname_is_followed_with_a_synthesised_cname() {
 async fn nxdomain_and_nodata_carry_the_soa_and_are_answered_from_the_negative_cache() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let nx = ask_udp(t.addr, &recursive("nope.example.co.kr.", RecordType::A)).await;
+    let nx = ask_udp(
+        t.addr,
+        &client::recursive("nope.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
     assert_eq!(types(&nx.authorities), [RecordType::SOA]);
     assert_eq!(nx.authorities[0].ttl, 300, "min(SOA TTL, MINIMUM)");
-    let nodata = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::MX)).await;
+    let nodata = ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::MX),
+    )
+    .await;
     assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
     assert!(nodata.answers.is_empty());
     assert_eq!(types(&nodata.authorities), [RecordType::SOA]);
     tree.reset_counts();
-    let nx2 = ask_udp(t.addr, &recursive("nope.example.co.kr.", RecordType::AAAA)).await;
+    let nx2 = ask_udp(
+        t.addr,
+        &client::recursive("nope.example.co.kr.", RecordType::AAAA),
+    )
+    .await;
     assert_eq!(
         nx2.metadata.response_code,
         ResponseCode::NXDomain,
         "NXDOMAIN covers every type"
     );
-    let nodata2 = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::MX)).await;
+    let nodata2 = ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::MX),
+    )
+    .await;
     assert_eq!(nodata2.metadata.response_code, ResponseCode::NoError);
     assert_eq!(types(&nodata2.authorities), [RecordType::SOA]);
     assert_eq!(tree.total_queries(), 0, "{:?}", tree.query_log());
@@ -228,7 +278,11 @@ async fn nxdomain_and_nodata_carry_the_soa_and_are_answered_from_the_negative_ca
 async fn an_answer_over_1232_bytes_is_fetched_over_tcp_after_tc() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let reply = ask_tcp(t.addr, &recursive("big.example.co.kr.", RecordType::TXT)).await;
+    let reply = ask_tcp(
+        t.addr,
+        &client::recursive("big.example.co.kr.", RecordType::TXT),
+    )
+    .await;
     assert_eq!(reply.answers.len(), 7);
     assert!(
         tree.query_log()
@@ -244,7 +298,7 @@ async fn an_answer_over_1232_bytes_is_fetched_over_tcp_after_tc() {
 async fn a_client_with_a_512_byte_buffer_gets_tc_then_the_full_answer_over_tcp() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let mut small = recursive("mid.example.co.kr.", RecordType::TXT);
+    let mut small = client::recursive("mid.example.co.kr.", RecordType::TXT);
     small.edns = None;
     let udp = ask_udp(t.addr, &small).await;
     assert!(udp.metadata.truncation, "TC=1 for a 512-byte client");
@@ -266,7 +320,7 @@ async fn a_dead_and_a_refusing_server_beside_a_working_one_still_give_the_answer
         "alias.example.co.kr.",
         "wild.example.co.kr.",
     ] {
-        let reply = ask_udp(t.addr, &recursive(name, RecordType::A)).await;
+        let reply = ask_udp(t.addr, &client::recursive(name, RecordType::A)).await;
         assert_ne!(
             reply.metadata.response_code,
             ResponseCode::ServFail,
@@ -279,7 +333,11 @@ async fn a_dead_and_a_refusing_server_beside_a_working_one_still_give_the_answer
         "the dead server is held down after one timeout: {asked_dead}"
     );
     tree.reset_counts();
-    let reply = ask_udp(t.addr, &recursive("x.new.example.co.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("x.new.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(addresses(&reply), ["127.5.0.7"]);
     assert_eq!(
         tree.queries_to(lab::EX1),
@@ -304,7 +362,11 @@ async fn a_slow_server_still_answers_within_the_budget() {
     }
     let t = start_taproot(&tree, |_| {}).await;
     let start = Instant::now();
-    let reply = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(addresses(&reply), ["127.5.0.1"]);
     assert!(start.elapsed() >= Duration::from_millis(300));
     t.stop().await;
@@ -314,7 +376,11 @@ async fn a_slow_server_still_answers_within_the_budget() {
 async fn a_cname_loop_is_servfail_with_an_extended_error() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let reply = ask_udp(t.addr, &recursive("loop1.example.co.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("loop1.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
     assert!(ede_code(&reply).is_some(), "EDE present: {reply:?}");
     t.stop().await;
@@ -330,9 +396,17 @@ async fn an_out_of_bailiwick_record_stuffed_in_additional_is_never_used() {
     );
     tree.set_behaviour(lab::PROVIDER, Behaviour::Poison(vec![forged]));
     let t = start_taproot(&tree, |_| {}).await;
-    let first = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    let first = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::A),
+    )
+    .await;
     assert_eq!(addresses(&first), ["127.3.0.1"]);
-    let reply = ask_udp(t.addr, &recursive("www.example.co.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(
         addresses(&reply),
         ["127.5.0.1"],
@@ -345,7 +419,11 @@ async fn an_out_of_bailiwick_record_stuffed_in_additional_is_never_used() {
 async fn qname_minimisation_shows_the_root_only_the_tld() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let reply = ask_udp(t.addr, &recursive("host.sub.example.co.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("host.sub.example.co.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(addresses(&reply), ["127.6.0.1"]);
     for q in tree.query_log() {
         if q.server == lab::ROOT {
@@ -362,7 +440,11 @@ async fn qname_minimisation_shows_the_root_only_the_tld() {
 async fn upstreams_on_loopback_are_refused_unless_allowed() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |c| c.resolver.allow_loopback_upstreams = false).await;
-    let reply = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::A),
+    )
+    .await;
     assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
     assert_eq!(tree.total_queries(), 0);
     t.stop().await;
@@ -372,9 +454,13 @@ async fn upstreams_on_loopback_are_refused_unless_allowed() {
 async fn edns_is_answered_only_when_the_client_used_it() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |_| {}).await;
-    let with = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    let with = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::A),
+    )
+    .await;
     assert!(with.edns.is_some());
-    let mut plain = recursive("www.provider.lab.", RecordType::A);
+    let mut plain = client::recursive("www.provider.lab.", RecordType::A);
     plain.edns = None;
     let without = ask_udp(t.addr, &plain).await;
     assert!(without.edns.is_none());
@@ -391,7 +477,11 @@ async fn edns_is_answered_only_when_the_client_used_it() {
 async fn with_0x20_the_walk_still_succeeds_and_servers_see_mixed_case() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |c| c.resolver.use_0x20 = true).await;
-    let reply = ask_udp(t.addr, &recursive("www.provider.lab.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::A),
+    )
+    .await;
     assert_eq!(addresses(&reply), ["127.3.0.1"]);
     let log = tree.query_log();
     assert!(
@@ -413,13 +503,21 @@ async fn out_of_bailiwick_glue_in_a_referral_is_scrubbed_before_caching() {
     );
     tree.set_behaviour(lab::KR, Behaviour::Poison(vec![forged]));
     let t = start_taproot(&tree, |_| {}).await;
-    let reply = ask_udp(t.addr, &recursive("www.glueless.kr.", RecordType::A)).await;
+    let reply = ask_udp(
+        t.addr,
+        &client::recursive("www.glueless.kr.", RecordType::A),
+    )
+    .await;
     assert_eq!(addresses(&reply), ["127.4.0.1"]);
     assert!(
         tree.queries_to(lab::LAB) >= 1,
         "ns.provider.lab. was resolved from its own zone"
     );
-    let ns = ask_udp(t.addr, &recursive("ns.provider.lab.", RecordType::A)).await;
+    let ns = ask_udp(
+        t.addr,
+        &client::recursive("ns.provider.lab.", RecordType::A),
+    )
+    .await;
     assert_eq!(
         addresses(&ns),
         ["127.0.2.5"],

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::tree::FakeTree;
 use hickory_proto::op::{Edns, Message, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -75,6 +75,21 @@ big       IN TXT "01234567890123456789012345678901234567890123456789012345678901
 big       IN TXT "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 six"
 big       IN TXT "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 seven"
 "#;
+
+/// A query with RD=1, as a stub resolver (glibc, `dig`) sends it.
+pub fn recursive(qname: &str, rtype: RecordType) -> Message {
+    let mut m = query(qname, rtype);
+    m.metadata.recursion_desired = true;
+    m
+}
+
+/// The first A record's address in the answer section, if any.
+pub fn first_a(reply: &Message) -> Option<String> {
+    reply.answers.iter().find_map(|r| match &r.data {
+        RData::A(a) => Some(a.0.to_string()),
+        _ => None,
+    })
+}
 
 /// Starts the three-level tree.
 pub async fn three_level_tree() -> FakeTree {
