@@ -451,8 +451,11 @@ impl Config {
         if self.resolver.upstream_port == 0 {
             return Err(bad("resolver.upstream_port", "port 0 cannot be queried"));
         }
-        if self.resolver.edns_buffer_size < 512 {
-            return Err(bad("resolver.edns_buffer_size", "must be at least 512"));
+        if !(512..=4096).contains(&self.resolver.edns_buffer_size) {
+            return Err(bad(
+                "resolver.edns_buffer_size",
+                "must be between 512 and 4096",
+            ));
         }
         if self.resolver.upstream_timeout_ms == 0 || self.resolver.query_budget_ms == 0 {
             return Err(bad(

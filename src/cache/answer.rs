@@ -183,7 +183,6 @@ impl AnswerCache {
             .max_capacity(max_bytes.max(1))
             .weigher(weigh_entry)
             .expire_after(PerEntryExpiry)
-            .support_invalidation_closures()
             .eviction_listener(move |_k, _v, cause| {
                 if cause == RemovalCause::Size {
                     evict_stats.eviction(CacheKind::Answer);
@@ -246,7 +245,7 @@ impl AnswerCache {
     /// Drops answers whose question is `name` (or below it, with `subtree`).
     pub fn flush_name(&self, name: &Name, subtree: bool) {
         let target = name_wire_lower(name);
-        let _ = self.inner.invalidate_entries_if(move |k, _| {
+        super::invalidate_where(&self.inner, |k| {
             let qname_len = k.len().saturating_sub(5);
             let qname = &k[..qname_len];
             if subtree {

