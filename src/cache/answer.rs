@@ -9,12 +9,13 @@
 //! window (RFC 8767); the hot path treats an expired entry as a miss.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
 use moka::notification::RemovalCause;
 
+use super::front;
 use super::stats::{CacheKind, CacheStats};
 use super::ttl::{Lifetime, PerEntryExpiry, is_fresh, remaining};
 use crate::clock::Clock;
@@ -34,6 +35,10 @@ pub struct CachedAnswer {
     pub stale_window: u32,
     /// Set by the first hit that asks for a prefetch, so only one is sent.
     pub prefetch_claimed: AtomicBool,
+    /// Whether it answers a query with the DO bit (part of the key).
+    dnssec_ok: bool,
+    /// Set when moka lets go of it, so per-thread tables drop it too.
+    superseded: AtomicBool,
 }
 
 impl Lifetime for CachedAnswer {
@@ -70,7 +75,26 @@ impl CachedAnswer {
             ttl: min_ttl.unwrap_or(0),
             stale_window,
             prefetch_claimed: AtomicBool::new(false),
+            dnssec_ok: false,
+            superseded: AtomicBool::new(false),
         })
+    }
+
+    /// True when this is the answer stored under `key` (see [`wire::answer_key`]):
+    /// the same question, lower-cased, and the same DO bit.
+    #[inline]
+    pub fn answers_key(&self, key: &[u8]) -> bool {
+        let Some((&dnssec_ok, question)) = key.split_last() else {
+            return false;
+        };
+        (dnssec_ok == 1) == self.dnssec_ok
+            && self.wire.get(HEADER_LEN..HEADER_LEN + question.len()) == Some(question)
+    }
+
+    /// True once the answer cache no longer holds it.
+    #[inline]
+    pub fn is_superseded(&self) -> bool {
+        self.superseded.load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -155,6 +179,8 @@ impl CachedAnswer {
 /// Whole answers by question.
 pub struct AnswerCache {
     inner: moka::sync::Cache<Box<[u8]>, Arc<CachedAnswer>>,
+    /// Tells this cache's answers from another's in the per-thread tables.
+    id: u64,
     stale_window: u32,
     clock: Clock,
     stats: Arc<CacheStats>,
@@ -183,14 +209,17 @@ impl AnswerCache {
             .max_capacity(max_bytes.max(1))
             .weigher(weigh_entry)
             .expire_after(PerEntryExpiry)
-            .eviction_listener(move |_k, _v, cause| {
+            .eviction_listener(move |_k, v: Arc<CachedAnswer>, cause| {
+                v.superseded.store(true, Ordering::Relaxed);
                 if cause == RemovalCause::Size {
                     evict_stats.eviction(CacheKind::Answer);
                 }
             })
             .build();
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         AnswerCache {
             inner,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             stale_window,
             clock,
             stats,
@@ -203,11 +232,15 @@ impl AnswerCache {
         self.inner.get(key)
     }
 
-    /// A fresh entry for `key`, counting the hit or the miss.
+    /// A fresh entry for `key`, counting the hit or the miss. Served from
+    /// this thread's table of recent answers when it can be (see [`front`]).
     #[inline]
     pub fn lookup_fresh(&self, key: &[u8], now_ms: u64) -> Option<Arc<CachedAnswer>> {
-        match self.inner.get(key) {
-            Some(a) if a.is_fresh(now_ms) => {
+        let found = front::get_or_fetch(self.id, key, now_ms, || {
+            self.inner.get(key).filter(|a| a.is_fresh(now_ms))
+        });
+        match found {
+            Some(a) => {
                 self.stats.hit(CacheKind::Answer);
                 Some(a)
             }
@@ -221,11 +254,9 @@ impl AnswerCache {
     /// Stores an encoded response under `key`; returns the entry (or `None`
     /// when the bytes could not be walked, in which case nothing is cached).
     pub fn insert(&self, key: &[u8], response: Vec<u8>) -> Option<Arc<CachedAnswer>> {
-        let entry = Arc::new(CachedAnswer::from_wire(
-            response,
-            self.clock.now_ms(),
-            self.stale_window,
-        )?);
+        let mut entry = CachedAnswer::from_wire(response, self.clock.now_ms(), self.stale_window)?;
+        entry.dnssec_ok = key.last() == Some(&1);
+        let entry = Arc::new(entry);
         if entry.ttl == 0 {
             return Some(entry); // TTL 0 answers are used once, never stored (RFC 1035 §3.2.1)
         }

@@ -12,6 +12,7 @@
 //! misses, inserts and evictions by kind for the metrics endpoint.
 
 pub mod answer;
+mod front;
 pub mod negative;
 pub mod record;
 pub mod stats;

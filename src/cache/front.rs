@@ -1,0 +1,92 @@
+//! A small per-thread table in front of the answer cache's moka map.
+//!
+//! A moka lookup costs a hash-table probe that chases a pointer per bucket,
+//! a key comparison through another pointer, and an access record for the
+//! LRU and the frequency sketch: about 13% of a cache-hit query's CPU under
+//! dnsperf (perf, 5,000 hot names). The questions a resolver hears repeat
+//! heavily, so each thread that answers queries keeps the answers it served
+//! last in a direct-mapped table of [`SLOTS`] slots: one hash, one slot, one
+//! comparison against the question the answer itself carries.
+//!
+//! Coherence: a slot holds the same `Arc<CachedAnswer>` moka holds. When
+//! moka lets go of an entry for any reason (replaced by a newer answer,
+//! flushed, evicted, expired) its listener marks the answer superseded, and
+//! a slot whose answer is superseded or no longer fresh is a miss. Every
+//! [`TOUCH_EVERY`]th hit on a slot goes to moka anyway, so that moka's
+//! eviction still sees which answers are popular.
+
+use std::cell::RefCell;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use super::answer::CachedAnswer;
+
+/// Slots per thread: 1,024 × 32 bytes stays in a core's L2 cache.
+const SLOTS: usize = 1024;
+
+/// Every this many hits on a slot, the lookup is sent to moka instead.
+const TOUCH_EVERY: u32 = 64;
+
+#[derive(Default)]
+struct Slot {
+    /// Which answer cache filled it (tests run several in one process).
+    owner: u64,
+    hash: u64,
+    hits: u32,
+    answer: Option<Arc<CachedAnswer>>,
+}
+
+struct Front {
+    slots: Vec<Slot>,
+    hasher: std::hash::RandomState,
+}
+
+thread_local! {
+    static FRONT: RefCell<Front> = RefCell::new(Front {
+        slots: (0..SLOTS).map(|_| Slot::default()).collect(),
+        hasher: std::hash::RandomState::new(),
+    });
+}
+
+/// The answer for `key` from answer cache `owner`: from this thread's table
+/// when the slot holds it, still moka's and fresh at `now_ms`; otherwise
+/// from `fetch` (the moka lookup), remembered in the slot for next time.
+#[inline]
+pub fn get_or_fetch(
+    owner: u64,
+    key: &[u8],
+    now_ms: u64,
+    fetch: impl FnOnce() -> Option<Arc<CachedAnswer>>,
+) -> Option<Arc<CachedAnswer>> {
+    FRONT.with(|f| {
+        let mut f = f.borrow_mut();
+        let mut h = f.hasher.build_hasher();
+        h.write(key);
+        let hash = h.finish();
+        let slot = &mut f.slots[hash as usize % SLOTS];
+        if slot.owner == owner
+            && slot.hash == hash
+            && let Some(answer) = &slot.answer
+        {
+            if answer.is_superseded() || !answer.is_fresh(now_ms) || !answer.answers_key(key) {
+                slot.answer = None;
+            } else {
+                slot.hits = slot.hits.wrapping_add(1);
+                if slot.hits % TOUCH_EVERY != 0 {
+                    return Some(answer.clone());
+                }
+            }
+        }
+        let answer = fetch()?;
+        let same = slot.answer.as_ref().is_some_and(|a| Arc::ptr_eq(a, &answer));
+        if !same {
+            *slot = Slot {
+                owner,
+                hash,
+                hits: 0,
+                answer: Some(answer.clone()),
+            };
+        }
+        Some(answer)
+    })
+}
