@@ -220,3 +220,94 @@ async fn malformed_upstream_answers_are_ignored_and_another_server_answers() {
         tree.shutdown().await;
     }
 }
+
+/// One client may hold `tcp_max_connections_per_client` connections; the
+/// next is closed at once, and the ones it holds keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_beyond_the_per_client_cap_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |c| c.server.tcp_max_connections_per_client = 2).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(TcpStream::connect(t.addr).await.expect("connect"));
+    }
+    // The listener has accepted both before the third arrives.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(t.addr)
+        .await
+        .expect("the kernel accepts");
+    let query = client::recursive("www.example.co.kr.", RecordType::A)
+        .to_vec()
+        .expect("encode");
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&query);
+    let _ = third.write_all(&framed).await;
+    let mut buf = [0u8; 2];
+    let closed = tokio::time::timeout(Duration::from_secs(2), third.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the third connection is closed unanswered: {closed:?}"
+    );
+    // A held connection still gets its answer.
+    let mut first = held.remove(0);
+    first.write_all(&framed).await.expect("write");
+    let len = first.read_u16().await.expect("a length") as usize;
+    let mut reply = vec![0u8; len];
+    first.read_exact(&mut reply).await.expect("the reply");
+    let reply = Message::from_vec(&reply).expect("decodes");
+    assert_eq!(client::first_a(&reply).as_deref(), Some("127.5.0.1"));
+    t.stop().await;
+}
+
+/// Past `max_inflight_resolutions`, new misses get SERVFAIL at once instead
+/// of queueing, and cached names are still answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misses_beyond_the_inflight_cap_get_servfail_and_hits_are_still_served() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |c| c.server.max_inflight_resolutions = 2).await;
+    let cached = ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
+    assert_eq!(client::first_a(&cached).as_deref(), Some("127.5.0.1"));
+    for s in [lab::EX1, lab::EX2, lab::EX3] {
+        tree.set_behaviour(s, Behaviour::Delay(Duration::from_millis(600)));
+    }
+    let misses: Vec<_> = (0..6)
+        .map(|i| {
+            let addr = t.addr;
+            tokio::spawn(async move {
+                let q = client::recursive(&format!("n{i}.wild.example.co.kr."), RecordType::A);
+                client::ask_udp_within(addr, &q, Duration::from_secs(5)).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let hit = ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
+    assert_eq!(client::first_a(&hit).as_deref(), Some("127.5.0.1"));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a cached name is answered while the resolutions wait"
+    );
+    let mut servfail = 0;
+    let mut answered = 0;
+    for m in misses {
+        match m.await.expect("task") {
+            Some(r) if r.metadata.response_code == ResponseCode::ServFail => servfail += 1,
+            Some(r) if client::first_a(&r).as_deref() == Some("127.5.0.9") => answered += 1,
+            other => panic!("a miss gets SERVFAIL or its answer: {other:?}"),
+        }
+    }
+    assert_eq!(answered, 2, "two resolutions ran");
+    assert_eq!(servfail, 4, "the rest were turned away");
+    t.stop().await;
+}
