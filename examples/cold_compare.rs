@@ -105,6 +105,9 @@ async fn main() {
             Command::new(&bin)
                 .arg("--config")
                 .arg(&taproot_conf)
+                // taproot reads every TAPROOT_* variable as config and
+                // refuses unknown keys: this one is for the tree, not for it.
+                .env_remove("TAPROOT_FAKE_TREE_PORT")
                 .stderr(Stdio::null())
                 .spawn()
         } else {
