@@ -80,7 +80,10 @@ pub fn get_or_fetch(
             }
         }
         let answer = fetch()?;
-        let same = slot.answer.as_ref().is_some_and(|a| Arc::ptr_eq(a, &answer));
+        let same = slot
+            .answer
+            .as_ref()
+            .is_some_and(|a| Arc::ptr_eq(a, &answer));
         if !same {
             *slot = Slot {
                 owner,
