@@ -525,3 +525,55 @@ async fn out_of_bailiwick_glue_in_a_referral_is_scrubbed_before_caching() {
     );
     t.stop().await;
 }
+
+/// RFC 8109: the root NS set is asked for at the first query, not at start,
+/// kept for its TTL, and asked for again once it has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_is_primed_at_the_first_query_and_again_when_its_ns_set_expires() {
+    use support::client::ROOT_IP;
+    use taproot::clock::Clock;
+    use taproot::server::Server;
+
+    let tree = three_level_tree().await;
+    let (config, _hints) = support::test_config(&tree);
+    let clock = Clock::manual();
+    let running = Server::start_with_clock(config, clock.clone())
+        .await
+        .expect("taproot starts");
+    let addr = running.addr();
+    let primes = |tree: &support::tree::FakeTree| {
+        tree.query_log()
+            .iter()
+            .filter(|q| q.server == ROOT_IP && q.name.is_root() && q.rtype == RecordType::NS)
+            .count()
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(tree.total_queries(), 0, "nothing is asked at start-up");
+
+    let q = client::recursive("www.example.co.kr.", RecordType::A);
+    assert_eq!(
+        addresses(&ask_udp(addr, &q).await),
+        ["127.1.0.1", "127.1.0.2"]
+    );
+    assert_eq!(primes(&tree), 1, "primed at the first query");
+    let q2 = client::recursive("alias.example.co.kr.", RecordType::A);
+    ask_udp(addr, &q2).await;
+    assert_eq!(
+        primes(&tree),
+        1,
+        "the primed NS set is reused while it lives"
+    );
+
+    // The root zone's NS TTL is 86400 s (also the max_ttl clamp).
+    clock.advance(86_401_000);
+    assert_eq!(
+        addresses(&ask_udp(addr, &q).await),
+        ["127.1.0.1", "127.1.0.2"]
+    );
+    assert_eq!(
+        primes(&tree),
+        2,
+        "primed again once the root NS set expired"
+    );
+    running.shutdown(Duration::from_secs(2)).await;
+}
