@@ -116,7 +116,9 @@ pub async fn exchange(
     let socket = UdpSocket::bind(bind).await?;
     socket.connect(server).await?;
     socket.send(&bytes).await?;
-    let mut buf = [0u8; MAX_UDP_REPLY];
+    // On the heap: an array would live in every future that awaits this one,
+    // and futures are moved (into tasks, across awaits) by memcpy.
+    let mut buf = vec![0u8; MAX_UDP_REPLY];
     let mut rejected = 0;
     let deadline = tokio::time::Instant::now() + timeout;
     let reply = loop {
