@@ -71,29 +71,9 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 
 /// Series names taproot's `/metrics` exposes, histogram suffixes included.
 fn exported() -> BTreeSet<String> {
-    let families = [
-        names::QUERIES,
-        names::QUERY_DURATION,
-        names::CACHE_HITS,
-        names::CACHE_MISSES,
-        names::CACHE_ENTRIES,
-        names::CACHE_BYTES,
-        names::CACHE_EVICTIONS,
-        names::CACHE_PREFETCHES,
-        names::CACHE_STALE,
-        names::UPSTREAM_QUERIES,
-        names::UPSTREAM_RTT,
-        names::UPSTREAM_REJECTED,
-        names::INFLIGHT,
-        names::REFERRALS,
-        names::SERVFAIL,
-        names::DROPPED,
-        names::REFUSED,
-        names::BUILD_INFO,
-        "process_cpu_seconds_total",
-        "process_resident_memory_bytes",
-        "process_open_fds",
-    ];
+    let families = names::ALWAYS_EXPORTED
+        .into_iter()
+        .chain([names::UPSTREAM_REJECTED]);
     let mut out = BTreeSet::new();
     for f in families {
         out.insert(f.to_string());

@@ -189,28 +189,7 @@ async fn every_family_is_exported_with_help_and_the_process_collector() {
     let (t, metrics) = start(&tree, |_| {}).await;
     exercise(&t).await;
     let page = Page::fetch(metrics).await;
-    let families = [
-        names::QUERIES,
-        names::QUERY_DURATION,
-        names::CACHE_HITS,
-        names::CACHE_MISSES,
-        names::CACHE_ENTRIES,
-        names::CACHE_BYTES,
-        names::CACHE_EVICTIONS,
-        names::CACHE_PREFETCHES,
-        names::CACHE_STALE,
-        names::UPSTREAM_QUERIES,
-        names::UPSTREAM_RTT,
-        names::INFLIGHT,
-        names::REFERRALS,
-        names::SERVFAIL,
-        names::DROPPED,
-        names::REFUSED,
-        names::BUILD_INFO,
-        "process_cpu_seconds_total",
-        "process_resident_memory_bytes",
-        "process_open_fds",
-    ];
+    let families = names::ALWAYS_EXPORTED;
     for family in families {
         assert!(
             scrape::has_family(&page.0, family),

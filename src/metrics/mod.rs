@@ -38,6 +38,32 @@ pub mod names {
     pub const DROPPED: &str = "taproot_dropped_total";
     pub const REFUSED: &str = "taproot_refused_total";
     pub const BUILD_INFO: &str = "taproot_build_info";
+
+    /// Every family `/metrics` exposes from its first scrape on: taproot's
+    /// own and the process collector's. (`UPSTREAM_REJECTED` appears once a
+    /// forged or stray upstream reply was counted.)
+    pub const ALWAYS_EXPORTED: [&str; 20] = [
+        QUERIES,
+        QUERY_DURATION,
+        CACHE_HITS,
+        CACHE_MISSES,
+        CACHE_ENTRIES,
+        CACHE_BYTES,
+        CACHE_EVICTIONS,
+        CACHE_PREFETCHES,
+        CACHE_STALE,
+        UPSTREAM_QUERIES,
+        UPSTREAM_RTT,
+        INFLIGHT,
+        REFERRALS,
+        SERVFAIL,
+        DROPPED,
+        REFUSED,
+        BUILD_INFO,
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ];
 }
 
 /// The qtype label values; anything else is `other`.
