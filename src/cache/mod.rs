@@ -264,6 +264,43 @@ mod tests {
     }
 
     #[test]
+    fn an_equal_rrset_seen_again_is_kept_until_its_last_tenth_then_renewed() {
+        let c = cache();
+        let ttl_now = |c: &Cache| {
+            c.records
+                .get(&n("ns.example.kr."), RecordType::A)
+                .expect("cached")
+                .ttl
+        };
+        c.records
+            .insert(vec![a("ns.example.kr.", 100, 1)], Rank::Additional);
+        c.clock.advance(5_000);
+        // The same glue again (every referral repeats it): left as stored.
+        assert!(
+            c.records
+                .insert(vec![a("ns.example.kr.", 100, 1)], Rank::Additional)
+        );
+        assert_eq!(ttl_now(&c), 95);
+        // In its last tenth, the same data renews the TTL (a prefetch).
+        c.clock.advance(87_000);
+        assert!(
+            c.records
+                .insert(vec![a("ns.example.kr.", 100, 1)], Rank::Additional)
+        );
+        assert_eq!(ttl_now(&c), 100);
+        // Other data at the same rank replaces it at once.
+        assert!(
+            c.records
+                .insert(vec![a("ns.example.kr.", 100, 2)], Rank::Additional)
+        );
+        let got = c
+            .records
+            .get(&n("ns.example.kr."), RecordType::A)
+            .expect("cached");
+        assert_eq!(got.records[0].data, RData::A(A::new(127, 0, 0, 2)));
+    }
+
+    #[test]
     fn ttls_decay_and_entries_expire_at_their_ttl() {
         let c = cache();
         c.records

@@ -167,10 +167,11 @@ impl RecordCache {
         };
         let key = Self::key(&first.name, first.record_type());
         let now = self.clock.now_ms();
-        if let Some(old) = self.inner.get(&key)
-            && old.rank > rank
-            && is_fresh(old.ttl, old.stored_ms, now)
-        {
+        let live = self
+            .inner
+            .get(&key)
+            .filter(|old| is_fresh(old.ttl, old.stored_ms, now));
+        if live.as_ref().is_some_and(|old| old.rank > rank) {
             return false;
         }
         // RFC 2181 §5.2: an RRset has one TTL; use the smallest seen.
@@ -184,6 +185,19 @@ impl RecordCache {
             debug!(owner = %first.name, "an RRset hickory cannot encode is not cached");
             return false;
         };
+        // The same data at the same rank, stored so recently that it still
+        // has 90% of the new TTL: keep the entry as it is. Every answer
+        // repeats its zone's NS set and glue in the authority and additional
+        // sections; storing them again each time cost two moka inserts per
+        // cold name. Older copies are replaced, so a refresh (prefetch)
+        // renews the TTL.
+        if live.is_some_and(|old| {
+            old.rank == rank
+                && old.wire == wire
+                && u64::from(remaining(old.ttl, old.stored_ms, now)) * 10 >= u64::from(ttl) * 9
+        }) {
+            return true;
+        }
         let set = CachedRrset {
             wire,
             ttl,
