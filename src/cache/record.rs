@@ -41,6 +41,9 @@ pub enum Rank {
 /// Cache key: the lower-cased owner in uncompressed wire form, then the type.
 type RecordKey = Box<[u8]>;
 
+/// The longest key: a 255-octet name and two octets of type.
+const KEY_MAX: usize = 257;
+
 /// A cached RRset.
 #[derive(Debug)]
 pub struct CachedRrset {
@@ -130,15 +133,34 @@ impl RecordCache {
     }
 
     fn key(name: &Name, rtype: RecordType) -> RecordKey {
-        let mut key = name_wire_lower(name);
-        key.extend_from_slice(&u16::from(rtype).to_be_bytes());
-        key.into_boxed_slice()
+        let mut buf = [0u8; KEY_MAX];
+        Self::key_in(name, rtype, &mut buf).into()
+    }
+
+    /// The key written into `buf`, for lookups: no allocation.
+    fn key_in<'b>(name: &Name, rtype: RecordType, buf: &'b mut [u8; KEY_MAX]) -> &'b [u8] {
+        let mut at = 0;
+        for label in name.iter() {
+            let end = at + 1 + label.len();
+            if end + 3 > KEY_MAX {
+                break; // a Name never exceeds 255 octets; stay in bounds regardless
+            }
+            buf[at] = label.len() as u8;
+            for (o, b) in buf[at + 1..end].iter_mut().zip(label) {
+                *o = b.to_ascii_lowercase();
+            }
+            at = end;
+        }
+        buf[at] = 0;
+        buf[at + 1..at + 3].copy_from_slice(&u16::from(rtype).to_be_bytes());
+        &buf[..at + 3]
     }
 
     /// The live RRset for (name, type) with decremented TTLs.
     pub fn get(&self, name: &Name, rtype: RecordType) -> Option<RrsetView> {
         let now = self.clock.now_ms();
-        match self.inner.get(&Self::key(name, rtype)) {
+        let mut buf = [0u8; KEY_MAX];
+        match self.inner.get(Self::key_in(name, rtype, &mut buf)) {
             Some(set) if is_fresh(set.ttl, set.stored_ms, now) => {
                 self.stats.hit(CacheKind::Record);
                 let left = remaining(set.ttl, set.stored_ms, now);
