@@ -105,36 +105,22 @@ async fn wait_for_page(metrics: SocketAddr, within: Duration, ok: impl Fn(&Page)
 
 /// Drives every kind of event once, so that every labelled family has series.
 async fn exercise(t: &Taproot) {
-    ask_udp(
-        t.addr,
-        &client::recursive("www.example.co.kr.", RecordType::A),
-    )
-    .await;
-    ask_udp(
-        t.addr,
-        &client::recursive("www.example.co.kr.", RecordType::A),
-    )
-    .await;
-    ask_udp(
-        t.addr,
-        &client::recursive("nope.example.co.kr.", RecordType::A),
-    )
-    .await;
-    ask_udp(
-        t.addr,
-        &client::recursive("big.example.co.kr.", RecordType::TXT),
-    )
-    .await;
+    // Over UDP: a miss and a hit, NXDOMAIN, an answer too big for UDP, a CNAME loop.
+    for (name, rtype) in [
+        ("www.example.co.kr.", RecordType::A),
+        ("www.example.co.kr.", RecordType::A),
+        ("nope.example.co.kr.", RecordType::A),
+        ("big.example.co.kr.", RecordType::TXT),
+        ("loop1.example.co.kr.", RecordType::A),
+    ] {
+        ask_udp(t.addr, &client::recursive(name, rtype)).await;
+    }
     ask_tcp(
         t.addr,
         &client::recursive("www.example.co.kr.", RecordType::AAAA),
     )
     .await;
-    ask_udp(
-        t.addr,
-        &client::recursive("loop1.example.co.kr.", RecordType::A),
-    )
-    .await;
+    // RD=0: a referral-mode answer.
     ask_udp(
         t.addr,
         &client::query("alias.example.co.kr.", RecordType::A),
