@@ -120,14 +120,12 @@ async fn sighup_is_framed_by_reloading_with_a_timestamp_and_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_applies_a_new_acl_and_a_broken_file_leaves_the_old_one_in_force() {
     let tree = three_level_tree().await;
-    let dir = TempDir::new("reload");
-    let hints = dir.write("root.hints", &tree.root_hints());
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port(&[IpAddr::from([127, 0, 0, 1])])));
     let allow = "[[acl]]\nprefix = \"127.0.0.0/8\"\naction = \"allow\"\n";
     let refuse = "[[acl]]\nprefix = \"127.0.0.0/8\"\naction = \"allow\"\n\
                   [[acl]]\nprefix = \"127.0.0.1/32\"\naction = \"refuse\"\n";
+    let (daemon, addr) = spawn(&tree, allow);
+    let hints = daemon.dir.path().join("root.hints");
     let first = config_text(&tree, &hints, addr, allow);
-    let daemon = Daemon::spawn(dir, &first);
     daemon.until_ready().await;
     assert_www_answer(
         &ask_udp(
