@@ -46,6 +46,28 @@ fn assert_www_answer(reply: &Message) {
     );
 }
 
+/// Asks taproot at `addr` for www.example.co.kr. A over UDP and checks the answer.
+async fn www_is_answered_over_udp(addr: SocketAddr) {
+    assert_www_answer(
+        &ask_udp(
+            addr,
+            &client::recursive("www.example.co.kr.", RecordType::A),
+        )
+        .await,
+    );
+}
+
+/// The same over TCP.
+async fn www_is_answered_over_tcp(addr: SocketAddr) {
+    assert_www_answer(
+        &ask_tcp(
+            addr,
+            &client::recursive("www.example.co.kr.", RecordType::A),
+        )
+        .await,
+    );
+}
+
 /// Starts the binary on a free loopback port against `tree`.
 fn spawn(tree: &FakeTree, extra: &str) -> (Daemon, SocketAddr) {
     let dir = TempDir::new("systemd");
@@ -71,20 +93,8 @@ async fn ready_is_sent_once_the_dns_port_answers_and_not_before() {
         "{ready:?}"
     );
     // Right after READY=1, with no retry: UDP and TCP both answer.
-    assert_www_answer(
-        &ask_udp(
-            addr,
-            &client::recursive("www.example.co.kr.", RecordType::A),
-        )
-        .await,
-    );
-    assert_www_answer(
-        &ask_tcp(
-            addr,
-            &client::recursive("www.example.co.kr.", RecordType::A),
-        )
-        .await,
-    );
+    www_is_answered_over_udp(addr).await;
+    www_is_answered_over_tcp(addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,13 +116,7 @@ async fn sighup_is_framed_by_reloading_with_a_timestamp_and_ready() {
         "{ready:?}"
     );
     daemon.log.wait_for(&["config reloaded"]).await;
-    assert_www_answer(
-        &ask_udp(
-            addr,
-            &client::recursive("www.example.co.kr.", RecordType::A),
-        )
-        .await,
-    );
+    www_is_answered_over_udp(addr).await;
 }
 
 /// A reload applies the new ACL at once, keeps the cache, and a broken file
@@ -127,13 +131,7 @@ async fn sighup_applies_a_new_acl_and_a_broken_file_leaves_the_old_one_in_force(
     let hints = daemon.dir.path().join("root.hints");
     let first = config_text(&tree, &hints, addr, allow);
     daemon.until_ready().await;
-    assert_www_answer(
-        &ask_udp(
-            addr,
-            &client::recursive("www.example.co.kr.", RecordType::A),
-        )
-        .await,
-    );
+    www_is_answered_over_udp(addr).await;
     let upstream_before = tree.total_queries();
 
     daemon.rewrite_config(&config_text(&tree, &hints, addr, refuse));
@@ -165,13 +163,7 @@ async fn sighup_applies_a_new_acl_and_a_broken_file_leaves_the_old_one_in_force(
     daemon.rewrite_config(&first);
     daemon.reload().await;
     daemon.log.wait_for(&["config reloaded"]).await;
-    assert_www_answer(
-        &ask_udp(
-            addr,
-            &client::recursive("www.example.co.kr.", RecordType::A),
-        )
-        .await,
-    );
+    www_is_answered_over_udp(addr).await;
     assert_eq!(
         tree.total_queries(),
         upstream_before,
