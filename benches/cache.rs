@@ -264,7 +264,6 @@ fn handler(
     let _enter = runtime.enter(); // the resolver spawns its prefetch task
     let resolver = Resolver::start(
         config.resolver.clone(),
-        &config.cache,
         cache.clone(),
         Vec::new(),
         metrics.clone(),

@@ -108,6 +108,45 @@ async fn ttl_clamps_from_the_config_apply_to_answers() {
     t.stop().await;
 }
 
+/// A reload changes the clamps in place: what is stored from then on gets
+/// the new ones, what was cached keeps its TTL, and nothing is flushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_new_ttl_clamps_without_flushing_the_cache() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |c| c.cache.max_ttl = 600).await;
+    let before = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::A),
+    )
+    .await;
+    assert_eq!(before.answers[0].ttl, 600);
+    let mut new = (**t.running.config.load()).clone();
+    new.cache.max_ttl = 120;
+    let restart = t.running.reload(new);
+    assert!(
+        !restart.iter().any(|k| k.contains("ttl")),
+        "TTL clamps are live: {restart:?}"
+    );
+    let asked = tree.total_queries();
+    let cached = ask_udp(
+        t.addr,
+        &client::recursive("www.provider.lab.", RecordType::A),
+    )
+    .await;
+    assert!(
+        cached.answers[0].ttl > 120,
+        "already cached data keeps its TTL"
+    );
+    assert_eq!(tree.total_queries(), asked, "the cache was not flushed");
+    let fresh = ask_udp(
+        t.addr,
+        &client::recursive("www.example.co.kr.", RecordType::A),
+    )
+    .await;
+    assert_eq!(fresh.answers[0].ttl, 120, "new data gets the new clamp");
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_identical_questions_share_one_resolution() {
     let tree = lab_tree().await;

@@ -80,6 +80,8 @@ pub struct Cache {
     pub negatives: NegativeCache,
     pub stats: Arc<CacheStats>,
     pub clock: Clock,
+    /// The TTL clamps every store applies; reloadable.
+    pub policy: Arc<TtlPolicy>,
 }
 
 impl Cache {
@@ -87,7 +89,7 @@ impl Cache {
     pub fn new(config: &CacheConfig, clock: Clock) -> Cache {
         let bytes = config.size_mb.saturating_mul(1024 * 1024);
         let stats = Arc::new(CacheStats::default());
-        let policy = TtlPolicy::from_config(config);
+        let policy = Arc::new(TtlPolicy::from_config(config));
         let stale_window = if config.serve_stale {
             config.stale_window_s
         } else {
@@ -95,8 +97,9 @@ impl Cache {
         };
         Cache {
             answers: AnswerCache::new(bytes / 2, stale_window, clock.clone(), stats.clone()),
-            records: RecordCache::new(bytes * 3 / 8, policy, clock.clone(), stats.clone()),
-            negatives: NegativeCache::new(bytes / 8, policy, clock.clone(), stats.clone()),
+            records: RecordCache::new(bytes * 3 / 8, policy.clone(), clock.clone(), stats.clone()),
+            negatives: NegativeCache::new(bytes / 8, policy.clone(), clock.clone(), stats.clone()),
+            policy,
             stats,
             clock,
         }

@@ -48,7 +48,7 @@ pub struct NegativeView {
 
 pub struct NegativeCache {
     inner: moka::sync::Cache<NegativeKey, Arc<NegativeEntry>>,
-    policy: TtlPolicy,
+    policy: Arc<TtlPolicy>,
     clock: Clock,
     stats: Arc<CacheStats>,
 }
@@ -56,7 +56,7 @@ pub struct NegativeCache {
 impl NegativeCache {
     pub fn new(
         max_bytes: u64,
-        policy: TtlPolicy,
+        policy: Arc<TtlPolicy>,
         clock: Clock,
         stats: Arc<CacheStats>,
     ) -> NegativeCache {

@@ -94,7 +94,7 @@ pub struct RrsetView {
 
 pub struct RecordCache {
     inner: moka::sync::Cache<RecordKey, Arc<CachedRrset>>,
-    policy: TtlPolicy,
+    policy: Arc<TtlPolicy>,
     clock: Clock,
     stats: Arc<CacheStats>,
 }
@@ -109,7 +109,7 @@ fn weigh(key: &RecordKey, value: &Arc<CachedRrset>) -> u32 {
 impl RecordCache {
     pub fn new(
         max_bytes: u64,
-        policy: TtlPolicy,
+        policy: Arc<TtlPolicy>,
         clock: Clock,
         stats: Arc<CacheStats>,
     ) -> RecordCache {

@@ -1,34 +1,50 @@
 //! TTL arithmetic: clamps on the way in, decay on the way out.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use crate::config::CacheConfig;
 
 /// The operator's TTL clamps (Unbound's cache-min-ttl, cache-max-ttl,
-/// cache-max-negative-ttl).
-#[derive(Debug, Clone, Copy)]
+/// cache-max-negative-ttl), shared by the caches and the resolver. Atomics,
+/// so that a SIGHUP reload changes them in place for data stored from then
+/// on, without rebuilding (and emptying) the caches.
+#[derive(Debug)]
 pub struct TtlPolicy {
-    pub min_ttl: u32,
-    pub max_ttl: u32,
-    pub negative_max_ttl: u32,
+    min_ttl: AtomicU32,
+    max_ttl: AtomicU32,
+    negative_max_ttl: AtomicU32,
 }
 
 impl TtlPolicy {
     pub fn from_config(c: &CacheConfig) -> TtlPolicy {
         TtlPolicy {
-            min_ttl: c.min_ttl,
-            max_ttl: c.max_ttl,
-            negative_max_ttl: c.negative_max_ttl,
+            min_ttl: AtomicU32::new(c.min_ttl),
+            max_ttl: AtomicU32::new(c.max_ttl),
+            negative_max_ttl: AtomicU32::new(c.negative_max_ttl),
         }
+    }
+
+    /// Applies the clamps of a reloaded config.
+    pub fn set(&self, c: &CacheConfig) {
+        self.min_ttl.store(c.min_ttl, Ordering::Relaxed);
+        self.max_ttl.store(c.max_ttl, Ordering::Relaxed);
+        self.negative_max_ttl
+            .store(c.negative_max_ttl, Ordering::Relaxed);
     }
 
     /// A positive RRset's TTL after the clamps.
     pub fn positive(&self, ttl: u32) -> u32 {
-        ttl.clamp(self.min_ttl, self.max_ttl.max(self.min_ttl))
+        let min = self.min_ttl.load(Ordering::Relaxed);
+        let max = self.max_ttl.load(Ordering::Relaxed);
+        ttl.clamp(min, max.max(min))
     }
 
     /// RFC 2308 §5: the negative TTL is the lesser of the SOA's TTL and its
     /// MINIMUM field, capped by the operator's negative maximum.
     pub fn negative(&self, soa_ttl: u32, soa_minimum: u32) -> u32 {
-        soa_ttl.min(soa_minimum).min(self.negative_max_ttl)
+        soa_ttl
+            .min(soa_minimum)
+            .min(self.negative_max_ttl.load(Ordering::Relaxed))
     }
 }
 
@@ -88,15 +104,23 @@ mod tests {
 
     #[test]
     fn clamps_apply() {
-        let p = TtlPolicy {
+        let mut c = CacheConfig {
             min_ttl: 60,
             max_ttl: 3600,
             negative_max_ttl: 900,
+            ..CacheConfig::default()
         };
+        let p = TtlPolicy::from_config(&c);
         assert_eq!(p.positive(5), 60);
         assert_eq!(p.positive(86400), 3600);
         assert_eq!(p.negative(3600, 7200), 900);
         assert_eq!(p.negative(300, 60), 60);
+        // A reload changes them in place.
+        c.max_ttl = 600;
+        c.negative_max_ttl = 30;
+        p.set(&c);
+        assert_eq!(p.positive(86400), 600);
+        assert_eq!(p.negative(3600, 7200), 30);
     }
 
     #[test]

@@ -30,8 +30,8 @@ use tracing::debug;
 
 pub use error::ResolveError;
 
-use crate::cache::{Cache, CachedAnswer, NegativeKind, Rank, TtlPolicy};
-use crate::config::{CacheConfig, ResolverConfig};
+use crate::cache::{Cache, CachedAnswer, NegativeKind, Rank};
+use crate::config::ResolverConfig;
 use crate::metrics::Metrics;
 use hints::RootHint;
 use inflight::{Inflight, Role};
@@ -120,7 +120,6 @@ pub struct Resolver {
     pub infra: Infra,
     pub hints: Vec<RootHint>,
     pub metrics: Arc<Metrics>,
-    policy: TtlPolicy,
     inflight: Inflight<AnswerResult>,
     running: AtomicUsize,
     max_running: usize,
@@ -131,7 +130,6 @@ impl Resolver {
     /// Builds the resolver and starts its prefetch worker on the current runtime.
     pub fn start(
         config: ResolverConfig,
-        cache_config: &CacheConfig,
         cache: Arc<Cache>,
         hints: Vec<RootHint>,
         metrics: Arc<Metrics>,
@@ -140,7 +138,6 @@ impl Resolver {
         let (prefetch_tx, mut prefetch_rx) = mpsc::channel::<Box<[u8]>>(1024);
         let infra = Infra::new(cache.clock.clone(), config.upstream_timeout());
         let resolver = Arc::new(Resolver {
-            policy: TtlPolicy::from_config(cache_config),
             config,
             cache,
             infra,
@@ -300,7 +297,7 @@ impl Resolver {
 
     fn clamped(&self, mut records: Vec<Record>) -> Vec<Record> {
         for r in &mut records {
-            r.ttl = self.policy.positive(r.ttl);
+            r.ttl = self.cache.policy.positive(r.ttl);
         }
         records
     }
@@ -380,7 +377,7 @@ impl Resolver {
             soa.ttl = if ttl > 0 {
                 ttl
             } else {
-                self.policy.negative(soa.ttl, s.minimum)
+                self.cache.policy.negative(soa.ttl, s.minimum)
             };
         }
         Some(soa)

@@ -90,7 +90,6 @@ impl Server {
         let cache = Arc::new(Cache::new(&config.cache, clock));
         let resolver = Resolver::start(
             config.resolver.clone(),
-            &config.cache,
             cache.clone(),
             root_hints,
             metrics.clone(),
@@ -195,7 +194,8 @@ impl Running {
     /// that need a restart to take effect.
     ///
     /// Live: `acl`, `ratelimit`, `server.mode`, `server.shutdown_grace_ms`,
-    /// `cache.prefetch`, `cache.stale_answer_ttl`, `cache.client_timeout_ms`,
+    /// `cache.min_ttl`, `cache.max_ttl`, `cache.negative_max_ttl` (for data
+    /// stored from then on), `cache.prefetch`, `cache.stale_answer_ttl`, `cache.client_timeout_ms`,
     /// `metrics.admin_allow` (and `log.level`, which the binary applies).
     /// Everything else was copied into the listeners, caches or resolver at
     /// start and is reported here.
@@ -225,12 +225,6 @@ impl Running {
             ),
             ("metrics.listen", old.metrics.listen != new.metrics.listen),
             ("cache.size_mb", oc.size_mb != nc.size_mb),
-            ("cache.min_ttl", oc.min_ttl != nc.min_ttl),
-            ("cache.max_ttl", oc.max_ttl != nc.max_ttl),
-            (
-                "cache.negative_max_ttl",
-                oc.negative_max_ttl != nc.negative_max_ttl,
-            ),
             // Turning it off is live; on needs the answer cache to have been
             // started keeping expired entries.
             ("cache.serve_stale", !oc.serve_stale && nc.serve_stale),
@@ -244,6 +238,7 @@ impl Running {
                 restart.push(key);
             }
         }
+        self.handler.cache.policy.set(&new.cache);
         self.handler.live.store(Arc::new(Live::from_config(&new)));
         self.config.store(Arc::new(new));
         restart
