@@ -18,7 +18,7 @@ use taproot::cache::answer::name_wire_lower;
 use taproot::cache::{Cache, Rank};
 use taproot::clock::Clock;
 use taproot::config::CacheConfig;
-use taproot::resolve::{Resolution, encode};
+use taproot::resolve::Resolution;
 use taproot::wire::{self, MAX_NAME_LEN};
 
 /// VmRSS of this process in KiB, from /proc/self/status.
@@ -58,10 +58,11 @@ fn main() {
             authorities: Vec::new(),
         };
         cache.records.insert(rrset, Rank::AuthAnswer);
-        let response = encode(&owner, RecordType::A, &resolution).expect("encodes");
         let qname = name_wire_lower(&owner);
         let key = wire::answer_key(&qname, 1, 1, false, &mut keybuf);
-        cache.answers.insert(key, response).expect("cacheable");
+        cache
+            .store_answer(key, &owner, RecordType::A, &resolution)
+            .expect("cacheable");
     }
     cache.sync();
     let after = rss_kib();

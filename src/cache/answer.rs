@@ -1,23 +1,24 @@
 //! The answer cache: whole responses in wire form, keyed by question.
 //!
-//! A hit is one moka lookup with a stack-built key and a copy of stored
-//! bytes with the ID, the question's spelling, the flags and the TTLs
-//! patched in place. The stored TTLs are those of the RRsets at the moment
-//! the answer was assembled from the record cache, and both decay with the
-//! same clock, so an answer never shows an older (larger) TTL than the
-//! RRsets it came from. Entries live on past their TTL for the serve-stale
-//! window (RFC 8767); the hot path treats an expired entry as a miss.
+//! A hit is one lookup in the shared [`Store`] with a stack-built key and a
+//! copy of stored bytes with the ID, the question's spelling, the flags and
+//! the TTLs patched in place. A question answered by one RRset is served
+//! from that RRset's own entry (see [`super::store`]), so it cannot show an
+//! older TTL than the record cache; answers assembled from several RRsets
+//! carry the TTLs those RRsets had at assembly, decaying on the same clock.
+//! Entries are kept past their TTL for the serve-stale window (RFC 8767);
+//! the hot path treats an expired entry as a miss.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use hickory_proto::rr::Name;
-use moka::notification::RemovalCause;
 
 use super::front;
+use super::record::Rank;
 use super::stats::{CacheKind, CacheStats};
-use super::ttl::{Lifetime, PerEntryExpiry, is_fresh, remaining};
+use super::store::Store;
+use super::ttl::{is_fresh, remaining};
 use crate::clock::Clock;
 use crate::wire::{self, ClientQuery, HEADER_LEN, flags};
 
@@ -31,20 +32,17 @@ pub struct CachedAnswer {
     pub stored_ms: u64,
     /// The smallest TTL in the message: the entry is fresh this long.
     pub ttl: u32,
-    /// Seconds past `ttl` that moka keeps it for serve-stale.
+    /// Seconds past `ttl` it may still be served stale (RFC 8767).
     pub stale_window: u32,
+    /// `Some(rank)`: one RRset stored under its own (owner, type), with its
+    /// RFC 2181 trust; `None`: an answer a resolution assembled.
+    pub rank: Option<Rank>,
     /// Set by the first hit that asks for a prefetch, so only one is sent.
     pub prefetch_claimed: AtomicBool,
     /// Whether it answers a query with the DO bit (part of the key).
     dnssec_ok: bool,
-    /// Set when moka lets go of it, so per-thread tables drop it too.
+    /// Set when the store lets go of it, so per-thread tables drop it too.
     superseded: AtomicBool,
-}
-
-impl Lifetime for CachedAnswer {
-    fn lifetime(&self) -> Duration {
-        Duration::from_secs(u64::from(self.ttl) + u64::from(self.stale_window))
-    }
 }
 
 impl CachedAnswer {
@@ -74,10 +72,55 @@ impl CachedAnswer {
             stored_ms,
             ttl: min_ttl.unwrap_or(0),
             stale_window,
+            rank: None,
             prefetch_claimed: AtomicBool::new(false),
             dnssec_ok: false,
             superseded: AtomicBool::new(false),
         })
+    }
+
+    /// The question's name as stored: lower-cased, uncompressed.
+    pub fn qname(&self) -> &[u8] {
+        let mut at = HEADER_LEN;
+        while let Some(&len) = self.wire.get(at) {
+            if len == 0 || len > 63 {
+                break;
+            }
+            at += 1 + len as usize;
+        }
+        self.wire.get(HEADER_LEN..=at).unwrap_or(&[])
+    }
+
+    /// Whether a client may be answered with it: any assembled answer, and
+    /// RRsets from answer sections or the zone's own authority section, but
+    /// never glue or a referral's NS set (RFC 2181 §5.4.1).
+    #[inline]
+    pub fn servable(&self) -> bool {
+        self.rank.is_none_or(|r| r >= Rank::NonAuthAnswer)
+    }
+
+    /// Which counters it belongs to.
+    pub fn kind(&self) -> CacheKind {
+        if self.rank.is_some() {
+            CacheKind::Record
+        } else {
+            CacheKind::Answer
+        }
+    }
+
+    /// Marks it as no longer the store's.
+    pub fn supersede(&self) {
+        self.superseded.store(true, Ordering::Relaxed);
+    }
+
+    /// True while it may still be served stale (RFC 8767): past its TTL, inside the window.
+    #[inline]
+    pub fn is_within_stale_window(&self, now_ms: u64) -> bool {
+        is_fresh(
+            self.ttl.saturating_add(self.stale_window),
+            self.stored_ms,
+            now_ms,
+        )
     }
 
     /// True when this is the answer stored under `key` (see [`wire::answer_key`]):
@@ -176,74 +219,49 @@ impl CachedAnswer {
     }
 }
 
-/// Whole answers by question.
+/// Whole answers by question: the hot path's view of the shared [`Store`].
 pub struct AnswerCache {
-    inner: moka::sync::Cache<Box<[u8]>, Arc<CachedAnswer>>,
-    /// Tells this cache's answers from another's in the per-thread tables.
-    id: u64,
+    store: Arc<Store>,
     stale_window: u32,
     clock: Clock,
     stats: Arc<CacheStats>,
 }
 
-/// Approximate bytes an entry holds, for the weigher: key, value, and
-/// moka's own bookkeeping, which measures about 350 bytes an entry (RSS
-/// over 200k entries), so that `cache.size_mb` bounds what the process holds.
-fn weigh(key: &[u8], value: &CachedAnswer) -> u32 {
-    (key.len()
-        + value.wire.len()
-        + value.ttl_offsets.len() * 2
-        + std::mem::size_of::<CachedAnswer>()
-        + 350) as u32
-}
-
-/// moka hands the weigher the key as stored (`&Box<[u8]>`).
-#[allow(clippy::borrowed_box)]
-fn weigh_entry(key: &Box<[u8]>, value: &Arc<CachedAnswer>) -> u32 {
-    weigh(key, value)
-}
-
 impl AnswerCache {
     pub fn new(
-        max_bytes: u64,
+        store: Arc<Store>,
         stale_window: u32,
         clock: Clock,
         stats: Arc<CacheStats>,
     ) -> AnswerCache {
-        let evict_stats = stats.clone();
-        let inner = moka::sync::Cache::builder()
-            .max_capacity(max_bytes.max(1))
-            .weigher(weigh_entry)
-            .expire_after(PerEntryExpiry)
-            .eviction_listener(move |_k, v: Arc<CachedAnswer>, cause| {
-                v.superseded.store(true, Ordering::Relaxed);
-                if cause == RemovalCause::Size {
-                    evict_stats.eviction(CacheKind::Answer);
-                }
-            })
-            .build();
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         AnswerCache {
-            inner,
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            store,
             stale_window,
             clock,
             stats,
         }
     }
 
-    /// The entry for a key built with [`wire::answer_key`], fresh or stale.
+    /// The servable entry for a key built with [`wire::answer_key`], fresh
+    /// or inside its serve-stale window.
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<Arc<CachedAnswer>> {
-        self.inner.get(key)
+        let now = self.clock.now_ms();
+        self.store
+            .get(self.store.fingerprint(key), key)
+            .filter(|a| a.servable() && a.is_within_stale_window(now))
     }
 
-    /// A fresh entry for `key`, counting the hit or the miss. Served from
-    /// this thread's table of recent answers when it can be (see [`front`]).
+    /// A fresh servable entry for `key`, counting the hit or the miss.
+    /// Served from this thread's table of recent answers when it can be
+    /// (see [`front`]).
     #[inline]
     pub fn lookup_fresh(&self, key: &[u8], now_ms: u64) -> Option<Arc<CachedAnswer>> {
-        let found = front::get_or_fetch(self.id, key, now_ms, || {
-            self.inner.get(key).filter(|a| a.is_fresh(now_ms))
+        let hash = self.store.fingerprint(key);
+        let found = front::get_or_fetch(self.store.id(), hash, key, now_ms, || {
+            self.store
+                .get(hash, key)
+                .filter(|a| a.servable() && a.is_fresh(now_ms))
         });
         match found {
             Some(a) => {
@@ -257,6 +275,14 @@ impl AnswerCache {
         }
     }
 
+    /// The fresh RRset stored under `key` as the answer to its own question, if any.
+    pub fn stored_rrset(&self, key: &[u8]) -> Option<Arc<CachedAnswer>> {
+        let now = self.clock.now_ms();
+        self.store
+            .get(self.store.fingerprint(key), key)
+            .filter(|a| a.rank.is_some() && a.servable() && a.is_fresh(now))
+    }
+
     /// Stores an encoded response under `key`; returns the entry (or `None`
     /// when the bytes could not be walked, in which case nothing is cached).
     pub fn insert(&self, key: &[u8], response: Vec<u8>) -> Option<Arc<CachedAnswer>> {
@@ -266,41 +292,10 @@ impl AnswerCache {
         if entry.ttl == 0 {
             return Some(entry); // TTL 0 answers are used once, never stored (RFC 1035 §3.2.1)
         }
-        self.inner.insert(key.into(), entry.clone());
+        self.store
+            .insert(self.store.fingerprint(key), entry.clone());
         self.stats.insert(CacheKind::Answer);
         Some(entry)
-    }
-
-    pub fn remove(&self, key: &[u8]) {
-        self.inner.invalidate(key);
-    }
-
-    pub fn flush_all(&self) {
-        self.inner.invalidate_all();
-    }
-
-    /// Drops answers whose question is `name` (or below it, with `subtree`).
-    pub fn flush_name(&self, name: &Name, subtree: bool) {
-        let target = name_wire_lower(name);
-        super::invalidate_where(&self.inner, |k| {
-            let qname_len = k.len().saturating_sub(5);
-            let qname = &k[..qname_len];
-            if subtree {
-                wire_name_at_or_below(qname, &target)
-            } else {
-                qname == target.as_slice()
-            }
-        });
-    }
-
-    pub fn sync(&self) {
-        self.inner.run_pending_tasks();
-    }
-    pub fn entry_count(&self) -> u64 {
-        self.inner.entry_count()
-    }
-    pub fn weighted_size(&self) -> u64 {
-        self.inner.weighted_size()
     }
 }
 

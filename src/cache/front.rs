@@ -1,22 +1,21 @@
-//! A small per-thread table in front of the answer cache's moka map.
+//! A small per-thread table in front of the shared store.
 //!
-//! A moka lookup costs a hash-table probe that chases a pointer per bucket,
-//! a key comparison through another pointer, and an access record for the
-//! LRU and the frequency sketch: about 13% of a cache-hit query's CPU under
-//! dnsperf (perf, 5,000 hot names). The questions a resolver hears repeat
+//! A store lookup takes a shard lock, probes a hash table, follows the
+//! entry's pointer and records the access for eviction; with moka in its
+//! place that was about 13% of a cache-hit query's CPU under dnsperf (perf,
+//! 5,000 hot names). The questions a resolver hears repeat
 //! heavily, so each thread that answers queries keeps the answers it served
 //! last in a direct-mapped table of [`SLOTS`] slots: one hash, one slot, one
 //! comparison against the question the answer itself carries.
 //!
-//! Coherence: a slot holds the same `Arc<CachedAnswer>` moka holds. When
-//! moka lets go of an entry for any reason (replaced by a newer answer,
-//! flushed, evicted, expired) its listener marks the answer superseded, and
-//! a slot whose answer is superseded or no longer fresh is a miss. Every
-//! [`TOUCH_EVERY`]th hit on a slot goes to moka anyway, so that moka's
-//! eviction still sees which answers are popular.
+//! Coherence: a slot holds the same `Arc<CachedAnswer>` the store holds.
+//! When the store lets go of an entry (replaced by a newer answer, flushed,
+//! evicted) it marks the answer superseded, and a slot whose answer is
+//! superseded or no longer fresh is a miss. Every [`TOUCH_EVERY`]th hit on
+//! a slot goes to the store anyway, so that its eviction still sees which
+//! answers are popular.
 
 use std::cell::RefCell;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use super::answer::CachedAnswer;
@@ -26,7 +25,7 @@ use super::answer::CachedAnswer;
 /// a dnsperf run cycling through 5,000 names hit the table almost never.
 const SLOTS: usize = 16 * 1024;
 
-/// Every this many hits on a slot, the lookup is sent to moka instead.
+/// Every this many hits on a slot, the lookup is sent to the store instead.
 const TOUCH_EVERY: u32 = 64;
 
 #[derive(Default)]
@@ -38,34 +37,25 @@ struct Slot {
     answer: Option<Arc<CachedAnswer>>,
 }
 
-struct Front {
-    slots: Vec<Slot>,
-    hasher: std::hash::RandomState,
-}
-
 thread_local! {
-    static FRONT: RefCell<Front> = RefCell::new(Front {
-        slots: (0..SLOTS).map(|_| Slot::default()).collect(),
-        hasher: std::hash::RandomState::new(),
-    });
+    static FRONT: RefCell<Vec<Slot>> = RefCell::new((0..SLOTS).map(|_| Slot::default()).collect());
 }
 
-/// The answer for `key` from answer cache `owner`: from this thread's table
-/// when the slot holds it, still moka's and fresh at `now_ms`; otherwise
-/// from `fetch` (the moka lookup), remembered in the slot for next time.
+/// The answer for `key` (fingerprint `hash`) from store `owner`: from this
+/// thread's table when the slot holds it, still the store's and fresh at
+/// `now_ms`; otherwise from `fetch` (the store lookup), remembered in the
+/// slot for next time.
 #[inline]
 pub fn get_or_fetch(
     owner: u64,
+    hash: u64,
     key: &[u8],
     now_ms: u64,
     fetch: impl FnOnce() -> Option<Arc<CachedAnswer>>,
 ) -> Option<Arc<CachedAnswer>> {
     FRONT.with(|f| {
-        let mut f = f.borrow_mut();
-        let mut h = f.hasher.build_hasher();
-        h.write(key);
-        let hash = h.finish();
-        let slot = &mut f.slots[hash as usize % SLOTS];
+        let mut slots = f.borrow_mut();
+        let slot = &mut slots[hash as usize % SLOTS];
         if slot.owner == owner
             && slot.hash == hash
             && let Some(answer) = &slot.answer

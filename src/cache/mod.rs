@@ -1,12 +1,14 @@
 //! The cache: what taproot has learned, each piece dying at its own TTL.
 //!
-//! Three stores, all on moka with per-entry expiry and a byte weigher:
+//! Two tables, each bounded by a byte weigher:
 //!
-//! - [`answer`]: complete responses in wire form keyed by question, so a hit
-//!   costs one lookup and a few byte patches (the hot path);
-//! - [`record`]: RRsets with their RFC 2181 §5.4.1 trust rank, from which the
-//!   walk reads delegations and answers are assembled;
-//! - [`negative`]: RFC 2308 NXDOMAIN and NODATA entries with their SOA.
+//! - [`store`]: responses in wire form keyed by question, seen through two
+//!   views: [`answer`], the hot path, where a hit costs one lookup and a few
+//!   byte patches; and [`record`], RRsets with their RFC 2181 §5.4.1 trust
+//!   rank, from which the walk reads delegations and answers are assembled.
+//!   An RRset is stored once, as the answer to its own question.
+//! - [`negative`]: RFC 2308 NXDOMAIN and NODATA entries with their SOA, on
+//!   moka with per-entry expiry.
 //!
 //! The configured `size_mb` is split between them; [`CacheStats`] counts hits,
 //! misses, inserts and evictions by kind for the metrics endpoint.
@@ -16,6 +18,7 @@ mod front;
 pub mod negative;
 pub mod record;
 pub mod stats;
+mod store;
 pub mod ttl;
 
 use std::sync::Arc;
@@ -30,6 +33,8 @@ pub use ttl::TtlPolicy;
 
 use crate::clock::Clock;
 use crate::config::CacheConfig;
+use crate::resolve::{Resolution, encode};
+use store::Store;
 
 /// Removes at once every entry whose key `matches`. moka's own
 /// `invalidate_entries_if` would do it lazily and costs every entry of every
@@ -73,8 +78,10 @@ impl Delegation {
     }
 }
 
-/// The three stores and what they share: the clock, the TTL policy, the counters.
+/// The stores and what they share: the clock, the TTL policy, the counters.
 pub struct Cache {
+    /// Behind both `answers` and `records`.
+    store: Arc<Store>,
     pub answers: AnswerCache,
     pub records: RecordCache,
     pub negatives: NegativeCache,
@@ -85,7 +92,7 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Splits `size_mb` as answers 1/2, records 3/8, negatives 1/8.
+    /// Splits `size_mb` as answers and records 7/8, negatives 1/8.
     pub fn new(config: &CacheConfig, clock: Clock) -> Cache {
         let bytes = config.size_mb.saturating_mul(1024 * 1024);
         let stats = Arc::new(CacheStats::default());
@@ -95,9 +102,17 @@ impl Cache {
         } else {
             0
         };
+        let store = Arc::new(Store::new(bytes / 8 * 7, stats.clone()));
         Cache {
-            answers: AnswerCache::new(bytes / 2, stale_window, clock.clone(), stats.clone()),
-            records: RecordCache::new(bytes * 3 / 8, policy.clone(), clock.clone(), stats.clone()),
+            answers: AnswerCache::new(store.clone(), stale_window, clock.clone(), stats.clone()),
+            records: RecordCache::new(
+                store.clone(),
+                policy.clone(),
+                stale_window,
+                clock.clone(),
+                stats.clone(),
+            ),
+            store,
             negatives: NegativeCache::new(bytes / 8, policy.clone(), clock.clone(), stats.clone()),
             policy,
             stats,
@@ -167,37 +182,62 @@ impl Cache {
         out
     }
 
+    /// Keeps the answer to the question `key` asks (see [`crate::wire::answer_key`]);
+    /// returns the entry to send, or `None` when it cannot be encoded.
+    ///
+    /// One RRset answering the question as asked is already stored, as the
+    /// answer to its own question, by the walk: that entry is the answer,
+    /// and nothing is stored twice. Anything else (a CNAME chain, a
+    /// negative answer, an answer for DO) is encoded and stored whole.
+    pub fn store_answer(
+        &self,
+        key: &[u8],
+        qname: &Name,
+        qtype: RecordType,
+        resolution: &Resolution,
+    ) -> Option<Arc<CachedAnswer>> {
+        if resolution.is_one_rrset(qname, qtype)
+            && let Some(entry) = self.answers.stored_rrset(key)
+        {
+            return Some(entry);
+        }
+        self.answers.insert(key, encode(qname, qtype, resolution)?)
+    }
+
     /// Empties every store.
     pub fn flush_all(&self) {
-        self.answers.flush_all();
-        self.records.flush_all();
+        self.store.retain(|_| false);
         self.negatives.flush_all();
     }
 
     /// Removes `name`, and with `subtree` everything below it, from every store.
     pub fn flush_name(&self, name: &Name, subtree: bool) {
         let name = name.to_lowercase();
-        self.answers.flush_name(&name, subtree);
-        self.records.flush_name(&name, subtree);
+        let target = answer::name_wire_lower(&name);
+        self.store.retain(|e| {
+            let qname = e.qname();
+            !if subtree {
+                answer::wire_name_at_or_below(qname, &target)
+            } else {
+                qname == target.as_slice()
+            }
+        });
         self.negatives.flush_name(&name, subtree);
     }
 
     /// Runs moka's pending maintenance so counts and sizes are current.
     pub fn sync(&self) {
-        self.answers.sync();
-        self.records.sync();
         self.negatives.sync();
     }
 
     /// Entries and weighted bytes across the stores.
     pub fn usage(&self) -> CacheUsage {
+        let (answer_entries, record_entries) = self.store.count_by_kind();
         CacheUsage {
-            answer_entries: self.answers.entry_count(),
-            record_entries: self.records.entry_count(),
+            answer_entries,
+            record_entries,
             negative_entries: self.negatives.entry_count(),
-            bytes: self.answers.weighted_size()
-                + self.records.weighted_size()
-                + self.negatives.weighted_size(),
+            bytes: self.store.weight() + self.negatives.weighted_size(),
         }
     }
 }
@@ -376,10 +416,13 @@ mod tests {
     }
 
     #[test]
-    fn the_weigher_keeps_the_answer_cache_under_its_size() {
-        let stats = Arc::new(CacheStats::default());
-        let cap = 1 << 20;
-        let answers = AnswerCache::new(cap, 0, Clock::manual(), stats.clone());
+    fn the_weigher_keeps_the_store_under_its_size() {
+        let config = CacheConfig {
+            size_mb: 1,
+            ..CacheConfig::default()
+        };
+        let c = Cache::new(&config, Clock::manual());
+        let cap = 1024 * 1024 / 8 * 7;
         for i in 0..40_000u32 {
             let name = format!("h{i}.bench.lab.");
             let qname = Name::from_ascii(&name).expect("name");
@@ -389,16 +432,46 @@ mod tests {
                 authorities: Vec::new(),
             };
             let wire = crate::resolve::encode(&qname, RecordType::A, &res).expect("encodes");
-            let key = answer::name_wire_lower(&qname);
-            answers.insert(&key, wire);
+            let mut key = answer::name_wire_lower(&qname);
+            key.extend_from_slice(&[0, 1, 0, 1, 1]);
+            c.answers.insert(&key, wire);
+            c.records.insert(vec![a(&name, 300, 1)], Rank::AuthAnswer);
         }
-        answers.sync();
+        assert!(c.store.weight() <= cap, "{} > {cap}", c.store.weight());
+        assert!(c.stats.evictions(CacheKind::Answer) > 0);
+        assert!(c.stats.evictions(CacheKind::Record) > 0);
+    }
+
+    #[test]
+    fn one_rrset_is_stored_once_and_serves_the_hot_path() {
+        let c = cache();
+        c.records
+            .insert(vec![a("www.example.kr.", 300, 7)], Rank::AuthAnswer);
+        c.records
+            .insert(vec![a("glue.example.kr.", 300, 8)], Rank::Additional);
+        let key = |s: &str| {
+            let mut k = answer::name_wire_lower(&n(s));
+            k.extend_from_slice(&[0, 1, 0, 1, 0]);
+            k
+        };
+        let now = c.clock.now_ms();
+        let hit = c
+            .answers
+            .lookup_fresh(&key("WWW.example.kr."), now)
+            .expect("the RRset answers its own question");
+        assert_eq!(hit.rank, Some(Rank::AuthAnswer));
+        assert_eq!(c.usage().record_entries, 2);
+        assert_eq!(c.usage().answer_entries, 0);
+        // Glue is for the walk, never for a client (RFC 2181 §5.4.1).
         assert!(
-            answers.weighted_size() <= cap,
-            "{} > {cap}",
-            answers.weighted_size()
+            c.answers
+                .lookup_fresh(&key("glue.example.kr."), now)
+                .is_none()
         );
-        assert!(stats.evictions(CacheKind::Answer) > 0);
+        // With DO the key differs: the RRset entry does not answer it.
+        let mut with_do = key("www.example.kr.");
+        *with_do.last_mut().expect("a key") = 1;
+        assert!(c.answers.lookup_fresh(&with_do, now).is_none());
     }
 
     #[test]

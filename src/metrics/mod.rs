@@ -206,7 +206,10 @@ impl Metrics {
             .register(Box::new(upstream_rtt.clone()))
             .expect("unique metric name");
         let cache_entries = IntGaugeVec::new(
-            Opts::new(names::CACHE_ENTRIES, "Entries in the cache, by store."),
+            Opts::new(
+                names::CACHE_ENTRIES,
+                "Entries in the cache: answer (assembled answers), record (RRsets, which also answer their own question), negative.",
+            ),
             &["kind"],
         )
         .expect("static metric definition");

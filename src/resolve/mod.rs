@@ -75,6 +75,19 @@ pub struct Resolution {
     pub authorities: Vec<Record>,
 }
 
+impl Resolution {
+    /// True for a plain positive answer: records of `qtype` owned by `qname`, nothing else.
+    pub fn is_one_rrset(&self, qname: &Name, qtype: RecordType) -> bool {
+        self.rcode == ResponseCode::NoError
+            && self.authorities.is_empty()
+            && !self.answers.is_empty()
+            && self
+                .answers
+                .iter()
+                .all(|r| r.record_type() == qtype && r.name == *qname)
+    }
+}
+
 /// Limits for one client question (NXNSAttack-style amplification bounds).
 #[derive(Debug)]
 pub struct Budget {
@@ -210,10 +223,8 @@ impl Resolver {
             return Err(ResolveError::Overloaded);
         }
         let resolution = self.resolve(&q.name, q.qtype, refresh).await?;
-        let wire = encode(&q.name, q.qtype, &resolution).ok_or(ResolveError::Internal)?;
         self.cache
-            .answers
-            .insert(&q.key, wire)
+            .store_answer(&q.key, &q.name, q.qtype, &resolution)
             .ok_or(ResolveError::Internal)
     }
 
