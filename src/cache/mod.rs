@@ -14,6 +14,7 @@
 //! misses, inserts and evictions by kind for the metrics endpoint.
 
 pub mod answer;
+mod delegation;
 mod front;
 pub mod negative;
 pub mod record;
@@ -34,6 +35,7 @@ pub use ttl::TtlPolicy;
 use crate::clock::Clock;
 use crate::config::CacheConfig;
 use crate::resolve::{Resolution, encode};
+use delegation::DelegationMemo;
 use store::Store;
 
 /// Removes at once every entry whose key `matches`. moka's own
@@ -84,6 +86,8 @@ pub struct Cache {
     store: Arc<Store>,
     pub answers: AnswerCache,
     pub records: RecordCache,
+    /// Zone cuts assembled from `records`, kept whole while their parts live.
+    delegations: DelegationMemo,
     pub negatives: NegativeCache,
     pub stats: Arc<CacheStats>,
     pub clock: Clock,
@@ -113,6 +117,9 @@ impl Cache {
                 stats.clone(),
             ),
             store,
+            // A cut is a few hundred bytes; one per 8 KiB of cache is far
+            // more cuts than a resolver's clients reach.
+            delegations: DelegationMemo::new((bytes / 8192) as usize),
             negatives: NegativeCache::new(bytes / 8, policy.clone(), clock.clone(), stats.clone()),
             policy,
             stats,
@@ -132,39 +139,75 @@ impl Cache {
         qname: &Name,
         skip_without_addresses: bool,
     ) -> Option<Delegation> {
-        let mut name = qname.to_lowercase();
+        let now = self.clock.now_ms();
+        let wire = answer::name_wire_lower(qname);
+        let mut at = 0;
         loop {
-            if let Some(ns) = self.records.get(&name, RecordType::NS) {
-                let servers: Vec<NameServer> = ns
-                    .records
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::NS(ns) => Some(ns.0.clone()),
-                        _ => None,
-                    })
-                    .map(|target| {
-                        let addrs = self.addresses_of(&target);
-                        NameServer {
-                            name: target,
-                            addrs,
-                        }
-                    })
-                    .collect();
-                let delegation = Delegation {
-                    zone: name.clone(),
-                    servers,
-                };
+            let owner = wire.get(at..).unwrap_or(&[0]);
+            if let Some(known) = self.delegations.get(owner, now) {
+                self.stats.hit(CacheKind::Delegation);
+                return Some(known);
+            }
+            if let Some(ns) = self.records.entry(owner, RecordType::NS, now) {
+                let delegation = self.delegation_from(owner, ns, now);
                 if !skip_without_addresses || delegation.has_addresses() {
                     self.stats.hit(CacheKind::Delegation);
                     return Some(delegation);
                 }
             }
-            if name.is_root() {
-                self.stats.miss(CacheKind::Delegation);
-                return None;
+            match wire.get(at) {
+                Some(&len) if len > 0 => at += 1 + len as usize,
+                _ => {
+                    self.stats.miss(CacheKind::Delegation);
+                    return None;
+                }
             }
-            name = name.base_name();
         }
+    }
+
+    /// The cut owned by `zone` from its NS entry and its servers' address
+    /// entries; remembered when every server has an address.
+    fn delegation_from(&self, zone: &[u8], ns: Arc<CachedAnswer>, now: u64) -> Delegation {
+        let records = record::records_of(&ns).unwrap_or_default();
+        let zone_name = records
+            .first()
+            .map_or_else(Name::root, |r| r.name.to_lowercase());
+        let mut parts = vec![ns];
+        let servers: Vec<NameServer> = records
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::NS(ns) => Some(ns.0.to_lowercase()),
+                _ => None,
+            })
+            .map(|target| {
+                let target_wire = answer::name_wire_lower(&target);
+                let mut addrs = Vec::new();
+                for rtype in [RecordType::A, RecordType::AAAA] {
+                    if let Some(set) = self.records.entry(&target_wire, rtype, now) {
+                        addrs.extend(
+                            record::records_of(&set)
+                                .unwrap_or_default()
+                                .iter()
+                                .filter_map(|r| address(&r.data)),
+                        );
+                        parts.push(set);
+                    }
+                }
+                NameServer {
+                    name: target,
+                    addrs,
+                }
+            })
+            .collect();
+        let delegation = Delegation {
+            zone: zone_name,
+            servers,
+        };
+        if !delegation.servers.is_empty() && delegation.servers.iter().all(|s| !s.addrs.is_empty())
+        {
+            self.delegations.insert(zone, &delegation, parts);
+        }
+        delegation
     }
 
     /// Cached A and AAAA addresses of a host name.
@@ -172,11 +215,7 @@ impl Cache {
         let mut out = Vec::new();
         for rtype in [RecordType::A, RecordType::AAAA] {
             if let Some(set) = self.records.get(host, rtype) {
-                out.extend(set.records.iter().filter_map(|r| match &r.data {
-                    RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
-                    RData::AAAA(a) => Some(std::net::IpAddr::V6(a.0)),
-                    _ => None,
-                }));
+                out.extend(set.records.iter().filter_map(|r| address(&r.data)));
             }
         }
         out
@@ -207,6 +246,7 @@ impl Cache {
     /// Empties every store.
     pub fn flush_all(&self) {
         self.store.retain(|_| false);
+        self.delegations.clear();
         self.negatives.flush_all();
     }
 
@@ -239,6 +279,15 @@ impl Cache {
             negative_entries: self.negatives.entry_count(),
             bytes: self.store.weight() + self.negatives.weighted_size(),
         }
+    }
+}
+
+/// The address an A or AAAA record holds.
+fn address(data: &RData) -> Option<std::net::IpAddr> {
+    match data {
+        RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+        RData::AAAA(a) => Some(std::net::IpAddr::V6(a.0)),
+        _ => None,
     }
 }
 
@@ -412,6 +461,39 @@ mod tests {
         assert_eq!(
             c.closest_delegation(&n("www.lab."), true).map(|d| d.zone),
             Some(Name::root())
+        );
+    }
+
+    #[test]
+    fn a_remembered_cut_follows_its_records() {
+        let c = cache();
+        c.records.insert(vec![ns("kr.", "ns.kr.")], Rank::Referral);
+        c.records
+            .insert(vec![a("ns.kr.", 3600, 2)], Rank::Additional);
+        let addrs = |c: &Cache| {
+            c.closest_delegation(&n("www.example.kr."), true)
+                .map(|d| d.servers[0].addrs.clone())
+        };
+        let first = addrs(&c);
+        assert_eq!(first, Some(vec!["127.0.0.2".parse().expect("literal")]));
+        assert_eq!(addrs(&c), first, "served again, now remembered");
+        // New glue replaces the old entry: the remembered cut is not used.
+        c.records
+            .insert(vec![a("ns.kr.", 3600, 9)], Rank::AuthAnswer);
+        assert_eq!(addrs(&c), Some(vec!["127.0.0.9".parse().expect("literal")]));
+        // Past the NS set's TTL, neither the record nor the cut is there.
+        c.clock.advance(3_600_000);
+        assert_eq!(addrs(&c), None);
+        // Flushed records take their cut with them.
+        c.records.insert(vec![ns("kr.", "ns.kr.")], Rank::Referral);
+        c.records
+            .insert(vec![a("ns.kr.", 3600, 3)], Rank::Additional);
+        assert!(addrs(&c).is_some());
+        c.flush_name(&n("ns.kr."), false);
+        assert_eq!(
+            c.closest_delegation(&n("www.example.kr."), false)
+                .map(|d| d.servers[0].addrs.is_empty()),
+            Some(true)
         );
     }
 

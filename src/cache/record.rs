@@ -56,7 +56,7 @@ pub struct RecordCache {
 
 /// The records of a stored RRset again, TTLs as stored. `None` only if the
 /// bytes do not decode, which [`RecordCache::insert`] rules out first.
-fn records_of(entry: &CachedAnswer) -> Option<Vec<Record>> {
+pub(super) fn records_of(entry: &CachedAnswer) -> Option<Vec<Record>> {
     Message::from_vec(&entry.wire).ok().map(|m| m.answers)
 }
 
@@ -99,6 +99,24 @@ impl RecordCache {
         self.store
             .get(self.store.fingerprint(key), key)
             .filter(|e| e.rank.is_some() && e.is_fresh(now))
+    }
+
+    /// The live stored RRset of type `rtype` owned by `owner` (lower-cased
+    /// wire form), as stored: glue and referral data included.
+    pub(super) fn entry(
+        &self,
+        owner: &[u8],
+        rtype: RecordType,
+        now: u64,
+    ) -> Option<Arc<CachedAnswer>> {
+        let mut buf = [0u8; MAX_NAME_LEN + 5];
+        let key = wire::answer_key(owner, u16::from(rtype), 1, false, &mut buf);
+        let found = self.live(key, now);
+        match found {
+            Some(_) => self.stats.hit(CacheKind::Record),
+            None => self.stats.miss(CacheKind::Record),
+        }
+        found
     }
 
     /// The live RRset for (name, type) with decremented TTLs.
