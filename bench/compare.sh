@@ -26,7 +26,8 @@
 #
 # Knobs (environment): ROUNDS RATE SECS HOT COLD COLD_Q MEM MEM_Q CACHE_MB NET
 # TAPROOT_PORT UNBOUND_PORT FLOOR_PORT METRICS_PORT LOAD_CPU SERVER_CPU
-# SKIP_BUILD=1 KEEP=1 (keep the work dir with configs and logs). See README.md.
+# SKIP_BUILD=1 KEEP=1 (keep the work dir with configs and logs). PERF=1 (with
+# KEEP=1): record taproot's cold runs with perf into the work dir. See README.md.
 
 set -euo pipefail
 
@@ -52,6 +53,7 @@ LOAD_CPU=${LOAD_CPU:-0}      # dnsperf runs here
 SERVER_CPU=${SERVER_CPU:-1}  # taproot, Unbound and the floor run here (one at a time is busy)
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
+PERF=${PERF:-0}
 
 SERVERS=(taproot unbound floor)
 declare -A PORT=([taproot]=$TAPROOT_PORT [unbound]=$UNBOUND_PORT [floor]=$FLOOR_PORT)
@@ -522,9 +524,20 @@ cold_run() {
     # maintenance, which is not the cost of these names.
     [ "$s" = taproot ] && u0=$(taproot_metric taproot_upstream_queries_total)
     q0=$(nsd_queries)
+    local perf_pid=""
+    if [ "$s" = taproot ] && [ "$PERF" = 1 ]; then
+        perf record -q -g -F 2000 -p "${PID[$s]}" -o "$WORK/perf-cold-$r.data" >/dev/null 2>&1 &
+        perf_pid=$!
+        sleep 0.5
+    fi
     t0=$(cpu_ticks "${PID[$s]}")
     run_dnsperf "$out" 120 -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/cold-$r.txt" -n 1 -q "$COLD_Q" -t 5 -l 120
     t1=$(cpu_ticks "${PID[$s]}")
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        log "perf profile of taproot's cold run: $WORK/perf-cold-$r.data"
+    fi
     q1=$(nsd_queries)
     [ "$s" = taproot ] && u1=$(taproot_metric taproot_upstream_queries_total)
     read -r sent completed lost qps avg max p50 p99 noerror runtime < <(parse "$out")

@@ -64,6 +64,8 @@ pub struct Running {
     pub handler: Arc<Handler>,
     pub config: Arc<ArcSwap<Config>>,
     shutdown_flag: Arc<AtomicBool>,
+    /// Tells UDP workers to stop waiting for their resolutions.
+    udp_abandon: Arc<AtomicBool>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     udp_threads: Vec<std::thread::JoinHandle<()>>,
@@ -105,7 +107,10 @@ impl Server {
         let shutdown_flag = Arc::new(AtomicBool::new(false));
         let tracker = TaskTracker::new();
         let threads = config.worker_threads();
-        let runtime = tokio::runtime::Handle::current();
+        let udp_stop = udp::Stop {
+            stop: shutdown_flag.clone(),
+            abandon: Arc::new(AtomicBool::new(false)),
+        };
         let mut addrs = Vec::new();
         let mut udp_threads = Vec::new();
         for &want in &config.server.listen {
@@ -125,16 +130,11 @@ impl Server {
             let listener =
                 tokio::net::TcpListener::from_std(listener).map_err(|e| bind_err("TCP", e))?;
             for (i, socket) in sockets.into_iter().enumerate() {
-                let (h, rt, tr, flag) = (
-                    handler.clone(),
-                    runtime.clone(),
-                    tracker.clone(),
-                    shutdown_flag.clone(),
-                );
+                let (h, tr, stop) = (handler.clone(), tracker.clone(), udp_stop.clone());
                 let socket = Arc::new(socket);
                 let thread = std::thread::Builder::new()
                     .name(format!("udp-{addr}-{i}"))
-                    .spawn(move || udp::serve(socket, h, rt, tr, flag))
+                    .spawn(move || udp::serve(socket, h, tr, stop))
                     .map_err(|e| bind_err("UDP", e))?;
                 udp_threads.push(thread);
             }
@@ -177,6 +177,7 @@ impl Server {
             handler,
             config,
             shutdown_flag,
+            udp_abandon: udp_stop.abandon,
             shutdown,
             tracker,
             udp_threads,
@@ -258,6 +259,7 @@ impl Running {
                 "shutdown deadline passed with queries in flight"
             );
         }
+        self.udp_abandon.store(true, Ordering::Relaxed);
         for t in self.udp_threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
