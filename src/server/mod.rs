@@ -14,6 +14,7 @@
 //! reloads live settings and shuts down with a drain deadline.
 
 pub mod acl;
+mod batch;
 pub mod handler;
 pub mod ratelimit;
 pub mod tcp;

@@ -5,8 +5,8 @@
 //!
 //! - While none of its resolutions is in flight it sits in a blocking
 //!   receive, and a cache hit is answered on the spot with no task, no
-//!   channel and no allocation (the response buffer is reused): two system
-//!   calls a query.
+//!   channel and no allocation (the buffers are reused). Datagrams come
+//!   and go in batches ([`super::batch`]): two system calls a batch.
 //! - A miss starts a resolution on the thread's own runtime, and the worker
 //!   switches the socket to non-blocking and serves it from the event loop,
 //!   hits included, until its last resolution is done. A miss never waits
@@ -15,18 +15,22 @@
 //!   dnsperf with 100 outstanding on one core).
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
+use tokio::io::Interest;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::batch::{Batch, Outcome};
 use super::handler::{Fast, Handler};
 use crate::metrics::Protocol;
+use crate::wire::DropReason;
 
 /// How often a blocked receive wakes to look at the shutdown flag.
 const POLL: Duration = Duration::from_millis(200);
@@ -68,8 +72,7 @@ struct Worker {
     runtime: Handle,
     /// Wakes the event loop when a resolution finishes.
     finished: Arc<Notify>,
-    buf: Vec<u8>,
-    out: Vec<u8>,
+    batch: Batch,
 }
 
 /// Runs one worker until `stop.stop` is set, then lets its resolutions finish.
@@ -103,18 +106,15 @@ pub fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, tracker: TaskTracker
         tracker,
         runtime: runtime.handle().clone(),
         finished: Arc::new(Notify::new()),
-        buf: vec![0u8; 65535],
-        out: Vec::with_capacity(4096),
+        batch: Batch::default(),
     };
+    let fd = w.socket.as_raw_fd();
     while !stop.stop.load(Ordering::Relaxed) {
-        let (n, src) = match w.socket.recv_from(&mut w.buf) {
-            Ok(x) => x,
-            Err(e) => {
-                transient(&e);
-                continue;
-            }
-        };
-        if w.handle(n, src) {
+        if let Err(e) = w.batch.recv(fd, true) {
+            transient(&e);
+            continue;
+        }
+        if w.handle_batch() {
             if let Err(e) = w.socket.set_nonblocking(true) {
                 warn!(error = %e, "cannot switch a UDP socket to non-blocking");
             }
@@ -151,36 +151,37 @@ fn transient(e: &std::io::Error) {
 }
 
 impl Worker {
-    /// Answers one datagram from `buf[..n]`; true when it started a resolution.
-    fn handle(&mut self, n: usize, src: SocketAddr) -> bool {
-        match self
-            .handler
-            .fast(&self.buf[..n], src, Protocol::Udp, &mut self.out)
-        {
-            Fast::Reply => {
-                if let Err(e) = self.socket.send_to(&self.out, src) {
-                    debug!(client = %src, error = %e, "UDP send failed");
+    /// Answers the datagrams just received and sends the replies; true
+    /// when one of them started a resolution.
+    fn handle_batch(&mut self) -> bool {
+        let mut started = false;
+        let handler = &self.handler;
+        self.batch.process(
+            |packet, src, out| match handler.fast(packet, src, Protocol::Udp, out) {
+                Fast::Reply => Outcome::Reply,
+                Fast::Drop => Outcome::Nothing,
+                Fast::Miss => {
+                    started = true;
+                    let raw = packet.to_vec();
+                    let handler = handler.clone();
+                    let socket = self.socket.clone();
+                    let finished = self.finished.clone();
+                    // On this thread's runtime: `serve` drives it from here on.
+                    drop(self.runtime.spawn(self.tracker.track_future(async move {
+                        if let Some(resp) = handler.slow(raw, src, Protocol::Udp).await
+                            && let Err(e) = socket.send_to(&resp, src)
+                        {
+                            debug!(client = %src, error = %e, "UDP send failed");
+                        }
+                        finished.notify_one();
+                    })));
+                    Outcome::Nothing
                 }
-                false
-            }
-            Fast::Drop => false,
-            Fast::Miss => {
-                let raw = self.buf[..n].to_vec();
-                let handler = self.handler.clone();
-                let socket = self.socket.clone();
-                let finished = self.finished.clone();
-                // On this thread's runtime: `serve` drives it from here on.
-                drop(self.runtime.spawn(self.tracker.track_future(async move {
-                    if let Some(resp) = handler.slow(raw, src, Protocol::Udp).await
-                        && let Err(e) = socket.send_to(&resp, src)
-                    {
-                        debug!(client = %src, error = %e, "UDP send failed");
-                    }
-                    finished.notify_one();
-                })));
-                true
-            }
-        }
+            },
+            || handler.metrics.dropped(DropReason::TooShort.as_str()),
+        );
+        self.batch.flush(self.socket.as_raw_fd());
+        started
     }
 
     /// Serves the socket from the event loop until no resolution is left
@@ -197,10 +198,11 @@ impl Worker {
                         continue;
                     }
                     // Drain what is queued; readiness is cleared on WouldBlock.
+                    let fd = self.socket.as_raw_fd();
                     loop {
-                        match ready.try_recv_from(&mut self.buf) {
-                            Ok((n, src)) => {
-                                self.handle(n, src);
+                        match ready.try_io(Interest::READABLE, || self.batch.recv(fd, false)) {
+                            Ok(_) => {
+                                self.handle_batch();
                             }
                             Err(e) => {
                                 transient(&e);
