@@ -5,7 +5,8 @@
 //!                                      ├─► Handler::fast ──► answer cache hit ──► reply
 //!  TCP listener ──► connection ────────┘        │ miss
 //!                                               ▼
-//!                                   Handler::slow (tokio task)
+//!                                   Handler::slow (a task on the UDP worker's
+//!                                   own event loop, or on the shared runtime for TCP)
 //!                                     ├─ recursive: resolve::Resolver
 //!                                     └─ referral mode: crate::referral
 //! ```
