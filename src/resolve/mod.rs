@@ -15,6 +15,7 @@ pub mod inflight;
 pub mod infra;
 pub mod iterator;
 pub mod scrub;
+mod sockets;
 pub mod transport;
 
 use std::collections::HashMap;

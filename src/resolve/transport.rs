@@ -13,7 +13,9 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
+
+use super::sockets;
 
 /// Why an upstream attempt produced no usable message.
 #[derive(Debug, thiserror::Error)]
@@ -108,18 +110,17 @@ pub async fn exchange(
     let id: u16 = rand::rng().random();
     let (bytes, sent_name) = build(q, id)?;
     let start = Instant::now();
-    let bind: SocketAddr = if server.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = UdpSocket::bind(bind).await?;
-    socket.connect(server).await?;
-    socket.send(&bytes).await?;
+    let upstream = sockets::take(server).await?;
+    let socket = &upstream.socket;
     // On the heap: an array would live in every future that awaits this one,
     // and futures are moved (into tasks, across awaits) by memcpy.
     let mut buf = vec![0u8; MAX_UDP_REPLY];
     let mut rejected = 0;
+    // A kept socket may hold a late duplicate of its last answer: not ours.
+    while upstream.uses > 0 && socket.try_recv(&mut buf).is_ok() {
+        rejected += 1;
+    }
+    socket.send(&bytes).await?;
     let deadline = tokio::time::Instant::now() + timeout;
     let reply = loop {
         let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
@@ -139,6 +140,7 @@ pub async fn exchange(
             _ => rejected += 1,
         }
     };
+    sockets::keep(server, upstream);
     if !reply.metadata.truncation {
         return Ok(Exchange {
             message: reply,
@@ -187,6 +189,7 @@ mod tests {
     use super::*;
     use hickory_proto::rr::RData;
     use hickory_proto::rr::rdata::A;
+    use tokio::net::UdpSocket;
 
     fn answer_for(query: &Message, id: u16, qname: &str, addr: [u8; 4]) -> Vec<u8> {
         let name = Name::from_ascii(qname).expect("name");
@@ -256,5 +259,76 @@ mod tests {
             "wrong ID, wrong question, short header, pointer loop"
         );
         responder.await.expect("responder");
+    }
+
+    /// Answers `count` queries on `server` and reports the port each came from.
+    fn answer_queries(server: UdpSocket, count: usize) -> tokio::task::JoinHandle<Vec<u16>> {
+        tokio::spawn(async move {
+            let mut ports = Vec::new();
+            let mut buf = vec![0u8; 512];
+            for _ in 0..count {
+                let (n, client) = server.recv_from(&mut buf).await.expect("query");
+                let q = Message::from_vec(&buf[..n]).expect("query decodes");
+                let reply = answer_for(&q, q.metadata.id, "www.kr.", [127, 0, 0, 1]);
+                server.send_to(&reply, client).await.expect("send");
+                ports.push(client.port());
+            }
+            ports
+        })
+    }
+
+    /// A socket whose query was answered carries the next query to the same
+    /// server; another server gets a socket of its own.
+    #[tokio::test]
+    async fn an_answered_socket_carries_the_next_query_to_its_server_only() {
+        let one = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let two = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let (a1, a2) = (
+            one.local_addr().expect("addr"),
+            two.local_addr().expect("addr"),
+        );
+        let (r1, r2) = (answer_queries(one, 2), answer_queries(two, 1));
+        let name = Name::from_ascii("www.kr.").expect("name");
+        let q = Question {
+            name: &name,
+            rtype: RecordType::A,
+            edns_payload: Some(1232),
+            use_0x20: false,
+        };
+        for server in [a1, a1, a2] {
+            exchange(server, &q, Duration::from_secs(2))
+                .await
+                .expect("answered");
+        }
+        let ports_one = r1.await.expect("responder one");
+        let ports_two = r2.await.expect("responder two");
+        assert_eq!(ports_one[0], ports_one[1], "kept for the same server");
+        assert_ne!(ports_one[0], ports_two[0], "never lent to another server");
+    }
+
+    /// After a timeout the socket is closed: the next query gets a new port.
+    #[tokio::test]
+    async fn a_socket_that_timed_out_is_not_kept() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let name = Name::from_ascii("www.kr.").expect("name");
+        let q = Question {
+            name: &name,
+            rtype: RecordType::A,
+            edns_payload: Some(1232),
+            use_0x20: false,
+        };
+        let mut buf = vec![0u8; 512];
+        // The first query goes unanswered.
+        let silent = exchange(addr, &q, Duration::from_millis(200));
+        let (result, first) = tokio::join!(silent, server.recv_from(&mut buf));
+        assert!(matches!(result, Err(TransportError::Timeout(_))));
+        let first_port = first.expect("query").1.port();
+        let responder = answer_queries(server, 1);
+        exchange(addr, &q, Duration::from_secs(2))
+            .await
+            .expect("answered");
+        let second_port = responder.await.expect("responder")[0];
+        assert_ne!(first_port, second_port);
     }
 }
