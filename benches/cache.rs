@@ -6,6 +6,8 @@
 //!
 //! - `answer/hit`: [`wire::answer_key`] + [`AnswerCache::lookup_fresh`]
 //!   (target: median ≤ 250 ns);
+//! - `answer/hit_zipf`: the same with names drawn Zipf (s = 1) over all
+//!   2^20, the popularity skew resolvers see;
 //! - `answer/hit_hot`: the same over 1,024 names that stay in CPU caches;
 //! - `answer/hit_render`: the same plus [`CachedAnswer::render`] into a
 //!   reused buffer (what a UDP worker does before `send_to`);
@@ -50,6 +52,9 @@ const ENTRIES: usize = 1 << 20;
 const MASK: usize = ENTRIES - 1;
 /// Odd, so `i * SCRAMBLE mod 2^20` visits every index once per cycle.
 const SCRAMBLE: usize = 0x9E37_79B1;
+/// Zipf draws replayed by `answer/hit_zipf`: four times the names, so the
+/// replay keeps most of the distribution's tail.
+const ZIPF_DRAWS: usize = 1 << 22;
 /// Zones for the delegation benchmark.
 const ZONES: usize = 100_000;
 const QTYPE_A: u16 = 1;
@@ -157,6 +162,27 @@ impl Fixture {
     }
 }
 
+/// `count` popularity ranks drawn from Zipf(s = 1) over `ENTRIES` names
+/// (inverse CDF with a fixed xorshift seed, so every run asks the same).
+fn zipf_draws(count: usize) -> Vec<usize> {
+    let mut cdf = Vec::with_capacity(ENTRIES);
+    let mut total = 0.0f64;
+    for rank in 1..=ENTRIES {
+        total += 1.0 / rank as f64;
+        cdf.push(total);
+    }
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..count)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64 * total;
+            cdf.partition_point(|&c| c < u).min(ENTRIES - 1)
+        })
+        .collect()
+}
+
 /// The `n`-th index of the scrambled visiting order.
 #[inline]
 fn scrambled(n: usize) -> usize {
@@ -174,6 +200,22 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
         b.iter(|| {
             n = n.wrapping_add(1);
             let qname = fx.qname(scrambled(n));
+            let mut keybuf = [0u8; MAX_NAME_LEN + 5];
+            let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, false, &mut keybuf);
+            let now = fx.cache.clock.now_ms();
+            black_box(fx.cache.answers.lookup_fresh(key, now))
+        })
+    });
+
+    // Popularity as resolvers see it: Zipf (s = 1) over all 2^20 names,
+    // the most popular scattered through the table like the rest. The
+    // per-thread front table holds the head; the tail pays DRAM misses.
+    let draws = zipf_draws(ZIPF_DRAWS);
+    g.bench_function("hit_zipf", |b| {
+        let mut n = 0usize;
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            let qname = fx.qname(scrambled(draws[n % ZIPF_DRAWS]));
             let mut keybuf = [0u8; MAX_NAME_LEN + 5];
             let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, false, &mut keybuf);
             let now = fx.cache.clock.now_ms();
