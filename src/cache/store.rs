@@ -26,6 +26,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use quick_cache::sync::{EntryAction, EntryResult};
 use quick_cache::{Lifecycle, Weighter};
 
 use super::answer::CachedAnswer;
@@ -35,6 +36,9 @@ use super::stats::{CacheKind, CacheStats};
 /// queue links), measured as RSS over 1M entries; the weigher adds it so
 /// that `cache.size_mb` bounds what the process holds.
 const TABLE_OVERHEAD: usize = 80;
+
+/// How long an insert waits for a concurrent insert of the same key.
+const INSERT_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A mimalloc block's rounding and the `Arc` counts, per allocation.
 const ALLOC_OVERHEAD: usize = 24;
@@ -142,11 +146,30 @@ impl Store {
     }
 
     /// Stores `entry` under `hash`; whatever it replaces is marked superseded.
+    ///
+    /// The swap happens under the shard's lock, so an entry replaced by a
+    /// concurrent insert is always marked (a per-thread table could
+    /// otherwise keep serving it after a flush).
     pub fn insert(&self, hash: u64, entry: Arc<CachedAnswer>) {
-        let old = self.inner.peek(&hash);
-        self.inner.insert(hash, entry);
-        if let Some(old) = old {
-            old.supersede();
+        let mut new = Some(entry);
+        let result = self.inner.entry(&hash, Some(INSERT_WAIT), |_, old| {
+            if let Some(new) = new.take() {
+                std::mem::replace(old, new).supersede();
+            }
+            EntryAction::Retain(())
+        });
+        match result {
+            EntryResult::Vacant(slot) | EntryResult::Replaced(slot, _) => {
+                if let Some(new) = new.take() {
+                    let _ = slot.insert(new);
+                }
+            }
+            EntryResult::Retained(()) | EntryResult::Removed(..) => {}
+            EntryResult::Timeout => {
+                if let Some(new) = new.take() {
+                    self.inner.insert(hash, new);
+                }
+            }
         }
     }
 
