@@ -32,6 +32,9 @@ use super::handler::{Fast, Handler};
 use crate::metrics::Protocol;
 use crate::wire::DropReason;
 
+/// Batches the event loop reads before it lets its resolutions run.
+const BATCHES_PER_TURN: usize = 8;
+
 /// How often a blocked receive wakes to look at the shutdown flag.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -197,9 +200,12 @@ impl Worker {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     }
-                    // Drain what is queued; readiness is cleared on WouldBlock.
+                    // Drain what is queued (readiness is cleared on WouldBlock),
+                    // but let the resolutions run between rounds: under a
+                    // flood the socket never drains, and their upstream
+                    // answers must not wait behind it.
                     let fd = self.socket.as_raw_fd();
-                    loop {
+                    for _ in 0..BATCHES_PER_TURN {
                         match ready.try_io(Interest::READABLE, || self.batch.recv(fd, false)) {
                             Ok(_) => {
                                 self.handle_batch();
@@ -210,6 +216,7 @@ impl Worker {
                             }
                         }
                     }
+                    tokio::task::yield_now().await;
                 }
                 _ = self.finished.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
