@@ -244,12 +244,7 @@ mod tests {
                 .expect("send");
         });
         let name = Name::from_ascii("www.kr.").expect("name");
-        let q = Question {
-            name: &name,
-            rtype: RecordType::A,
-            edns_payload: Some(1232),
-            use_0x20: false,
-        };
+        let q = a_question(&name);
         let x = exchange(addr, &q, Duration::from_secs(2))
             .await
             .expect("the true answer arrives");
@@ -259,6 +254,16 @@ mod tests {
             "wrong ID, wrong question, short header, pointer loop"
         );
         responder.await.expect("responder");
+    }
+
+    /// `name` A, as the walk asks it: EDNS, no 0x20.
+    fn a_question(name: &Name) -> Question<'_> {
+        Question {
+            name,
+            rtype: RecordType::A,
+            edns_payload: Some(1232),
+            use_0x20: false,
+        }
     }
 
     /// Answers `count` queries on `server` and reports the port each came from.
@@ -289,12 +294,7 @@ mod tests {
         );
         let (r1, r2) = (answer_queries(one, 2), answer_queries(two, 1));
         let name = Name::from_ascii("www.kr.").expect("name");
-        let q = Question {
-            name: &name,
-            rtype: RecordType::A,
-            edns_payload: Some(1232),
-            use_0x20: false,
-        };
+        let q = a_question(&name);
         for server in [a1, a1, a2] {
             exchange(server, &q, Duration::from_secs(2))
                 .await
@@ -312,12 +312,7 @@ mod tests {
         let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let addr = server.local_addr().expect("addr");
         let name = Name::from_ascii("www.kr.").expect("name");
-        let q = Question {
-            name: &name,
-            rtype: RecordType::A,
-            edns_payload: Some(1232),
-            use_0x20: false,
-        };
+        let q = a_question(&name);
         let mut buf = vec![0u8; 512];
         // The first query goes unanswered.
         let silent = exchange(addr, &q, Duration::from_millis(200));
