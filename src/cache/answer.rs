@@ -6,8 +6,8 @@
 //! from that RRset's own entry (see [`super::store`]), so it cannot show an
 //! older TTL than the record cache; answers assembled from several RRsets
 //! carry the TTLs those RRsets had at assembly, decaying on the same clock.
-//! Entries are kept past their TTL for the serve-stale window (RFC 8767);
-//! the hot path treats an expired entry as a miss.
+//! An entry past its TTL is a miss for the hot path; until the serve-stale
+//! window (RFC 8767) closes it can still answer when resolution fails.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -124,7 +124,7 @@ impl RecordCache {
         let now = self.clock.now_ms();
         let mut buf = [0u8; MAX_NAME_LEN + 5];
         let key = Self::key_in(name, rtype, &mut buf);
-        let Some((set, rank)) = self.live(key, now).and_then(|e| Some((e.clone(), e.rank?))) else {
+        let Some((set, rank)) = self.live(key, now).and_then(|e| e.rank.map(|r| (e, r))) else {
             self.stats.miss(CacheKind::Record);
             return None;
         };
