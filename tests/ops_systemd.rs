@@ -304,3 +304,38 @@ fn unit_is_notify_type_with_a_checked_reload_and_a_dedicated_user() {
         assert!(has(line), "deploy/taproot.service has {line:?}");
     }
 }
+
+/// utime + stime of `pid` in clock ticks, from /proc/PID/stat.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // The fields after the parenthesised command name, which may hold spaces.
+    let after = stat.rsplit_once(')').expect("a stat line").1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| fields[i].parse::<u64>().expect("a tick count");
+    field(11) + field(12) // utime and stime are fields 14 and 15 of the line
+}
+
+/// An idle daemon sleeps: its UDP workers block in a receive, before the
+/// first query and after a resolution has come and gone (a worker runs its
+/// misses on an event loop and must leave it, and its socket must be
+/// blocking again, once they are done).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_daemon_uses_no_cpu() {
+    let tree = three_level_tree().await;
+    let (daemon, addr) = spawn(&tree, "");
+    daemon.until_ready().await;
+    let idle_ticks = || async {
+        let before = cpu_ticks(daemon.pid());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cpu_ticks(daemon.pid()) - before
+    };
+    let fresh = idle_ticks().await;
+    assert!(fresh <= 20, "{fresh} ticks of CPU in 2 s idle after start");
+    www_is_answered_over_udp(addr).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = idle_ticks().await;
+    assert!(
+        after <= 20,
+        "{after} ticks of CPU in 2 s idle after a resolution"
+    );
+}

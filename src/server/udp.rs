@@ -91,11 +91,16 @@ pub fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, tracker: TaskTracker
         }
     };
     // A second descriptor of the same socket, registered with the event
-    // loop. They share the blocking flag, which `serve` switches.
+    // loop. They share the blocking flag (one open file description), which
+    // `serve` switches: blocking now, non-blocking while the loop runs.
     let ready = match socket.try_clone().and_then(|dup| {
         dup.set_nonblocking(true)?;
-        let _entered = runtime.enter();
-        tokio::net::UdpSocket::from_std(dup)
+        let registered = {
+            let _entered = runtime.enter();
+            tokio::net::UdpSocket::from_std(dup)?
+        };
+        socket.set_nonblocking(false)?;
+        Ok(registered)
     }) {
         Ok(fd) => fd,
         Err(e) => {
