@@ -1,17 +1,18 @@
-//! Batched datagram I/O: up to [`BATCH`] queries in one `recvmmsg` and
-//! their answers in one `sendmmsg` (through nix), so under load a worker
-//! pays two system calls per batch instead of two per query. At low load a
-//! batch is one datagram and this costs what `recvfrom`/`sendto` cost.
+//! Batched datagram I/O: up to [`BATCH`] queries in one `recvmmsg` (nix)
+//! and their answers in one `sendmmsg` (rustix, whose binding reports how
+//! many were sent without reading anything the kernel did not write), so
+//! under load a worker pays two system calls per batch instead of two per
+//! query. At low load a batch is one datagram and this costs what
+//! `recvfrom`/`sendto` cost.
 //!
 //! All buffers are allocated once per worker and reused.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 
-use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
-};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
 use tracing::debug;
 
 /// Datagrams per system call.
@@ -24,13 +25,13 @@ pub const SLOT: usize = 4096;
 pub struct Batch {
     bufs: Box<[u8]>,
     recv_headers: MultiHeaders<SockaddrStorage>,
-    send_headers: MultiHeaders<SockaddrStorage>,
     lens: [usize; BATCH],
     sources: [Option<SocketAddr>; BATCH],
     truncated: [bool; BATCH],
     received: usize,
     replies: Vec<Vec<u8>>,
-    reply_to: [Option<SockaddrStorage>; BATCH],
+    /// Where each queued reply goes, converted once when it is queued.
+    reply_to: [SocketAddrAny; BATCH],
     queued: usize,
 }
 
@@ -47,13 +48,14 @@ impl Default for Batch {
         Batch {
             bufs: vec![0u8; BATCH * SLOT].into_boxed_slice(),
             recv_headers: MultiHeaders::preallocate(BATCH, None),
-            send_headers: MultiHeaders::preallocate(BATCH, None),
             lens: [0; BATCH],
             sources: [None; BATCH],
             truncated: [false; BATCH],
             received: 0,
             replies: (0..BATCH).map(|_| Vec::with_capacity(1024)).collect(),
-            reply_to: [None; BATCH],
+            reply_to: std::array::from_fn(|_| {
+                SocketAddrAny::from(SocketAddr::from(([0, 0, 0, 0], 0)))
+            }),
             queued: 0,
         }
     }
@@ -118,7 +120,7 @@ impl Batch {
                 continue;
             };
             if let Outcome::Reply = each(packet, src, out) {
-                self.reply_to[slot] = Some(SockaddrStorage::from(src));
+                self.reply_to[slot] = SocketAddrAny::from(src);
                 self.queued += 1;
             }
         }
@@ -126,37 +128,34 @@ impl Batch {
     }
 
     /// Sends the queued replies, as many per system call as the kernel takes.
-    pub fn flush(&mut self, fd: RawFd) {
+    pub fn flush(&mut self, socket: impl AsFd) {
         let mut sent = 0;
-        // Each round sends at least one reply or gives up on the rest.
+        // Each round sends at least one reply or gives up on one.
         while sent < self.queued {
+            let pending = self.queued - sent;
+            // Headers for slots sent.. first; past the end they wrap around
+            // to slots already sent, which the call is not given.
+            let slot = |i: usize| (sent + i) % BATCH;
             let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|i| {
                 [IoSlice::new(
-                    self.replies.get(sent + i).map_or(&[][..], |v| v.as_slice()),
+                    self.replies.get(slot(i)).map_or(&[][..], |v| v.as_slice()),
                 )]
             });
-            let pending = self.queued - sent;
-            let no_cmsgs: [ControlMessage<'_>; 0] = [];
-            match sendmmsg(
-                fd,
-                &mut self.send_headers,
-                iovs[..pending].iter(),
-                &self.reply_to[sent..self.queued],
-                no_cmsgs,
-                MsgFlags::MSG_DONTWAIT,
-            ) {
-                Ok(results) => {
-                    let n = results.count();
-                    if n == 0 {
-                        break;
-                    }
-                    sent += n;
-                }
+            let mut controls: [SendAncillaryBuffer<'_, '_, '_>; BATCH] =
+                std::array::from_fn(|_| SendAncillaryBuffer::default());
+            let mut i = 0;
+            let mut headers = controls.each_mut().map(|control| {
+                let header = MMsgHdr::new_with_addr(&self.reply_to[slot(i)], &iovs[i], control);
+                i += 1;
+                header
+            });
+            match sendmmsg(&socket, &mut headers[..pending], SendFlags::DONTWAIT) {
+                Ok(0) => break,
+                Ok(n) => sent += n,
                 Err(e) => {
-                    // The first of the rest failed (a client's ICMP error, a
-                    // full buffer): skip it and go on with the others.
-                    let to = self.reply_to[sent].as_ref().and_then(to_std);
-                    debug!(client = ?to, error = %e, "UDP send failed");
+                    // The first of the rest failed (an unreachable client,
+                    // a full buffer): skip it and go on with the others.
+                    debug!(error = %e, "UDP send failed");
                     sent += 1;
                 }
             }

@@ -188,7 +188,7 @@ impl Worker {
             },
             || handler.metrics.dropped(DropReason::TooShort.as_str()),
         );
-        self.batch.flush(self.socket.as_raw_fd());
+        self.batch.flush(&*self.socket);
         started
     }
 
