@@ -12,9 +12,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crossbeam_epoch::Guard;
 use hickory_proto::rr::Name;
+use smallvec::SmallVec;
 
-use super::front;
 use super::record::Rank;
 use super::stats::{CacheKind, CacheStats};
 use super::store::Store;
@@ -22,13 +23,22 @@ use super::ttl::{is_fresh, remaining};
 use crate::clock::Clock;
 use crate::wire::{self, ClientQuery, HEADER_LEN, flags};
 
+/// Answers up to this many bytes live inside the entry, so a hit reads one
+/// allocation: the question it checks and the bytes it copies sit next to
+/// the header (a typical A or AAAA answer is 50–100 bytes). Chosen so that
+/// an entry with its `Arc` counts fills a 192-byte allocator class.
+pub const INLINE_WIRE: usize = 120;
+
+/// TTL offsets kept inline: an RRset of up to four records.
+const INLINE_TTLS: usize = 4;
+
 /// A response ready to send but for ID, flags, question case and TTLs.
+///
+/// `repr(C)` keeps the fields a lookup reads (freshness, DO bit, the
+/// question at the start of `wire`) in the first cache lines.
 #[derive(Debug)]
+#[repr(C)]
 pub struct CachedAnswer {
-    /// The response with ID 0, the question lower-cased, no OPT record.
-    pub wire: Box<[u8]>,
-    /// Where each TTL field sits in `wire`.
-    pub ttl_offsets: Box<[u16]>,
     pub stored_ms: u64,
     /// The smallest TTL in the message: the entry is fresh this long.
     pub ttl: u32,
@@ -37,12 +47,18 @@ pub struct CachedAnswer {
     /// `Some(rank)`: one RRset stored under its own (owner, type), with its
     /// RFC 2181 trust; `None`: an answer a resolution assembled.
     pub rank: Option<Rank>,
-    /// Set by the first hit that asks for a prefetch, so only one is sent.
-    pub prefetch_claimed: AtomicBool,
     /// Whether it answers a query with the DO bit (part of the key).
     dnssec_ok: bool,
-    /// Set when the store lets go of it, so per-thread tables drop it too.
+    /// Set by the first hit that asks for a prefetch, so only one is sent.
+    pub prefetch_claimed: AtomicBool,
+    /// Set when the store lets go of it, so remembered zone cuts drop it too.
     superseded: AtomicBool,
+    /// Set by hits, cleared by the store's eviction hand (CLOCK).
+    referenced: AtomicBool,
+    /// The response with ID 0, the question lower-cased, no OPT record.
+    pub wire: SmallVec<[u8; INLINE_WIRE]>,
+    /// Where each TTL field sits in `wire`.
+    pub ttl_offsets: SmallVec<[u16; INLINE_TTLS]>,
 }
 
 impl CachedAnswer {
@@ -67,8 +83,13 @@ impl CachedAnswer {
             at = end;
         }
         Some(CachedAnswer {
-            wire: wire.into_boxed_slice(),
-            ttl_offsets: offsets.into_boxed_slice(),
+            wire: if wire.len() <= INLINE_WIRE {
+                SmallVec::from_slice(&wire)
+            } else {
+                wire.shrink_to_fit();
+                SmallVec::from_vec(wire)
+            },
+            ttl_offsets: SmallVec::from_slice(&offsets),
             stored_ms,
             ttl: min_ttl.unwrap_or(0),
             stale_window,
@@ -76,6 +97,7 @@ impl CachedAnswer {
             prefetch_claimed: AtomicBool::new(false),
             dnssec_ok: false,
             superseded: AtomicBool::new(false),
+            referenced: AtomicBool::new(false),
         })
     }
 
@@ -106,6 +128,35 @@ impl CachedAnswer {
         } else {
             CacheKind::Answer
         }
+    }
+
+    /// Bytes held outside the entry: answers and offset lists too long to sit inline.
+    pub fn heap_bytes(&self) -> usize {
+        let wire = if self.wire.spilled() {
+            self.wire.capacity()
+        } else {
+            0
+        };
+        let ttls = if self.ttl_offsets.spilled() {
+            self.ttl_offsets.capacity() * 2
+        } else {
+            0
+        };
+        wire + ttls
+    }
+
+    /// Records a hit for the eviction hand: a plain store, and only when the
+    /// bit is clear, so hits on a popular entry do not keep dirtying its line.
+    #[inline]
+    pub fn touch(&self) {
+        if !self.referenced.load(Ordering::Relaxed) {
+            self.referenced.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Clears the referenced bit, saying whether it was set (the hand spares it once).
+    pub fn take_reference(&self) -> bool {
+        self.referenced.swap(false, Ordering::Relaxed)
     }
 
     /// Marks it as no longer the store's.
@@ -252,27 +303,44 @@ impl AnswerCache {
             .filter(|a| a.servable() && a.is_within_stale_window(now))
     }
 
-    /// A fresh servable entry for `key`, counting the hit or the miss.
-    /// Served from this thread's table of recent answers when it can be
-    /// (see [`front`]).
+    /// A fresh servable entry for `key`, counting the hit or the miss,
+    /// alive as long as `guard`: no reference count is taken, so a hit
+    /// writes nothing another thread reads (see [`super::store`]).
     #[inline]
-    pub fn lookup_fresh(&self, key: &[u8], now_ms: u64) -> Option<Arc<CachedAnswer>> {
-        let hash = self.store.fingerprint(key);
-        let found = front::get_or_fetch(self.store.id(), hash, key, now_ms, || {
-            self.store
-                .get(hash, key)
-                .filter(|a| a.servable() && a.is_fresh(now_ms))
-        });
+    pub fn find_fresh<'g>(
+        &'g self,
+        key: &[u8],
+        now_ms: u64,
+        guard: &'g Guard,
+    ) -> Option<&'g CachedAnswer> {
+        let found = self
+            .store
+            .find(self.store.fingerprint(key), key, guard)
+            .filter(|a| a.servable() && a.is_fresh(now_ms));
         match found {
-            Some(a) => {
-                self.stats.hit(CacheKind::Answer);
-                Some(a)
-            }
-            _ => {
-                self.stats.miss(CacheKind::Answer);
-                None
-            }
+            Some(_) => self.stats.hit(CacheKind::Answer),
+            None => self.stats.miss(CacheKind::Answer),
         }
+        found
+    }
+
+    /// The fingerprint a lookup of `key` uses, for [`AnswerCache::prefetch`].
+    #[inline]
+    pub fn fingerprint(&self, key: &[u8]) -> u64 {
+        self.store.fingerprint(key)
+    }
+
+    /// Starts loading what lookups of a batch of keys (by fingerprint) will
+    /// read, so their memory misses overlap (see [`Store::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, hashes: &[u64], guard: &Guard) {
+        self.store.prefetch(hashes, guard);
+    }
+
+    /// [`AnswerCache::find_fresh`], as an owned reference.
+    pub fn lookup_fresh(&self, key: &[u8], now_ms: u64) -> Option<Arc<CachedAnswer>> {
+        let guard = super::store::pin();
+        self.find_fresh(key, now_ms, &guard).map(Store::owned)
     }
 
     /// The fresh RRset stored under `key` as the answer to its own question, if any.

@@ -15,7 +15,6 @@
 
 pub mod answer;
 mod delegation;
-mod front;
 pub mod negative;
 pub mod record;
 pub mod stats;
@@ -27,9 +26,11 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 
 pub use answer::{AnswerCache, CachedAnswer};
+pub use crossbeam_epoch::Guard;
 pub use negative::{NegativeCache, NegativeKind};
 pub use record::{Rank, RecordCache};
 pub use stats::{CacheKind, CacheStats};
+pub use store::pin;
 pub use ttl::TtlPolicy;
 
 use crate::clock::Clock;

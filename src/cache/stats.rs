@@ -1,7 +1,14 @@
-//! Cache counters, kept as relaxed atomics so the hot path pays one
-//! uncontended add; the metrics endpoint reads them at scrape time.
+//! Cache counters; the metrics endpoint reads them at scrape time.
+//!
+//! Hits and misses are counted on every query, by every worker thread. A
+//! shared atomic add would bounce one cache line between the cores and, as
+//! a locked instruction, stop the CPU from overlapping a lookup's memory
+//! reads with the next one's; so each thread counts in a stripe of its own
+//! with a plain load and store, and a scrape sums the stripes. Threads past
+//! the first [`OWNED_STRIPES`] share one more stripe with atomic adds.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Which store a counter belongs to (the `kind` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,20 +37,73 @@ impl CacheKind {
     }
 }
 
+/// Stripes owned by one thread each; the worker threads start first.
+const OWNED_STRIPES: usize = 31;
+
+/// Hits and misses by kind, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe {
+    hits: [AtomicU64; 4],
+    misses: [AtomicU64; 4],
+}
+
+thread_local! {
+    /// This thread's stripe: `Some(i < OWNED_STRIPES)` if it owns one.
+    static STRIPE: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// This thread's stripe index, handed out on first use.
+#[inline]
+fn stripe_index() -> usize {
+    STRIPE.with(|s| match s.get() {
+        Some(i) => i,
+        None => {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let i = NEXT.fetch_add(1, Relaxed).min(OWNED_STRIPES);
+            s.set(Some(i));
+            i
+        }
+    })
+}
+
+/// Adds one in this thread's stripe: a plain store if the thread owns it.
+#[inline]
+fn bump(counters: &[Stripe], pick: impl Fn(&Stripe) -> &AtomicU64) {
+    let i = stripe_index();
+    let counter = pick(&counters[i]);
+    if i < OWNED_STRIPES {
+        counter.store(counter.load(Relaxed) + 1, Relaxed);
+    } else {
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
 #[derive(Debug, Default)]
 struct KindCounters {
-    hits: AtomicU64,
-    misses: AtomicU64,
     inserts: AtomicU64,
     evictions: AtomicU64,
 }
 
 /// Counters by kind plus the cache-wide prefetch and stale counts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CacheStats {
+    /// `OWNED_STRIPES` owned by one thread each, then the shared one.
+    stripes: Box<[Stripe]>,
     kinds: [KindCounters; 4],
     pub prefetches: AtomicU64,
     pub stale_answers: AtomicU64,
+}
+
+impl Default for CacheStats {
+    fn default() -> CacheStats {
+        CacheStats {
+            stripes: (0..=OWNED_STRIPES).map(|_| Stripe::default()).collect(),
+            kinds: Default::default(),
+            prefetches: AtomicU64::new(0),
+            stale_answers: AtomicU64::new(0),
+        }
+    }
 }
 
 impl CacheStats {
@@ -52,11 +112,11 @@ impl CacheStats {
     }
     #[inline]
     pub fn hit(&self, kind: CacheKind) {
-        self.of(kind).hits.fetch_add(1, Relaxed);
+        bump(&self.stripes, |s| &s.hits[kind as usize]);
     }
     #[inline]
     pub fn miss(&self, kind: CacheKind) {
-        self.of(kind).misses.fetch_add(1, Relaxed);
+        bump(&self.stripes, |s| &s.misses[kind as usize]);
     }
     pub fn insert(&self, kind: CacheKind) {
         self.of(kind).inserts.fetch_add(1, Relaxed);
@@ -65,10 +125,16 @@ impl CacheStats {
         self.of(kind).evictions.fetch_add(1, Relaxed);
     }
     pub fn hits(&self, kind: CacheKind) -> u64 {
-        self.of(kind).hits.load(Relaxed)
+        self.stripes
+            .iter()
+            .map(|s| s.hits[kind as usize].load(Relaxed))
+            .sum()
     }
     pub fn misses(&self, kind: CacheKind) -> u64 {
-        self.of(kind).misses.load(Relaxed)
+        self.stripes
+            .iter()
+            .map(|s| s.misses[kind as usize].load(Relaxed))
+            .sum()
     }
     pub fn inserts(&self, kind: CacheKind) -> u64 {
         self.of(kind).inserts.load(Relaxed)

@@ -98,6 +98,14 @@ impl Batch {
         Ok(n)
     }
 
+    /// The datagrams received whole, in order: what [`Batch::process`]
+    /// will hand on.
+    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.received)
+            .filter(|&i| self.sources[i].is_some() && !self.truncated[i])
+            .map(|i| &self.bufs[i * SLOT..i * SLOT + self.lens[i]])
+    }
+
     /// Hands each received datagram to `each` with a reply buffer to fill;
     /// replies are queued for [`Batch::flush`]. `malformed` is told of
     /// datagrams cut short by the slot size.

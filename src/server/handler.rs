@@ -18,8 +18,9 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tracing::debug;
 
 use super::acl::Acl;
+use super::batch::BATCH;
 use super::ratelimit::{RateLimiter, Verdict};
-use crate::cache::Cache;
+use crate::cache::{Cache, Guard};
 use crate::config::{AclAction, Config, Mode};
 use crate::metrics::{Metrics, Protocol};
 use crate::referral;
@@ -73,6 +74,28 @@ pub struct Handler {
 const ANY_HINFO_TTL: u32 = 3789;
 
 impl Handler {
+    /// Starts loading the answer-cache memory that [`Handler::fast`] will
+    /// read for each of a batch of queries, so that their cache misses
+    /// overlap instead of coming one after another (see
+    /// [`crate::cache::AnswerCache::prefetch`]). Only a hint: a query that
+    /// does not parse is skipped here and handled by `fast`.
+    pub fn prefetch<'p>(&self, packets: impl Iterator<Item = &'p [u8]>, guard: &Guard) {
+        let mut hashes = [0u64; BATCH];
+        let mut n = 0;
+        let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
+        for raw in packets.take(BATCH) {
+            if let Ok(q) = wire::parse_query(raw) {
+                let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.dnssec_ok(), &mut keybuf);
+                hashes[n] = self.cache.answers.fingerprint(key);
+                n += 1;
+            }
+        }
+        // One lookup has nothing to overlap with.
+        if n > 1 {
+            self.cache.answers.prefetch(&hashes[..n], guard);
+        }
+    }
+
     /// Answers what can be answered without waiting. `out` is the caller's
     /// reusable buffer; on [`Fast::Reply`] it holds the response.
     #[inline]
@@ -152,7 +175,8 @@ impl Handler {
         let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
         let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.dnssec_ok(), &mut keybuf);
         let now = self.cache.clock.now_ms();
-        let Some(answer) = self.cache.answers.lookup_fresh(key, now) else {
+        let guard = crate::cache::pin();
+        let Some(answer) = self.cache.answers.find_fresh(key, now, &guard) else {
             return Fast::Miss;
         };
         let recursion = recursion_offered(live.mode, action);
