@@ -142,6 +142,9 @@ impl Cache {
     ) -> Option<Delegation> {
         let now = self.clock.now_ms();
         let wire = answer::name_wire_lower(qname);
+        // One epoch pin for the whole walk up: the store lookups below then
+        // pin without a fence of their own, and their misses can overlap.
+        let _pinned = store::pin();
         let mut at = 0;
         loop {
             let owner = wire.get(at..).unwrap_or(&[0]);
