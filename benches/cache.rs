@@ -16,8 +16,10 @@
 //!   2^20, the popularity skew resolvers see;
 //! - `answer/hit_hot`: `hit` over 1,024 names that stay in CPU caches;
 //! - `answer/hit_alone`: one [`AnswerCache::lookup_fresh`] at a time, each
-//!   with its own pin, clock reading and reference count (the walk's and
-//!   admin paths' call; their fences stop lookups from overlapping);
+//!   with its own pin, clock reading and reference count, the way lookups
+//!   outside a UDP batch pay (the walk's `RecordCache::entry`, the
+//!   serve-stale `AnswerCache::get`); their fences stop lookups from
+//!   overlapping;
 //! - `answer/hit_render`: `hit_alone` plus [`CachedAnswer::render`] into a
 //!   reused buffer (what a UDP worker does before `send_to`);
 //! - `answer/miss`: a name that was never cached;
@@ -313,8 +315,8 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
     });
 
     // One lookup at a time, each with its own pin, clock reading and
-    // reference count (`lookup_fresh`, as the walk and the admin paths
-    // call it): the fences stop the CPU from overlapping lookups.
+    // reference count, as lookups outside a UDP batch pay them: the fences
+    // stop the CPU from overlapping lookups.
     g.bench_function("hit_alone", |b| {
         let mut n = 0usize;
         let mut buf = [0u8; 32];
