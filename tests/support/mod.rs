@@ -12,6 +12,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use taproot::clock::Clock;
 use taproot::config::Config;
 use taproot::server::{Running, Server};
 
@@ -47,9 +48,21 @@ impl Taproot {
 
 /// Starts taproot against `tree`, after `tweak` adjusts the test config.
 pub async fn start_taproot(tree: &FakeTree, tweak: impl FnOnce(&mut Config)) -> Taproot {
+    start_taproot_on(tree, Clock::system(), tweak).await
+}
+
+/// [`start_taproot`] on `clock`: a manual clock lets TTLs and hold-downs
+/// expire without sleeping.
+pub async fn start_taproot_on(
+    tree: &FakeTree,
+    clock: Clock,
+    tweak: impl FnOnce(&mut Config),
+) -> Taproot {
     let (mut config, hints) = test_config(tree);
     tweak(&mut config);
-    let running = Server::start(config).await.expect("taproot starts");
+    let running = Server::start_with_clock(config, clock)
+        .await
+        .expect("taproot starts");
     let addr = running.addr();
     Taproot {
         running,

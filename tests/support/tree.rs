@@ -54,7 +54,7 @@ use tokio::task::JoinHandle;
 
 // A test binary that never names one of these would warn without the allow.
 #[allow(unused_imports)]
-pub use behaviour::{Behaviour, Malformation};
+pub use behaviour::{Behaviour, Malformation, Rewrite};
 #[allow(unused_imports)]
 pub use dname::{dname_record, dname_target};
 #[allow(unused_imports)]

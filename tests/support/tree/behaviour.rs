@@ -1,8 +1,11 @@
 //! The ways a fake server can misbehave, switched per address at run time so
 //! that a test can break one server in the middle of a resolution.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_proto::op::Message;
 use hickory_proto::rr::Record;
 
 /// What a server address does with the queries it receives. Every received
@@ -39,6 +42,38 @@ pub enum Behaviour {
     /// reply: for example an out-of-bailiwick A record that a resolver's
     /// scrubber must not cache.
     Poison(Vec<Record>),
+    /// Answer normally, then let the hook change the reply before it is
+    /// sent: flip AA or RA, add or strip sections, turn some names into
+    /// REFUSED or SERVFAIL. The imperfect servers of the real Internet.
+    Rewrite(Rewrite),
+}
+
+/// A reply-rewrite hook: gets the query and the reply the server would
+/// send, and changes the reply in place.
+#[derive(Clone)]
+pub struct Rewrite(Arc<dyn Fn(&Message, &mut Message) + Send + Sync>);
+
+impl Rewrite {
+    pub fn new(hook: impl Fn(&Message, &mut Message) + Send + Sync + 'static) -> Rewrite {
+        Rewrite(Arc::new(hook))
+    }
+
+    pub(super) fn apply(&self, query: &Message, reply: &mut Message) {
+        (self.0)(query, reply)
+    }
+}
+
+impl fmt::Debug for Rewrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Rewrite(..)")
+    }
+}
+
+/// Two hooks are the same only if they are one closure.
+impl PartialEq for Rewrite {
+    fn eq(&self, other: &Rewrite) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Broken or forged replies a resolver must ignore (and then ask another

@@ -210,6 +210,11 @@ impl Responder {
                 message.additionals.extend(records);
                 (Duration::ZERO, message)
             }
+            Behaviour::Rewrite(hook) => {
+                let mut message = self.answer(&state.zones, &query);
+                hook.apply(&query, &mut message);
+                (Duration::ZERO, message)
+            }
         };
         Some(Reply {
             delay,
