@@ -17,6 +17,11 @@ use serde::{Deserialize, Serialize};
 /// Where the daemon looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/taproot/taproot.toml";
 
+/// The longest `resolver.failure_cache_ttl_s` may be: a failure remembered
+/// longer outlives the outage it records. RFC 9520 §3.2 allows up to 5 min;
+/// taproot stops at 30 s so a repaired zone is back within half a minute.
+pub const MAX_FAILURE_CACHE_TTL_S: u32 = 30;
+
 /// A config that cannot be used; each variant says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -152,8 +157,10 @@ pub struct ResolverConfig {
     pub retries: u32,
     /// Total time for one client question before SERVFAIL.
     pub query_budget_ms: u64,
-    /// Upstream queries for one client question (NXNSAttack bound).
+    /// Upstream queries for one client question (NXNSAttack bound; Unbound's max-sent-count).
     pub max_upstream_queries: u32,
+    /// Seconds a SERVFAIL is remembered per (name, type) (RFC 9520); 0 is off.
+    pub failure_cache_ttl_s: u32,
     /// Zone cuts followed for one name.
     pub max_referral_depth: u32,
     /// Glueless NS names resolved per delegation.
@@ -253,7 +260,8 @@ impl Default for ResolverConfig {
             upstream_timeout_ms: 1_500,
             retries: 1,
             query_budget_ms: 10_000,
-            max_upstream_queries: 100,
+            max_upstream_queries: 32,
+            failure_cache_ttl_s: 5,
             max_referral_depth: 30,
             max_glueless_per_delegation: 4,
             max_cname_chain: 12,
@@ -463,6 +471,15 @@ impl Config {
                 "timeouts must be greater than zero",
             ));
         }
+        if self.resolver.failure_cache_ttl_s > MAX_FAILURE_CACHE_TTL_S {
+            return Err(bad(
+                "resolver.failure_cache_ttl_s",
+                &format!("must be at most {MAX_FAILURE_CACHE_TTL_S} seconds"),
+            ));
+        }
+        if self.resolver.max_upstream_queries == 0 {
+            return Err(bad("resolver.max_upstream_queries", "must be at least 1"));
+        }
         if self.server.tcp_max_connections == 0 {
             return Err(bad("server.tcp_max_connections", "must be at least 1"));
         }
@@ -513,6 +530,9 @@ impl ResolverConfig {
     }
     pub fn query_budget(&self) -> Duration {
         Duration::from_millis(self.query_budget_ms)
+    }
+    pub fn failure_cache_ttl(&self) -> Duration {
+        Duration::from_secs(u64::from(self.failure_cache_ttl_s))
     }
 }
 

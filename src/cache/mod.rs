@@ -16,6 +16,7 @@
 pub mod answer;
 mod delegation;
 pub mod negative;
+pub mod parent_side;
 pub mod record;
 pub mod stats;
 mod store;
@@ -28,6 +29,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 pub use answer::{AnswerCache, CachedAnswer};
 pub use crossbeam_epoch::Guard;
 pub use negative::{NegativeCache, NegativeKind};
+pub use parent_side::ParentSide;
 pub use record::{Rank, RecordCache};
 pub use stats::{CacheKind, CacheStats};
 pub use store::pin;
@@ -90,6 +92,8 @@ pub struct Cache {
     /// Zone cuts assembled from `records`, kept whole while their parts live.
     delegations: DelegationMemo,
     pub negatives: NegativeCache,
+    /// Referrals' cuts as the parent gave them, for when the child's fail.
+    pub parent_side: ParentSide,
     pub stats: Arc<CacheStats>,
     pub clock: Clock,
     /// The TTL clamps every store applies; reloadable.
@@ -122,6 +126,7 @@ impl Cache {
             // more cuts than a resolver's clients reach.
             delegations: DelegationMemo::new((bytes / 8192) as usize),
             negatives: NegativeCache::new(bytes / 8, policy.clone(), clock.clone(), stats.clone()),
+            parent_side: ParentSide::new(clock.clone()),
             policy,
             stats,
             clock,
@@ -252,6 +257,7 @@ impl Cache {
         self.store.retain(|_| false);
         self.delegations.clear();
         self.negatives.flush_all();
+        self.parent_side.flush_all();
     }
 
     /// Removes `name`, and with `subtree` everything below it, from every store.
@@ -267,6 +273,7 @@ impl Cache {
             }
         });
         self.negatives.flush_name(&name, subtree);
+        self.parent_side.flush_name(&name, subtree);
     }
 
     /// Runs moka's pending maintenance so counts and sizes are current.
@@ -287,7 +294,7 @@ impl Cache {
 }
 
 /// The address an A or AAAA record holds.
-fn address(data: &RData) -> Option<std::net::IpAddr> {
+pub fn address(data: &RData) -> Option<std::net::IpAddr> {
     match data {
         RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
         RData::AAAA(a) => Some(std::net::IpAddr::V6(a.0)),

@@ -110,6 +110,7 @@ async fn flush(
     match p.name {
         None => {
             s.handler.cache.flush_all();
+            s.handler.resolver.failures.flush_all();
             info!("cache flushed");
             (StatusCode::OK, "flushed all\n").into_response()
         }
@@ -117,6 +118,9 @@ async fn flush(
             Ok(mut name) => {
                 name.set_fqdn(true);
                 s.handler.cache.flush_name(&name, p.subtree);
+                // Failures are few and short-lived: a flush of any name
+                // forgets them all, so the next question walks again.
+                s.handler.resolver.failures.flush_all();
                 info!(name = %name, subtree = p.subtree, "cache flushed");
                 (
                     StatusCode::OK,

@@ -35,6 +35,7 @@ pub mod names {
     pub const INFLIGHT: &str = "taproot_resolutions_inflight";
     pub const REFERRALS: &str = "taproot_referral_answers_total";
     pub const SERVFAIL: &str = "taproot_servfail_total";
+    pub const FAILURES_CACHED: &str = "taproot_servfail_cached_total";
     pub const DROPPED: &str = "taproot_dropped_total";
     pub const REFUSED: &str = "taproot_refused_total";
     pub const BUILD_INFO: &str = "taproot_build_info";
@@ -42,7 +43,7 @@ pub mod names {
     /// Every family `/metrics` exposes from its first scrape on: taproot's
     /// own and the process collector's. (`UPSTREAM_REJECTED` appears once a
     /// forged or stray upstream reply was counted.)
-    pub const ALWAYS_EXPORTED: [&str; 20] = [
+    pub const ALWAYS_EXPORTED: [&str; 21] = [
         QUERIES,
         QUERY_DURATION,
         CACHE_HITS,
@@ -57,6 +58,7 @@ pub mod names {
         INFLIGHT,
         REFERRALS,
         SERVFAIL,
+        FAILURES_CACHED,
         DROPPED,
         REFUSED,
         BUILD_INFO,
@@ -139,6 +141,7 @@ pub struct Metrics {
     pub inflight: IntGauge,
     referrals: IntCounter,
     servfail: IntCounterVec,
+    failures_cached: IntCounter,
     dropped: IntCounterVec,
     refused: IntCounter,
     scrape_lock: Mutex<()>,
@@ -300,6 +303,11 @@ impl Metrics {
                 "SERVFAIL answers, by reason.",
                 &["reason"],
             ),
+            failures_cached: counter(
+                &registry,
+                names::FAILURES_CACHED,
+                "Client questions answered SERVFAIL from the failure cache, without a walk (RFC 9520).",
+            ),
             dropped: counter_vec(
                 &registry,
                 names::DROPPED,
@@ -350,6 +358,10 @@ impl Metrics {
     }
     pub fn referral(&self) {
         self.referrals.inc();
+    }
+    /// A client question answered SERVFAIL from the failure cache (RFC 9520).
+    pub fn failure_cached(&self) {
+        self.failures_cached.inc();
     }
     pub fn servfail(&self, reason: &str) {
         self.servfail.with_label_values(&[reason]).inc();

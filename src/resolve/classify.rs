@@ -1,5 +1,28 @@
 //! Response classification (RFC 1034 §5.3.3 step 4, RFC 2308 §2): what an
 //! authoritative server's (already scrubbed) answer means for the walk.
+//!
+//! The rules follow Unbound's `iter_resptype.c`, because real servers are
+//! imperfect and Unbound's reading of them is the one the Internet has been
+//! tuned against:
+//!
+//! - An answer, NXDOMAIN or NODATA is believed whatever AA says: many
+//!   authoritative servers (load balancers, old appliances) clear it. It is
+//!   cached at the non-authoritative rank.
+//! - RA=1 with AA=0 and no data is a recursive resolver answering from its
+//!   cache ("recursive-lame"): tried last, and its answer is used only when
+//!   no other server of the zone gives one.
+//! - An NS set below the zone in the authority section is a referral,
+//!   whatever AA says.
+//! - An empty answer whose authority holds the zone's own NS set or one
+//!   above it (`. NS` is the classic) is lame, AA or not.
+//! - A message with nothing in it at all is tried at the other servers
+//!   first (Unbound retries it too) and believed only as a last resort.
+//!
+//! Knot Resolver differs in method: its `iterate.c` first re-derives AA
+//! from the packet and then reads the packet as authoritative or not.
+//! taproot keeps Unbound's rule-by-rule reading, because it names each
+//! misbehaviour it tolerates, and those names are what the logs and the
+//! `taproot_upstream_queries_total{result}` labels show an operator.
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -35,6 +58,13 @@ pub enum Classified {
     NoData {
         chain: Vec<Record>,
         soa: Option<Record>,
+    },
+    /// An answer not to be believed while another server of the zone may
+    /// give a better one: a recursive resolver's cached reply, or a message
+    /// with nothing in it. Used when every other server failed.
+    LastResort {
+        answer: Box<Classified>,
+        why: &'static str,
     },
     /// The server does not serve the zone it was asked for.
     Lame(&'static str),
@@ -121,6 +151,8 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
         return Classified::ServerError(rcode);
     }
     let aa = msg.metadata.authoritative;
+    // "We do our own recursion, thank you": a resolver's cache, not the zone.
+    let recursive = msg.metadata.recursion_available && !aa;
     let (chain, end, rrset) = follow_chain(&msg.answers, qname, qtype);
     let soa = msg
         .authorities
@@ -134,14 +166,25 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
         .cloned()
         .collect();
     if rcode == ResponseCode::NXDomain {
-        if !aa && chain.is_empty() {
-            return Classified::Lame("non-authoritative NXDOMAIN");
+        let answer = Classified::NxDomain { chain, soa };
+        if recursive {
+            return last_resort(answer, "recursive-lame NXDOMAIN");
         }
-        return Classified::NxDomain { chain, soa };
+        return answer;
     }
     if !rrset.is_empty() {
-        if !aa {
-            return Classified::Lame("non-authoritative answer");
+        // An NS query answered from a parent without AA: the NS set is the
+        // delegation itself (Unbound: "the NS went to the AN section").
+        let owner = rrset[0].name.to_lowercase();
+        if qtype == RecordType::NS && chain.is_empty() && !aa && owner != *zone {
+            return Classified::Referral {
+                zone: owner,
+                ns: rrset,
+                glue: msg.additionals.clone(),
+            };
+        }
+        if !aa && let Some(referral) = referral(&ns, zone, &end, msg) {
+            return referral;
         }
         let zone_ns = ns.into_iter().filter(|r| r.name.zone_of(&end)).collect();
         return Classified::Answer {
@@ -154,34 +197,60 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
         // The chain leads out of this server's zone: the rest is resolved separately.
         return Classified::Cname { chain, target: end };
     }
-    if !chain.is_empty() && soa.is_none() && ns.is_empty() {
+    if soa.is_some() {
+        let answer = Classified::NoData { chain, soa };
+        if recursive {
+            return last_resort(answer, "recursive-lame NODATA");
+        }
+        return answer;
+    }
+    if !chain.is_empty() && end != *qname {
         return Classified::Cname { chain, target: end };
     }
     if let Some(first) = ns.first() {
-        let child = first.name.to_lowercase();
-        if !aa && soa.is_none() && chain.is_empty() {
-            if child == *zone || !zone.zone_of(&child) {
-                return Classified::Lame("upward or sideways referral");
+        let owner = first.name.to_lowercase();
+        if owner == *zone {
+            if recursive {
+                return last_resort(Classified::NoData { chain, soa }, "recursive-lame NODATA");
             }
-            if !child.zone_of(qname) {
-                return Classified::Lame("referral for another name");
-            }
-            let ns: Vec<Record> = ns.into_iter().filter(|r| r.name == child).collect();
-            let glue = msg.additionals.clone();
-            return Classified::Referral {
-                zone: child,
-                ns,
-                glue,
-            };
+            return Classified::Lame("empty answer with the zone's own NS set and no SOA");
+        }
+        if owner.zone_of(zone) {
+            return Classified::Lame("upward referral");
+        }
+        if let Some(referral) = referral(&ns, zone, &end, msg) {
+            return referral;
         }
     }
-    if !chain.is_empty() && end != *qname && soa.is_none() {
-        return Classified::Cname { chain, target: end };
+    let answer = Classified::NoData { chain, soa };
+    if msg.answers.is_empty() && msg.authorities.is_empty() && msg.additionals.is_empty() {
+        return last_resort(answer, "empty message");
     }
-    if !aa {
-        return Classified::Lame("non-authoritative empty answer");
+    if recursive {
+        return last_resort(answer, "recursive-lame NODATA");
     }
-    Classified::NoData { chain, soa }
+    answer
+}
+
+fn last_resort(answer: Classified, why: &'static str) -> Classified {
+    Classified::LastResort {
+        answer: Box::new(answer),
+        why,
+    }
+}
+
+/// The referral an authority section's NS set makes, when that set is
+/// strictly below `zone` and at or above `end` (RFC 1034 §4.3.2 step 3b).
+fn referral(ns: &[Record], zone: &Name, end: &Name, msg: &Message) -> Option<Classified> {
+    let child = ns.first()?.name.to_lowercase();
+    if child == *zone || !zone.zone_of(&child) || !child.zone_of(end) {
+        return None;
+    }
+    Some(Classified::Referral {
+        ns: ns.iter().filter(|r| r.name == child).cloned().collect(),
+        zone: child,
+        glue: msg.additionals.clone(),
+    })
 }
 
 #[cfg(test)]

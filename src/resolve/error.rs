@@ -22,6 +22,10 @@ pub enum ResolveError {
         "upstream servers for {0} are on loopback or private addresses, which the config forbids"
     )]
     ForbiddenUpstream(String),
+    #[error(
+        "the name servers of {0} can only be found through {0} itself (an NS dependency cycle)"
+    )]
+    NsCycle(String),
     #[error("the resolution task ended without an answer")]
     Internal,
 }
@@ -38,6 +42,7 @@ impl ResolveError {
             ResolveError::ReferralDepth(_) => "referral_depth",
             ResolveError::Overloaded => "overloaded",
             ResolveError::ForbiddenUpstream(_) => "forbidden_upstream",
+            ResolveError::NsCycle(_) => "ns_cycle",
             ResolveError::Internal => "internal",
         }
     }
@@ -45,7 +50,9 @@ impl ResolveError {
     /// RFC 8914 §4 INFO-CODE.
     pub fn ede_code(&self) -> u16 {
         match self {
-            ResolveError::NoReachableAuthority(_) | ResolveError::ForbiddenUpstream(_) => 22,
+            ResolveError::NoReachableAuthority(_)
+            | ResolveError::ForbiddenUpstream(_)
+            | ResolveError::NsCycle(_) => 22,
             ResolveError::BudgetTime => 22,
             ResolveError::Overloaded => 0,
             _ => 0,

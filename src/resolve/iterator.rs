@@ -11,10 +11,11 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::{debug, trace};
 
 use super::classify::{Classified, classify};
+use super::infra::ZoneFailure;
 use super::scrub::scrub;
 use super::transport::{self, Question as WireQuestion, TransportError};
 use super::{Budget, ResolveError, Resolver};
-use crate::cache::{Delegation, NameServer, NegativeKind, Rank};
+use crate::cache::{Delegation, NameServer, NegativeKind, Rank, address};
 
 /// RFC 9156 §2.3: at most this many extra labels are added one at a time.
 const MAX_MINIMISE_STEPS: u8 = 10;
@@ -41,6 +42,73 @@ pub enum Step {
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A usable reply from one of a zone's servers.
+struct Reply {
+    classified: Classified,
+    aa: bool,
+    /// The scrubbed additional section (priming keeps the root servers'
+    /// addresses from it).
+    additionals: Vec<Record>,
+}
+
+/// What one server did with one query.
+enum Outcome {
+    Usable(Reply),
+    /// Believed only if no other server of the zone answers (see
+    /// [`Classified::LastResort`]).
+    LastResort(Reply),
+    /// No answer in time: worth another try with a longer wait.
+    TimedOut,
+    /// A lame or error answer, or a network error: not asked again for
+    /// this query.
+    Failed,
+}
+
+/// A zone cut being queried, and what this walk has done with it so far.
+struct Cut {
+    delegation: Delegation,
+    /// Addresses already asked the current question.
+    asked: Vec<IpAddr>,
+    /// NS names whose addresses were looked up (or ruled out).
+    looked_up: Vec<Name>,
+    /// Whether the parent-side servers were added (Unbound's last resort).
+    parent_side_added: bool,
+}
+
+impl Cut {
+    fn new(delegation: Delegation) -> Cut {
+        Cut {
+            delegation,
+            asked: Vec::new(),
+            looked_up: Vec::new(),
+            parent_side_added: false,
+        }
+    }
+
+    fn zone(&self) -> &Name {
+        &self.delegation.zone
+    }
+
+    /// Addresses of the cut not yet asked the current question.
+    fn fresh_addresses(&self) -> Vec<IpAddr> {
+        let mut addrs: Vec<IpAddr> = self
+            .delegation
+            .servers
+            .iter()
+            .flat_map(|s| s.addrs.iter().copied())
+            .filter(|a| !self.asked.contains(a))
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+
+    /// Starts a new question at the same cut: every server may be asked again.
+    fn next_question(&mut self) {
+        self.asked.clear();
+    }
+}
+
 impl Resolver {
     /// Walks from the closest cached delegation to the answer for (qname, qtype).
     pub(super) async fn walk(
@@ -52,7 +120,7 @@ impl Resolver {
         let mut cut = self.start_cut(qname, budget).await?;
         let total_labels = qname.num_labels();
         let mut minimise = self.config.qname_minimisation;
-        let mut qmin_labels = cut.zone.num_labels() + 1;
+        let mut qmin_labels = cut.zone().num_labels() + 1;
         let mut minimise_steps = 0u8;
         let mut referrals = 0u32;
         loop {
@@ -63,27 +131,46 @@ impl Resolver {
             } else {
                 (qname.clone(), qtype)
             };
-            let (classified, aa) = self.ask_zone(&cut, &sname, stype, budget).await?;
+            cut.next_question();
+            let reply = match self
+                .ask_cut(&mut cut, &sname, stype, budget, minimised)
+                .await
+            {
+                Ok(reply) => reply,
+                Err(ResolveError::NoReachableAuthority(_)) if minimised => {
+                    // RFC 9156 §2.3, relaxed: some servers fail on the names
+                    // minimisation makes up (empty non-terminals, A at a
+                    // cut). Ask the full name once instead.
+                    debug!(qname = %qname, sname = %sname, zone = %cut.zone(), "minimised query failed; asking the full name");
+                    minimise = false;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Reply { classified, aa, .. } = reply;
+            let rank = if aa {
+                Rank::AuthAnswer
+            } else {
+                Rank::NonAuthAnswer
+            };
             match classified {
                 Classified::Referral { zone, ns, glue } => {
                     referrals += 1;
                     if referrals > self.config.max_referral_depth {
                         return Err(ResolveError::ReferralDepth(self.config.max_referral_depth));
                     }
-                    debug!(qname = %qname, zone = %zone, from = %cut.zone, "referral");
+                    debug!(qname = %qname, zone = %zone, from = %cut.zone(), "referral");
                     self.cache_records(&ns, Rank::Referral);
                     self.cache_records(&glue, Rank::Additional);
-                    cut = self.delegation_from(zone, &ns, &glue, budget).await?;
-                    qmin_labels = cut.zone.num_labels() + 1;
+                    cut = self.delegation_from(zone, &ns, &glue);
+                    qmin_labels = cut.zone().num_labels() + 1;
                     continue;
                 }
                 _ if minimised => {
                     minimise_steps += 1;
                     match classified {
                         // The name exists and no cut is there: add a label (RFC 9156 §3).
-                        Classified::Answer { .. } | Classified::NoData { .. } if aa => {
-                            qmin_labels += 1
-                        }
+                        Classified::Answer { .. } | Classified::NoData { .. } => qmin_labels += 1,
                         // Anything else: relaxed mode asks the full name.
                         _ => minimise = false,
                     }
@@ -94,22 +181,22 @@ impl Resolver {
                     rrset,
                     zone_ns,
                 } => {
-                    let rank = if aa {
-                        Rank::AuthAnswer
-                    } else {
-                        Rank::NonAuthAnswer
-                    };
                     self.cache_chain(&chain, rank);
                     self.cache_records(&rrset, rank);
-                    self.cache_records(&zone_ns, Rank::AuthAuthority);
+                    let ns_rank = if aa {
+                        Rank::AuthAuthority
+                    } else {
+                        Rank::Referral
+                    };
+                    self.cache_records(&zone_ns, ns_rank);
                     return Ok(Step::Answer { chain, rrset });
                 }
                 Classified::Cname { chain, target } => {
-                    self.cache_chain(&chain, Rank::AuthAnswer);
+                    self.cache_chain(&chain, rank);
                     return Ok(Step::Cname { chain, target });
                 }
                 Classified::NxDomain { chain, soa } => {
-                    self.cache_chain(&chain, Rank::AuthAnswer);
+                    self.cache_chain(&chain, rank);
                     let end = chain_end(qname, &chain);
                     let soa = self.cache_negative(&end, qtype, NegativeKind::NxDomain, soa);
                     return Ok(Step::Negative {
@@ -119,7 +206,7 @@ impl Resolver {
                     });
                 }
                 Classified::NoData { chain, soa } => {
-                    self.cache_chain(&chain, Rank::AuthAnswer);
+                    self.cache_chain(&chain, rank);
                     let end = chain_end(qname, &chain);
                     let soa = self.cache_negative(&end, qtype, NegativeKind::NoData, soa);
                     return Ok(Step::Negative {
@@ -128,9 +215,11 @@ impl Resolver {
                         soa,
                     });
                 }
-                Classified::Lame(_) | Classified::ServerError(_) => {
-                    // ask_zone never returns these; treat as unreachable if it did.
-                    return Err(ResolveError::NoReachableAuthority(cut.zone.to_string()));
+                Classified::LastResort { .. }
+                | Classified::Lame(_)
+                | Classified::ServerError(_) => {
+                    // ask_cut unwraps or rejects these; treat as unreachable if it did not.
+                    return Err(ResolveError::NoReachableAuthority(cut.zone().to_string()));
                 }
             }
         }
@@ -153,25 +242,23 @@ impl Resolver {
 
     /// The deepest cached cut that can be queried, resolving glueless NS
     /// names where needed; the root (primed) when nothing else is known.
-    async fn start_cut(
-        &self,
-        qname: &Name,
-        budget: &mut Budget,
-    ) -> Result<Delegation, ResolveError> {
+    async fn start_cut(&self, qname: &Name, budget: &mut Budget) -> Result<Cut, ResolveError> {
         let mut name = qname.clone();
-        while let Some(cut) = self.cache.closest_delegation(&name, false) {
-            let cut = self.with_usable_addresses(cut);
-            if cut.has_addresses() {
+        while let Some(found) = self.cache.closest_delegation(&name, false) {
+            let mut cut = Cut::new(self.with_usable_addresses(found));
+            if cut.delegation.has_addresses() {
                 return Ok(cut);
             }
-            let filled = self.fill_addresses(cut.clone(), budget).await;
-            if filled.has_addresses() {
-                return Ok(filled);
+            match self.fill_addresses(&mut cut, budget).await {
+                Ok(true) => return Ok(cut),
+                // A cycle through this cut: a referral from above may carry glue.
+                Ok(false) | Err(ResolveError::NsCycle(_)) => {}
+                Err(e) => return Err(e),
             }
-            if cut.zone.is_root() {
+            if cut.zone().is_root() {
                 break;
             }
-            name = cut.zone.base_name();
+            name = cut.zone().base_name();
         }
         self.prime(budget).await
     }
@@ -193,73 +280,87 @@ impl Resolver {
 
     /// RFC 8109 priming: ask a hinted root server for `. NS` and cache the
     /// answer and its glue; falls back to the hints when priming fails.
-    async fn prime(&self, budget: &mut Budget) -> Result<Delegation, ResolveError> {
+    /// At most once per client question: a glueless lookup that finds no
+    /// cached root starts from the hints instead of priming again. When
+    /// every hinted server has just failed, the question fails at once.
+    async fn prime(&self, budget: &mut Budget) -> Result<Cut, ResolveError> {
         let hints = self.hints_delegation();
         if !hints.has_addresses() {
             return Err(ResolveError::ForbiddenUpstream(".".into()));
         }
+        if budget.primed {
+            return Ok(Cut::new(hints));
+        }
+        budget.primed = true;
         let root = Name::root();
+        let addrs = Cut::new(hints.clone()).fresh_addresses();
         match self
-            .ask_zone_full(&hints, &root, RecordType::NS, budget)
+            .ask_servers(&root, &addrs, &root, RecordType::NS, budget, false)
             .await
         {
-            Ok((Classified::Answer { rrset, .. }, _, glue)) => {
+            Ok(Reply {
+                classified: Classified::Answer { rrset, .. },
+                additionals,
+                ..
+            }) => {
                 debug!(servers = rrset.len(), "primed the root");
                 self.cache_records(&rrset, Rank::AuthAnswer);
-                self.cache_records(&glue, Rank::Additional);
-                Ok(self
-                    .cache
-                    .closest_delegation(&root, true)
-                    .map(|d| self.with_usable_addresses(d))
-                    .filter(Delegation::has_addresses)
-                    .unwrap_or(hints))
+                self.cache_records(&additionals, Rank::Additional);
+                Ok(Cut::new(
+                    self.cache
+                        .closest_delegation(&root, true)
+                        .map(|d| self.with_usable_addresses(d))
+                        .filter(Delegation::has_addresses)
+                        .unwrap_or(hints),
+                ))
             }
-            Ok(_) | Err(ResolveError::NoReachableAuthority(_)) => Ok(hints),
+            Ok(_) => Ok(Cut::new(hints)),
+            Err(ResolveError::NoReachableAuthority(_)) => {
+                if addrs.iter().all(|a| self.infra.is_held_down(*a)) {
+                    Err(ResolveError::NoReachableAuthority(".".into()))
+                } else {
+                    Ok(Cut::new(hints))
+                }
+            }
             Err(e) => Err(e),
         }
     }
 
-    /// Builds the delegation a referral points to: glue from the message,
-    /// then cached addresses, then glueless lookups.
-    async fn delegation_from(
-        &self,
-        zone: Name,
-        ns: &[Record],
-        glue: &[Record],
-        budget: &mut Budget,
-    ) -> Result<Delegation, ResolveError> {
-        let servers = ns
+    /// The cut a referral points to: glue from the message, then cached
+    /// addresses. NS names without either are resolved when the cut is
+    /// asked ([`Resolver::ask_cut`]). The referral's own view (its NS names
+    /// and glue) is also kept apart as the parent side of the cut.
+    fn delegation_from(&self, zone: Name, ns: &[Record], glue: &[Record]) -> Cut {
+        let parent: Vec<(Name, Vec<IpAddr>)> = ns
             .iter()
             .filter_map(|r| match &r.data {
                 RData::NS(n) => Some(n.0.to_lowercase()),
                 _ => None,
             })
             .map(|name| {
-                let mut addrs: Vec<IpAddr> = glue
+                let addrs: Vec<IpAddr> = glue
                     .iter()
                     .filter(|g| g.name.to_lowercase() == name)
-                    .filter_map(|g| match &g.data {
-                        RData::A(a) => Some(IpAddr::V4(a.0)),
-                        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                        _ => None,
-                    })
+                    .filter_map(|g| address(&g.data))
                     .collect();
+                (name, addrs)
+            })
+            .collect();
+        if let Some(ttl) = ns.iter().map(|r| r.ttl).min() {
+            self.cache
+                .parent_side
+                .insert(&zone, &parent, self.cache.policy.positive(ttl));
+        }
+        let servers = parent
+            .into_iter()
+            .map(|(name, mut addrs)| {
                 if addrs.is_empty() {
                     addrs = self.cache.addresses_of(&name);
                 }
                 NameServer { name, addrs }
             })
             .collect();
-        let cut = self.with_usable_addresses(Delegation { zone, servers });
-        if cut.has_addresses() {
-            return Ok(cut);
-        }
-        let filled = self.fill_addresses(cut, budget).await;
-        if filled.has_addresses() {
-            Ok(filled)
-        } else {
-            Err(ResolveError::NoReachableAuthority(filled.zone.to_string()))
-        }
+        Cut::new(self.with_usable_addresses(Delegation { zone, servers }))
     }
 
     fn with_usable_addresses(&self, mut cut: Delegation) -> Delegation {
@@ -269,175 +370,314 @@ impl Resolver {
         cut
     }
 
-    /// Resolves the addresses of NS names that came without glue, at most
-    /// `max_glueless_per_delegation` of them, nested at most
+    /// Resolves the addresses of NS names of `cut` that came without glue
+    /// and were not looked up yet, until one of them yields an address: at
+    /// most `max_glueless_per_delegation` names per cut, nested at most
     /// [`MAX_GLUELESS_DEPTH`] deep, all inside the question's budget.
+    /// Returns whether an address was added.
+    ///
+    /// A name already being resolved further up this question's lookups is
+    /// an NS dependency cycle (`a.lab` served only by `ns.b.lab`, `b.lab`
+    /// only by `ns.a.lab`): it is skipped at once, and when nothing else
+    /// is left the cut fails with [`ResolveError::NsCycle`], which stops
+    /// the lookups that led here as well.
     fn fill_addresses<'a>(
         &'a self,
-        mut cut: Delegation,
+        cut: &'a mut Cut,
         budget: &'a mut Budget,
-    ) -> BoxFuture<'a, Delegation> {
+    ) -> BoxFuture<'a, Result<bool, ResolveError>> {
         Box::pin(async move {
             if budget.glueless_depth >= MAX_GLUELESS_DEPTH {
-                return cut;
+                return Ok(false);
             }
             budget.glueless_depth += 1;
-            let mut tried = 0;
-            for i in 0..cut.servers.len() {
-                if tried >= self.config.max_glueless_per_delegation {
-                    break;
-                }
-                let host = cut.servers[i].name.clone();
-                // An NS name inside the zone it serves, without glue, cannot be reached.
-                if cut.zone.zone_of(&host) && !cut.zone.is_root() {
-                    continue;
-                }
-                tried += 1;
-                for rtype in [RecordType::A, RecordType::AAAA] {
-                    let found = match self.resolve_with(&host, rtype, budget, false).await {
-                        Ok(res) => res
-                            .answers
-                            .iter()
-                            .filter_map(|r| match &r.data {
-                                RData::A(a) => Some(IpAddr::V4(a.0)),
-                                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                                _ => None,
-                            })
-                            .filter(|a| self.usable(a))
-                            .collect::<Vec<_>>(),
-                        Err(ResolveError::BudgetTime) | Err(ResolveError::BudgetQueries) => break,
-                        Err(_) => Vec::new(),
-                    };
-                    cut.servers[i].addrs.extend(found);
-                    if !cut.servers[i].addrs.is_empty() {
-                        break;
-                    }
-                }
-                if cut.servers[i].addrs.iter().any(|_| true) {
-                    // One reachable server is enough to go on; the others are
-                    // resolved when a later query needs them.
-                    break;
-                }
-            }
+            let result = self.fill_some(cut, budget).await;
             budget.glueless_depth -= 1;
-            cut
+            result
         })
     }
 
-    async fn ask_zone(
-        &self,
-        cut: &Delegation,
-        sname: &Name,
-        stype: RecordType,
-        budget: &mut Budget,
-    ) -> Result<(Classified, bool), ResolveError> {
-        self.ask_zone_full(cut, sname, stype, budget)
-            .await
-            .map(|(c, aa, _)| (c, aa))
-    }
-
-    /// Asks the servers of `cut` in infra order until one gives a usable
-    /// answer; timeouts, error RCODEs and lame answers move on to the next
-    /// server and hold the failing one down. Returns the classification, the
-    /// AA bit and the scrubbed additional section.
-    async fn ask_zone_full(
-        &self,
-        cut: &Delegation,
-        sname: &Name,
-        stype: RecordType,
-        budget: &mut Budget,
-    ) -> Result<(Classified, bool, Vec<Record>), ResolveError> {
-        let mut addrs: Vec<IpAddr> = cut
-            .servers
-            .iter()
-            .flat_map(|s| s.addrs.iter().copied())
-            .collect();
-        addrs.sort();
-        addrs.dedup();
-        if addrs.is_empty() {
-            return Err(ResolveError::NoReachableAuthority(cut.zone.to_string()));
-        }
-        let order = self.infra.order(&addrs);
-        for round in 0..=self.config.retries {
-            for &addr in &order {
-                if round > 0 && self.infra.is_held_down(addr) && order.len() > 1 {
-                    continue;
+    async fn fill_some(&self, cut: &mut Cut, budget: &mut Budget) -> Result<bool, ResolveError> {
+        let mut cycle = false;
+        for i in 0..cut.delegation.servers.len() {
+            if cut.looked_up.len() >= self.config.max_glueless_per_delegation as usize {
+                break;
+            }
+            let host = cut.delegation.servers[i].name.clone();
+            if !cut.delegation.servers[i].addrs.is_empty() || cut.looked_up.contains(&host) {
+                continue;
+            }
+            cut.looked_up.push(host.clone());
+            // An NS name inside the zone it serves, without glue, cannot be reached.
+            if cut.zone().zone_of(&host) && !cut.zone().is_root() {
+                continue;
+            }
+            if budget.ns_lookups.contains(&host) {
+                debug!(zone = %cut.zone(), host = %host, "NS dependency cycle");
+                cycle = true;
+                continue;
+            }
+            budget.ns_lookups.push(host.clone());
+            let found = self.addresses_by_lookup(&host, budget).await;
+            budget.ns_lookups.pop();
+            match found {
+                Ok(addrs) if !addrs.is_empty() => {
+                    cut.delegation.servers[i].addrs = addrs;
+                    // One reachable server is enough to go on; the others
+                    // are resolved if it fails.
+                    return Ok(true);
                 }
-                let known = self.infra.stats(addr);
-                let mut edns = !known.no_edns;
-                let mut use_0x20 = self.config.use_0x20 && !known.no_0x20;
-                loop {
-                    budget.spend()?;
-                    let timeout = self.infra.timeout_for(addr).min(budget.remaining_time());
-                    let question = WireQuestion {
-                        name: sname,
-                        rtype: stype,
-                        edns_payload: edns.then_some(self.config.edns_buffer_size),
-                        use_0x20,
-                    };
-                    let server = SocketAddr::new(addr, self.config.upstream_port);
-                    let result = transport::exchange(server, &question, timeout).await;
-                    let exchange = match result {
-                        Ok(x) => x,
-                        Err(TransportError::CaseNotEchoed) if use_0x20 => {
-                            // Fall back for this server, as Unbound's use-caps-for-id does.
-                            self.infra.set_no_0x20(addr);
-                            use_0x20 = false;
-                            continue;
-                        }
-                        Err(e) => {
-                            let result = match e {
-                                TransportError::Timeout(_) => "timeout",
-                                _ => "error",
-                            };
-                            self.metrics.upstream_query("udp", result);
-                            debug!(server = %addr, qname = %sname, error = %e, "upstream failed");
-                            self.infra.record_failure(addr);
-                            break;
-                        }
-                    };
-                    let transport = if exchange.tcp { "tcp" } else { "udp" };
-                    self.metrics.upstream_rtt(exchange.rtt);
-                    if exchange.rejected > 0 {
-                        self.metrics.spoof_rejected(exchange.rejected);
-                    }
-                    let mut msg = exchange.message;
-                    let rcode = msg.metadata.response_code;
-                    if rcode == ResponseCode::FormErr && edns && msg.edns.is_none() {
-                        // RFC 6891 §7: a server that does not know EDNS; ask again without.
-                        self.metrics.upstream_query(transport, "formerr");
-                        self.infra.set_no_edns(addr);
-                        edns = false;
-                        continue;
-                    }
-                    self.infra.record_rtt(addr, exchange.rtt);
-                    let removed = scrub(&mut msg, sname, &cut.zone).removed;
-                    if removed > 0 {
-                        trace!(server = %addr, removed, "scrubbed records");
-                    }
-                    let classified = classify(&msg, sname, stype, &cut.zone);
-                    match classified {
-                        Classified::Lame(why) => {
-                            self.metrics.upstream_query(transport, "lame");
-                            debug!(server = %addr, zone = %cut.zone, why, "lame server");
-                            self.infra.record_failure(addr);
-                        }
-                        Classified::ServerError(rc) => {
-                            self.metrics.upstream_query(transport, "error_rcode");
-                            debug!(server = %addr, rcode = %rc, "error from server");
-                            self.infra.record_failure(addr);
-                        }
-                        other => {
-                            self.metrics.upstream_query(transport, "ok");
-                            let aa = msg.metadata.authoritative;
-                            return Ok((other, aa, std::mem::take(&mut msg.additionals)));
-                        }
-                    }
-                    break;
-                }
+                Ok(_) => {}
+                Err(ResolveError::NsCycle(_)) => cycle = true,
+                Err(e) => return Err(e),
             }
         }
-        Err(ResolveError::NoReachableAuthority(cut.zone.to_string()))
+        if cycle {
+            return Err(ResolveError::NsCycle(cut.zone().to_string()));
+        }
+        Ok(false)
+    }
+
+    /// The usable A, then AAAA, addresses of `host`, resolved inside the
+    /// question's budget. Budget exhaustion and cycles are errors; any
+    /// other failure is just no address.
+    async fn addresses_by_lookup(
+        &self,
+        host: &Name,
+        budget: &mut Budget,
+    ) -> Result<Vec<IpAddr>, ResolveError> {
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            match self.resolve_with(host, rtype, budget, false).await {
+                Ok(res) => {
+                    let addrs: Vec<IpAddr> = res
+                        .answers
+                        .iter()
+                        .filter_map(|r| address(&r.data))
+                        .filter(|a| self.usable(a))
+                        .collect();
+                    if !addrs.is_empty() {
+                        return Ok(addrs);
+                    }
+                }
+                Err(
+                    e @ (ResolveError::BudgetTime
+                    | ResolveError::BudgetQueries
+                    | ResolveError::NsCycle(_)),
+                ) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Asks the servers of `cut` until one gives a usable answer: first
+    /// those with addresses; when all of those failed, the NS names not yet
+    /// resolved; last, the parent side's servers and glue (Unbound's
+    /// `processLastResort`), for a child whose own NS data is broken.
+    async fn ask_cut(
+        &self,
+        cut: &mut Cut,
+        sname: &Name,
+        stype: RecordType,
+        budget: &mut Budget,
+        minimised: bool,
+    ) -> Result<Reply, ResolveError> {
+        let mut cycle = None;
+        loop {
+            let fresh = cut.fresh_addresses();
+            if !fresh.is_empty() {
+                cut.asked.extend(&fresh);
+                let zone = cut.zone().clone();
+                match self
+                    .ask_servers(&zone, &fresh, sname, stype, budget, minimised)
+                    .await
+                {
+                    // The walk asks the full name next; the cut's other
+                    // servers are for that question.
+                    Err(e @ ResolveError::NoReachableAuthority(_)) if minimised => return Err(e),
+                    Err(ResolveError::NoReachableAuthority(_)) => {}
+                    done => return done,
+                }
+            }
+            match self.fill_addresses(cut, budget).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e @ ResolveError::NsCycle(_)) => cycle = Some(e),
+                Err(e) => return Err(e),
+            }
+            if !cut.parent_side_added {
+                cut.parent_side_added = true;
+                if let Some(parent) = self.cache.parent_side.get(cut.zone()) {
+                    let parent = self.with_usable_addresses(parent);
+                    debug!(zone = %cut.zone(), "child-side servers failed; trying the parent side");
+                    cut.delegation.servers.extend(parent.servers);
+                    continue;
+                }
+            }
+            return Err(
+                cycle.unwrap_or_else(|| ResolveError::NoReachableAuthority(cut.zone().to_string()))
+            );
+        }
+    }
+
+    /// Asks `addrs`, servers of `zone`, in infra order. Timeouts are
+    /// retried for `retries` more rounds, each waiting the full
+    /// `upstream_timeout_ms`; lame and error answers are not retried. A
+    /// [`Outcome::LastResort`] answer is returned only when no server gave
+    /// a better one.
+    ///
+    /// A minimised query (`minimised`) gets one round and marks no server:
+    /// its failures may be minimisation's doing, and the walk asks the
+    /// full name next.
+    async fn ask_servers(
+        &self,
+        zone: &Name,
+        addrs: &[IpAddr],
+        sname: &Name,
+        stype: RecordType,
+        budget: &mut Budget,
+        minimised: bool,
+    ) -> Result<Reply, ResolveError> {
+        if addrs.is_empty() {
+            return Err(ResolveError::NoReachableAuthority(zone.to_string()));
+        }
+        let rounds = if minimised { 0 } else { self.config.retries };
+        let mut pending = self.infra.order(addrs, zone);
+        let mut fallback = None;
+        for round in 0..=rounds {
+            let mut timed_out = Vec::new();
+            for addr in pending {
+                let outcome = self
+                    .ask_server(addr, zone, sname, stype, budget, round > 0, minimised)
+                    .await?;
+                match outcome {
+                    Outcome::Usable(reply) => return Ok(reply),
+                    Outcome::LastResort(reply) => {
+                        fallback.get_or_insert(reply);
+                    }
+                    Outcome::TimedOut => timed_out.push(addr),
+                    Outcome::Failed => {}
+                }
+            }
+            if fallback.is_some() || timed_out.is_empty() {
+                break;
+            }
+            pending = timed_out;
+        }
+        fallback.ok_or_else(|| ResolveError::NoReachableAuthority(zone.to_string()))
+    }
+
+    /// One server, one question: EDNS and 0x20 fallbacks included, the
+    /// reply scrubbed and classified, the server's record updated.
+    #[allow(clippy::too_many_arguments)]
+    async fn ask_server(
+        &self,
+        addr: IpAddr,
+        zone: &Name,
+        sname: &Name,
+        stype: RecordType,
+        budget: &mut Budget,
+        retry: bool,
+        minimised: bool,
+    ) -> Result<Outcome, ResolveError> {
+        let known = self.infra.stats(addr);
+        let mut edns = !known.no_edns;
+        let mut use_0x20 = self.config.use_0x20 && !known.no_0x20;
+        loop {
+            budget.spend()?;
+            let wait = if retry {
+                self.infra.max_timeout()
+            } else {
+                self.infra.timeout_for(addr)
+            };
+            let timeout = wait.min(budget.remaining_time());
+            let question = WireQuestion {
+                name: sname,
+                rtype: stype,
+                edns_payload: edns.then_some(self.config.edns_buffer_size),
+                use_0x20,
+            };
+            let server = SocketAddr::new(addr, self.config.upstream_port);
+            let exchange = match transport::exchange(server, &question, timeout).await {
+                Ok(x) => x,
+                Err(TransportError::CaseNotEchoed) if use_0x20 => {
+                    // Fall back for this server, as Unbound's use-caps-for-id does.
+                    self.infra.set_no_0x20(addr);
+                    use_0x20 = false;
+                    continue;
+                }
+                Err(e) => {
+                    let timed_out = matches!(e, TransportError::Timeout(_));
+                    self.metrics
+                        .upstream_query("udp", if timed_out { "timeout" } else { "error" });
+                    debug!(server = %addr, qname = %sname, error = %e, "upstream failed");
+                    if !minimised {
+                        self.infra.record_failure(addr);
+                    }
+                    return Ok(if timed_out {
+                        Outcome::TimedOut
+                    } else {
+                        Outcome::Failed
+                    });
+                }
+            };
+            let transport = if exchange.tcp { "tcp" } else { "udp" };
+            self.metrics.upstream_rtt(exchange.rtt);
+            if exchange.rejected > 0 {
+                self.metrics.spoof_rejected(exchange.rejected);
+            }
+            let mut msg = exchange.message;
+            if msg.metadata.response_code == ResponseCode::FormErr && edns && msg.edns.is_none() {
+                // RFC 6891 §7: a server that does not know EDNS; ask again without.
+                self.metrics.upstream_query(transport, "formerr");
+                self.infra.set_no_edns(addr);
+                edns = false;
+                continue;
+            }
+            self.infra.record_rtt(addr, exchange.rtt);
+            let removed = scrub(&mut msg, sname, zone).removed;
+            if removed > 0 {
+                trace!(server = %addr, removed, "scrubbed records");
+            }
+            let aa = msg.metadata.authoritative;
+            let mark = |how| {
+                if !minimised {
+                    self.infra.mark_zone_failure(addr, zone, how);
+                }
+            };
+            return Ok(match classify(&msg, sname, stype, zone) {
+                Classified::Lame(why) => {
+                    self.metrics.upstream_query(transport, "lame");
+                    debug!(server = %addr, zone = %zone, why, "lame server");
+                    mark(ZoneFailure::Lame);
+                    Outcome::Failed
+                }
+                Classified::ServerError(rc) => {
+                    self.metrics.upstream_query(transport, "error_rcode");
+                    debug!(server = %addr, zone = %zone, rcode = %rc, "error from server");
+                    mark(ZoneFailure::ErrorRcode);
+                    Outcome::Failed
+                }
+                Classified::LastResort { answer, why } => {
+                    self.metrics.upstream_query(transport, "last_resort");
+                    debug!(server = %addr, zone = %zone, why, "answer kept as a last resort");
+                    mark(ZoneFailure::RecursiveLame);
+                    Outcome::LastResort(Reply {
+                        classified: *answer,
+                        aa,
+                        additionals: std::mem::take(&mut msg.additionals),
+                    })
+                }
+                classified => {
+                    self.metrics.upstream_query(transport, "ok");
+                    Outcome::Usable(Reply {
+                        classified,
+                        aa,
+                        additionals: std::mem::take(&mut msg.additionals),
+                    })
+                }
+            });
+        }
     }
 }
 
@@ -472,12 +712,16 @@ impl Resolver {
         } else {
             (name.clone(), RecordType::NS)
         };
-        match self.ask_zone(&root, &sname, stype, &mut budget).await? {
-            (Classified::Referral { ns, glue, .. }, _) => {
+        let addrs = Cut::new(root).fresh_addresses();
+        let reply = self
+            .ask_servers(&Name::root(), &addrs, &sname, stype, &mut budget, false)
+            .await?;
+        match reply.classified {
+            Classified::Referral { ns, glue, .. } => {
                 self.cache_records(&ns, Rank::Referral);
                 self.cache_records(&glue, Rank::Additional);
             }
-            (Classified::NxDomain { soa, .. }, _) => {
+            Classified::NxDomain { soa, .. } => {
                 // RFC 8020: nothing exists below a name that does not exist.
                 self.cache_negative(name, RecordType::A, NegativeKind::NxDomain, soa);
             }

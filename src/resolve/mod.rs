@@ -6,10 +6,12 @@
 //! it renders a hit. The walk is split the way Unbound's iterator is:
 //! [`hints`] (where to start), [`transport`] (talking to servers), [`infra`]
 //! (which server to ask), [`scrub`] (what a server may say), [`classify`]
-//! (what it said), [`iterator`] (the state machine).
+//! (what it said), [`iterator`] (the state machine), [`failures`] (what
+//! failed a moment ago, RFC 9520).
 
 pub mod classify;
 pub mod error;
+pub mod failures;
 pub mod hints;
 pub mod inflight;
 pub mod infra;
@@ -34,6 +36,7 @@ pub use error::ResolveError;
 use crate::cache::{Cache, CachedAnswer, NegativeKind, Rank};
 use crate::config::ResolverConfig;
 use crate::metrics::Metrics;
+use failures::FailureCache;
 use hints::RootHint;
 use inflight::{Inflight, Role};
 use infra::Infra;
@@ -96,6 +99,11 @@ pub struct Budget {
     pub queries_left: u32,
     /// How deep glueless NS sub-resolutions are nested.
     pub glueless_depth: u8,
+    /// Whether this question has primed the root (RFC 8109): once is enough.
+    pub primed: bool,
+    /// The NS names whose addresses are being looked up, outermost first: a
+    /// name that turns up again needs itself (an NS dependency cycle).
+    pub ns_lookups: Vec<Name>,
 }
 
 impl Budget {
@@ -104,6 +112,8 @@ impl Budget {
             deadline: tokio::time::Instant::now() + config.query_budget(),
             queries_left: config.max_upstream_queries,
             glueless_depth: 0,
+            primed: false,
+            ns_lookups: Vec::new(),
         }
     }
 
@@ -134,6 +144,8 @@ pub struct Resolver {
     pub infra: Infra,
     pub hints: Vec<RootHint>,
     pub metrics: Arc<Metrics>,
+    /// Questions whose resolution failed a moment ago (RFC 9520).
+    pub failures: FailureCache,
     inflight: Inflight<AnswerResult>,
     running: AtomicUsize,
     max_running: usize,
@@ -151,12 +163,17 @@ impl Resolver {
     ) -> Arc<Resolver> {
         let (prefetch_tx, mut prefetch_rx) = mpsc::channel::<Box<[u8]>>(1024);
         let infra = Infra::new(cache.clock.clone(), config.upstream_timeout());
+        let failures = FailureCache::new(
+            cache.clock.clone(),
+            std::time::Duration::from_secs(u64::from(crate::config::MAX_FAILURE_CACHE_TTL_S)),
+        );
         let resolver = Arc::new(Resolver {
             config,
             cache,
             infra,
             hints,
             metrics,
+            failures,
             inflight: Inflight::default(),
             running: AtomicUsize::new(0),
             max_running,
@@ -218,12 +235,25 @@ impl Resolver {
     }
 
     async fn lead(&self, q: &Question, refresh: bool) -> AnswerResult {
+        // The key without its DO byte: (name, type, class).
+        let failure_key = &q.key[..q.key.len().saturating_sub(1)];
+        if let Some(failed) = self.failures.get(failure_key) {
+            self.metrics.failure_cached();
+            return Err(failed);
+        }
         let running = self.running.fetch_add(1, Ordering::Relaxed);
         let _running = RunningGuard(&self.running);
         if running >= self.max_running {
             return Err(ResolveError::Overloaded);
         }
-        let resolution = self.resolve(&q.name, q.qtype, refresh).await?;
+        let resolution = match self.resolve(&q.name, q.qtype, refresh).await {
+            Ok(resolution) => resolution,
+            Err(e) => {
+                self.failures
+                    .insert(failure_key, &e, self.config.failure_cache_ttl());
+                return Err(e);
+            }
+        };
         self.cache
             .store_answer(&q.key, &q.name, q.qtype, &resolution)
             .ok_or(ResolveError::Internal)

@@ -48,10 +48,13 @@ pub enum Behaviour {
     Rewrite(Rewrite),
 }
 
+/// What a [`Rewrite`] runs: the query, and the reply to change in place.
+type RewriteHook = dyn Fn(&Message, &mut Message) + Send + Sync;
+
 /// A reply-rewrite hook: gets the query and the reply the server would
 /// send, and changes the reply in place.
 #[derive(Clone)]
-pub struct Rewrite(Arc<dyn Fn(&Message, &mut Message) + Send + Sync>);
+pub struct Rewrite(Arc<RewriteHook>);
 
 impl Rewrite {
     pub fn new(hook: impl Fn(&Message, &mut Message) + Send + Sync + 'static) -> Rewrite {

@@ -1,0 +1,110 @@
+//! Parent-side delegations: the NS set and glue a referral gave, kept apart
+//! from what the child zone says about itself (Unbound's parent-side NS and
+//! address cache, used by its `processLastResort`).
+//!
+//! The record cache lets the child's own data outrank the referral (RFC 2181
+//! §5.4.1), which is right for answers but leaves a resolver stranded when
+//! the child's data is broken: a child that lists a dead address for its own
+//! NS name, or NS names that do not resolve, would make the parent's
+//! working glue unreachable. The walk keeps each referral's cut here, as
+//! the parent gave it, and asks those servers when every child-side server
+//! has failed.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+
+use super::{Delegation, NameServer};
+use crate::clock::Clock;
+
+/// The most parent-side cuts remembered; the least used go first.
+const MAX_CUTS: u64 = 50_000;
+/// Longest a parent-side cut is kept, whatever its TTL says.
+const MAX_TTL_S: u32 = 86_400;
+
+/// A referral's cut and when it expires, in clock milliseconds.
+#[derive(Clone)]
+struct Kept {
+    delegation: Delegation,
+    until_ms: u64,
+}
+
+pub struct ParentSide {
+    cuts: moka::sync::Cache<Name, Kept>,
+    clock: Clock,
+}
+
+impl ParentSide {
+    pub fn new(clock: Clock) -> ParentSide {
+        ParentSide {
+            cuts: moka::sync::Cache::builder()
+                .max_capacity(MAX_CUTS)
+                .time_to_live(Duration::from_secs(u64::from(MAX_TTL_S)))
+                .build(),
+            clock,
+        }
+    }
+
+    /// Keeps the cut a referral gave: its NS names and the glue addresses
+    /// it carried, for `ttl` seconds (the NS set's).
+    pub fn insert(&self, zone: &Name, servers: &[(Name, Vec<IpAddr>)], ttl: u32) {
+        let delegation = Delegation {
+            zone: zone.to_lowercase(),
+            servers: servers
+                .iter()
+                .map(|(name, addrs)| NameServer {
+                    name: name.clone(),
+                    addrs: addrs.clone(),
+                })
+                .collect(),
+        };
+        let until_ms = self.clock.now_ms() + u64::from(ttl.min(MAX_TTL_S)) * 1000;
+        self.cuts.insert(
+            delegation.zone.clone(),
+            Kept {
+                delegation,
+                until_ms,
+            },
+        );
+    }
+
+    /// The parent-side cut of `zone`, while it lives.
+    pub fn get(&self, zone: &Name) -> Option<Delegation> {
+        let kept = self.cuts.get(&zone.to_lowercase())?;
+        (kept.until_ms > self.clock.now_ms()).then_some(kept.delegation)
+    }
+
+    pub fn flush_all(&self) {
+        self.cuts.invalidate_all();
+    }
+
+    /// Forgets the cut of `name`, and with `subtree` every cut below it.
+    pub fn flush_name(&self, name: &Name, subtree: bool) {
+        super::invalidate_where(&self.cuts, |zone| {
+            if subtree {
+                name.zone_of(zone)
+            } else {
+                zone == name
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_lives_for_its_ttl() {
+        let clock = Clock::manual();
+        let p = ParentSide::new(clock.clone());
+        let zone = Name::from_ascii("Example.lab.").expect("name");
+        let ns = Name::from_ascii("ns.example.lab.").expect("name");
+        p.insert(&zone, &[(ns, vec!["127.0.0.5".parse().expect("ip")])], 60);
+        let got = p.get(&Name::from_ascii("example.lab.").expect("name"));
+        assert_eq!(got.map(|d| d.servers[0].addrs.len()), Some(1));
+        clock.advance(60_000);
+        assert!(p.get(&zone).is_none());
+    }
+}
