@@ -17,11 +17,14 @@
 //! ```
 //!
 //! `referral` answers in iterative mode instead of walking; `metrics` counts
-//! all of it for Prometheus.
+//! all of it for Prometheus. `dnssec` holds the validator's building blocks
+//! (trust anchors, signature and key-set checks); the walk does not call
+//! them yet.
 
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod dnssec;
 pub mod metrics;
 pub mod referral;
 pub mod resolve;

@@ -1,0 +1,19 @@
+//! DNSSEC validation (RFC 4033–4035, RFC 5155, RFC 6840): the pieces the
+//! walk will build the chain of trust from.
+//!
+//! - [`anchors`]: where trust starts (RFC 4033 §2): the root's DS set built
+//!   in, or an Unbound-style `trust-anchor-file` of DS and DNSKEY lines.
+//! - [`verify`]: one link of the chain at a time, with hickory-proto's
+//!   signature primitives underneath: a zone's DNSKEY RRset against the DS
+//!   set its parent signed (RFC 4035 §5.2), and any RRset against its RRSIGs
+//!   and the zone's keys (RFC 4035 §5.3): validity window, key tag, signer
+//!   name, label count, TTL capped by the signature.
+//!
+//! Every failure says which RFC 8914 Extended DNS Error it is, so a bogus
+//! answer can carry the reason to the client.
+
+pub mod anchors;
+pub mod verify;
+
+pub use anchors::{AnchorError, TrustAnchors};
+pub use verify::{Bogus, KeySet, Link, verify_dnskeys, verify_rrset};
