@@ -3,124 +3,17 @@
 //! (`ldns-keygen`, `ldns-signzone`) and served by NSD: what a real signer
 //! makes and a real server sends, fetched over TCP with DO=1.
 //!
-//! Each test builds one zone, `sec.lab.`, on 127.0.12.1:
-//!
-//! ```text
-//! sec.lab.   SOA, NS ns, DNSKEY (KSK + ZSK), RRSIGs
-//! ns         A 127.0.12.1
-//! www        A 192.0.2.1
-//! *.wild     A 192.0.2.9
-//! ```
+//! Each test signs and serves one zone, `sec.lab.` ([`support::signed`]).
 
 mod support;
 
-use std::net::Ipv4Addr;
-use std::path::Path;
-use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use hickory_proto::dnssec::rdata::DS;
-use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::A;
-use hickory_proto::rr::{Name, RData, Record, RecordType};
-use support::client::{self, ask_tcp};
-use support::e2e::{Nsd, TempDir, Zone, tool};
-use taproot::dnssec::{Bogus, Link, TrustAnchors, verify_dnskeys, verify_rrset};
-
-const SERVER: Ipv4Addr = Ipv4Addr::new(127, 0, 12, 1);
-const ORIGIN: &str = "sec.lab.";
-
-const ZONE: &str = "$ORIGIN sec.lab.\n\
-$TTL 3600\n\
-@       IN SOA ns hostmaster 1 3600 600 86400 300\n\
-@       IN NS  ns\n\
-ns      IN A   127.0.12.1\n\
-www     IN A   192.0.2.1\n\
-*.wild  IN A   192.0.2.9\n";
-
-/// A key made by `ldns-keygen` in `dir`: its base name and, for a KSK, its DS.
-struct Key {
-    base: String,
-    ds: Vec<DS>,
-}
-
-fn run(dir: &Path, program: &str, args: &[&str]) -> String {
-    let out = Command::new(tool(program))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn keygen(dir: &Path, algorithm: &str, ksk: bool) -> Key {
-    let mut args = vec!["-a", algorithm, "-r", "/dev/urandom"];
-    if algorithm.starts_with("RSA") {
-        args.extend(["-b", "1024"]);
-    }
-    if ksk {
-        args.push("-k");
-    }
-    args.push(ORIGIN);
-    let base = run(dir, "ldns-keygen", &args);
-    let ds = if ksk {
-        let path = dir.join(format!("{base}.ds"));
-        let text = std::fs::read_to_string(&path).expect("ldns-keygen wrote the DS");
-        TrustAnchors::parse(&text, &path.display().to_string())
-            .expect("ldns's DS line parses as an anchor")
-            .ds
-            .into_iter()
-            .map(|(_, ds)| ds)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Key { base, ds }
-}
-
-/// Signs [`ZONE`] with `keys` (extra `ldns-signzone` flags first) and returns the signed text.
-fn sign(dir: &Path, flags: &[&str], keys: &[&Key]) -> String {
-    std::fs::write(dir.join("sec.lab.zone"), ZONE).expect("write the zone");
-    let mut args: Vec<&str> = flags.to_vec();
-    args.extend(["-f", "sec.lab.signed", "sec.lab.zone"]);
-    args.extend(keys.iter().map(|k| k.base.as_str()));
-    run(dir, "ldns-signzone", &args);
-    std::fs::read_to_string(dir.join("sec.lab.signed")).expect("the signed zone")
-}
-
-fn serve(text: String) -> Nsd {
-    Nsd::start(vec![Zone {
-        origin: ORIGIN,
-        server: SERVER,
-        text,
-    }])
-}
-
-/// Asks NSD over TCP with DO=1.
-async fn ask_do(nsd: &Nsd, name: &str, rtype: RecordType) -> Vec<Record> {
-    let mut query = client::query(name, rtype);
-    if let Some(edns) = query.edns.as_mut() {
-        edns.set_dnssec_ok(true);
-    }
-    let reply: Message = ask_tcp(nsd.addr(SERVER), &query).await;
-    reply.answers
-}
-
-fn now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
-}
-
-fn zone() -> Name {
-    client::name(ORIGIN)
-}
+use hickory_proto::rr::{RData, RecordType};
+use support::client;
+use support::e2e::{Nsd, TempDir};
+use support::signed::{ORIGIN, ZONE, ask_do, keygen, now, serve, sign, zone};
+use taproot::dnssec::{Bogus, Link, verify_dnskeys, verify_rrset};
 
 /// The zone's keys proven from `ds`, and the `www` A RRset's check against them.
 async fn check_www(nsd: &Nsd, ds: &[DS]) -> Result<u32, Bogus> {

@@ -8,12 +8,16 @@
 //!   set its parent signed (RFC 4035 §5.2), and any RRset against its RRSIGs
 //!   and the zone's keys (RFC 4035 §5.3): validity window, key tag, signer
 //!   name, label count, TTL capped by the signature.
+//! - [`denial`]: whether verified NSEC or NSEC3 records prove an NXDOMAIN,
+//!   a NODATA (wildcard included) or an unsigned delegation.
 //!
 //! Every failure says which RFC 8914 Extended DNS Error it is, so a bogus
 //! answer can carry the reason to the client.
 
 pub mod anchors;
+pub mod denial;
 pub mod verify;
 
 pub use anchors::{AnchorError, TrustAnchors};
+pub use denial::{Denied, Proof, nsec_proof, nsec3_proof};
 pub use verify::{Bogus, KeySet, Link, verify_dnskeys, verify_rrset};

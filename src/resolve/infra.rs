@@ -60,6 +60,8 @@ pub struct Infra {
     servers: moka::sync::Cache<IpAddr, Arc<Mutex<ServerStats>>>,
     /// (server, zone) → when the mark expires, in clock milliseconds.
     lame: moka::sync::Cache<(IpAddr, Name), (ZoneFailure, u64)>,
+    /// Set by the first mark: until then no lookup in `lame` is needed.
+    any_lame: std::sync::atomic::AtomicBool,
     clock: Clock,
     max_timeout: Duration,
 }
@@ -75,6 +77,7 @@ impl Infra {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_millis(LAME_TTL_MS))
                 .build(),
+            any_lame: std::sync::atomic::AtomicBool::new(false),
             clock,
             max_timeout,
         }
@@ -96,15 +99,22 @@ impl Infra {
         self.stats(addr).held_until_ms > self.clock.now_ms()
     }
 
-    /// Marks `addr` as failing `zone` for [`LAME_TTL_MS`].
+    /// Marks `addr` as failing `zone` for [`LAME_TTL_MS`]. Zone names
+    /// compare without regard to case (hickory's `Name` equality and hash).
     pub fn mark_zone_failure(&self, addr: IpAddr, zone: &Name, how: ZoneFailure) {
         let until = self.clock.now_ms() + LAME_TTL_MS;
-        self.lame.insert((addr, zone.to_lowercase()), (how, until));
+        self.lame.insert((addr, zone.clone()), (how, until));
+        self.any_lame
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How `addr` last failed `zone`, while the mark lasts.
     pub fn zone_failure(&self, addr: IpAddr, zone: &Name) -> Option<ZoneFailure> {
-        let (how, until) = self.lame.get(&(addr, zone.to_lowercase()))?;
+        if !self.any_lame.load(std::sync::atomic::Ordering::Relaxed) {
+            // The common case: no key to build, no lookup.
+            return None;
+        }
+        let (how, until) = self.lame.get(&(addr, zone.clone()))?;
         (until > self.clock.now_ms()).then_some(how)
     }
 

@@ -6,6 +6,7 @@ pub mod client;
 pub mod daemon;
 pub mod e2e;
 pub mod lab;
+pub mod signed;
 pub mod tree;
 
 use std::io::Write;

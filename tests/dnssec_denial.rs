@@ -1,0 +1,191 @@
+//! Authenticated denial (`taproot::dnssec::denial`) against zones signed
+//! with NSEC and with NSEC3 by ldns-signzone and served by NSD: NXDOMAIN,
+//! NODATA, wildcard NODATA and an unsigned delegation, each proven from
+//! the authority section NSD sends after its RRSIGs are verified; proofs
+//! for another name rejected; NSEC3 opt-out and RFC 9276's iteration cap.
+
+mod support;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Name, RecordType};
+use support::client;
+use support::e2e::{Nsd, TempDir};
+use support::signed::{Key, ORIGIN, ask_do, ask_signed, keygen, now, serve, sign, zone};
+use taproot::dnssec::denial::DEFAULT_MAX_NSEC3_ITERATIONS;
+use taproot::dnssec::{Denied, KeySet, Link, Proof, nsec_proof, nsec3_proof};
+use taproot::dnssec::{verify_dnskeys, verify_rrset};
+
+/// Keys for a zone and the zone signed with `flags`, served.
+fn signed_zone(flags: &[&str]) -> (TempDir, Key, Nsd) {
+    let dir = TempDir::new("denial");
+    let ksk = keygen(dir.path(), "ECDSAP256SHA256", true);
+    let zsk = keygen(dir.path(), "ECDSAP256SHA256", false);
+    let nsd = serve(sign(dir.path(), flags, &[&ksk, &zsk]));
+    (dir, ksk, nsd)
+}
+
+async fn proven_keys(nsd: &Nsd, ksk: &Key) -> KeySet {
+    let keys = ask_do(nsd, ORIGIN, RecordType::DNSKEY).await;
+    match verify_dnskeys(&zone(), &keys, &keys, &ksk.ds, &[], now()) {
+        Ok(Link::Secure(keyset)) => keyset,
+        other => panic!("the zone's keys are proven: {other:?}"),
+    }
+}
+
+/// The negative answer to (name, type), its NSEC/NSEC3 RRsets verified.
+async fn verified_negative(nsd: &Nsd, keys: &KeySet, name: &str, rtype: RecordType) -> Message {
+    let reply = ask_signed(nsd, name, rtype).await;
+    assert!(reply.answers.is_empty(), "{name} {rtype} is negative");
+    for r in &reply.authorities {
+        if matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3) {
+            verify_rrset(
+                &r.name,
+                r.record_type(),
+                &reply.authorities,
+                &reply.authorities,
+                keys,
+                now(),
+            )
+            .unwrap_or_else(|e| panic!("{} {}: {e}", r.name, r.record_type()));
+        }
+    }
+    reply
+}
+
+fn name(s: &str) -> Name {
+    client::name(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsec_proves_nxdomain_nodata_wildcard_nodata_and_an_unsigned_delegation() {
+    let (_dir, ksk, nsd) = signed_zone(&[]);
+    let keys = proven_keys(&nsd, &ksk).await;
+    let cases = [
+        ("nope.sec.lab.", RecordType::A, Denied::Name),
+        ("www.sec.lab.", RecordType::MX, Denied::Type(RecordType::MX)),
+        (
+            "x.wild.sec.lab.",
+            RecordType::MX,
+            Denied::Type(RecordType::MX),
+        ),
+        (
+            "insecure.sec.lab.",
+            RecordType::DS,
+            Denied::Type(RecordType::DS),
+        ),
+    ];
+    for (qname, rtype, denied) in cases {
+        let reply = verified_negative(&nsd, &keys, qname, rtype).await;
+        assert_eq!(
+            nsec_proof(&name(qname), denied, &reply.authorities, &zone()),
+            Proof::Proven,
+            "{qname} {rtype}"
+        );
+    }
+    // The NXDOMAIN proof for nope.sec.lab. says nothing of www.sec.lab.,
+    // and the NODATA proof for MX does not deny A.
+    let nx = verified_negative(&nsd, &keys, "nope.sec.lab.", RecordType::A).await;
+    assert!(matches!(
+        nsec_proof(
+            &name("www.sec.lab."),
+            Denied::Name,
+            &nx.authorities,
+            &zone()
+        ),
+        Proof::Missing(_)
+    ));
+    let nodata = verified_negative(&nsd, &keys, "www.sec.lab.", RecordType::MX).await;
+    assert!(matches!(
+        nsec_proof(
+            &name("www.sec.lab."),
+            Denied::Type(RecordType::A),
+            &nodata.authorities,
+            &zone()
+        ),
+        Proof::Missing(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsec3_proves_nxdomain_nodata_wildcard_nodata_and_an_unsigned_delegation() {
+    let (_dir, ksk, nsd) = signed_zone(&["-n", "-t", "5", "-s", "c0ffee"]);
+    let keys = proven_keys(&nsd, &ksk).await;
+    let cases = [
+        ("nope.sec.lab.", RecordType::A, Denied::Name),
+        ("www.sec.lab.", RecordType::MX, Denied::Type(RecordType::MX)),
+        (
+            "x.wild.sec.lab.",
+            RecordType::MX,
+            Denied::Type(RecordType::MX),
+        ),
+        (
+            "insecure.sec.lab.",
+            RecordType::DS,
+            Denied::Type(RecordType::DS),
+        ),
+    ];
+    let max = DEFAULT_MAX_NSEC3_ITERATIONS;
+    for (qname, rtype, denied) in cases {
+        let reply = verified_negative(&nsd, &keys, qname, rtype).await;
+        assert_eq!(
+            nsec3_proof(&name(qname), denied, &reply.authorities, &zone(), max),
+            Proof::Proven,
+            "{qname} {rtype}"
+        );
+    }
+    let nx = verified_negative(&nsd, &keys, "nope.sec.lab.", RecordType::A).await;
+    assert!(matches!(
+        nsec3_proof(
+            &name("www.sec.lab."),
+            Denied::Name,
+            &nx.authorities,
+            &zone(),
+            max
+        ),
+        Proof::Missing(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_opt_out_a_name_only_covered_is_insecure_and_a_matched_delegation_proven() {
+    let (_dir, ksk, nsd) = signed_zone(&["-n", "-p", "-t", "0"]);
+    let keys = proven_keys(&nsd, &ksk).await;
+    let max = DEFAULT_MAX_NSEC3_ITERATIONS;
+    // RFC 5155 §9.2: an opt-out span may hide unsigned delegations, so a
+    // name it only covers is not proven absent: insecure.
+    let nx = verified_negative(&nsd, &keys, "nothere.sec.lab.", RecordType::DS).await;
+    let covered = nsec3_proof(
+        &name("nothere.sec.lab."),
+        Denied::Name,
+        &nx.authorities,
+        &zone(),
+        max,
+    );
+    assert_eq!(covered, Proof::OptOut);
+    // ldns-signzone still gives the unsigned delegation its own NSEC3,
+    // which proves the DS absent outright.
+    let ds = verified_negative(&nsd, &keys, "insecure.sec.lab.", RecordType::DS).await;
+    let matched = nsec3_proof(
+        &name("insecure.sec.lab."),
+        Denied::Type(RecordType::DS),
+        &ds.authorities,
+        &zone(),
+        max,
+    );
+    assert_eq!(matched, Proof::Proven);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nsec3_chain_with_more_than_150_iterations_proves_nothing() {
+    let (_dir, ksk, nsd) = signed_zone(&["-n", "-t", "200"]);
+    let keys = proven_keys(&nsd, &ksk).await;
+    let reply = verified_negative(&nsd, &keys, "nope.sec.lab.", RecordType::A).await;
+    let proof = nsec3_proof(
+        &name("nope.sec.lab."),
+        Denied::Name,
+        &reply.authorities,
+        &zone(),
+        DEFAULT_MAX_NSEC3_ITERATIONS,
+    );
+    assert_eq!(proof, Proof::TooManyIterations(200));
+}
