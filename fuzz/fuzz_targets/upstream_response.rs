@@ -2,7 +2,8 @@
 //! `example.co.kr.` had sent them in answer to `www.example.co.kr. A`. They
 //! go through what the walk does before caching — parse, scrub (iter_scrub's
 //! job), classify — and what would be cached is cached. Whatever the bytes:
-//! no panic, and nothing outside the server's bailiwick reaches the cache.
+//! no panic, and nothing outside the server's bailiwick reaches the cache
+//! (an upward NS set may pass the scrubber, but only into a lame verdict).
 //!
 //! `cargo fuzz run upstream_response -- -max_total_time=600`
 #![no_main]
@@ -55,14 +56,36 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     scrub(&mut msg, &f.qname, &f.zone);
-    for section in [&msg.answers, &msg.authorities, &msg.additionals] {
-        assert_in_bailiwick(section, &f.zone);
+    assert_in_bailiwick(&msg.answers, &f.zone);
+    assert_in_bailiwick(&msg.additionals, &f.zone);
+    // The one thing the scrubber lets through from outside the zone: an
+    // upward NS set, kept so the answer is classified lame (and not cached).
+    let upward = msg.authorities.iter().any(|r| !f.zone.zone_of(&r.name));
+    for r in msg.authorities.iter().filter(|r| !f.zone.zone_of(&r.name)) {
+        assert!(
+            r.record_type() == RecordType::NS && r.name.zone_of(&f.zone),
+            "only an upward NS set may stay outside the zone, not {} {}",
+            r.name,
+            r.record_type()
+        );
     }
+    let classified = classify(&msg, &f.qname, RecordType::A, &f.zone);
+    if upward {
+        assert!(
+            matches!(classified, Classified::Lame(_)),
+            "an upward NS set makes the answer lame: {classified:?}"
+        );
+        assert!(msg.additionals.is_empty(), "and takes no glue with it");
+    }
+    cache_what_the_walk_would(f, classified);
+});
+
+fn cache_what_the_walk_would(f: &Fixture, classified: Classified) {
     let cache = |records: &[Record], rank| {
         assert_in_bailiwick(records, &f.zone);
         f.cache.records.insert(records.to_vec(), rank);
     };
-    match classify(&msg, &f.qname, RecordType::A, &f.zone) {
+    match classified {
         Classified::Answer {
             chain,
             rrset,
@@ -87,6 +110,8 @@ fuzz_target!(|data: &[u8]| {
                 assert_in_bailiwick(std::slice::from_ref(&soa), &f.zone);
             }
         }
+        // Used when no other server answers: cached like any other answer.
+        Classified::LastResort { answer, .. } => cache_what_the_walk_would(f, *answer),
         Classified::Lame(_) | Classified::ServerError(_) => {}
     }
-});
+}

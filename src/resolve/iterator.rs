@@ -1,6 +1,19 @@
 //! The walk (RFC 1034 §5.3.3): from the closest known zone cut down to the
 //! zone that holds the answer, one referral at a time, with QNAME
 //! minimisation (RFC 9156, relaxed) and bounded glueless sub-resolutions.
+//!
+//! At each cut the servers are asked in this order, each step only when
+//! the one before it gave nothing usable (Unbound's iterator does the
+//! same): the servers with addresses, fastest first and those lame for the
+//! zone last; then the NS names still without an address, looked up one
+//! by one; then the parent side's NS names and glue, kept from the
+//! referral, for a child whose own NS data is broken. A timed-out server
+//! gets a second round with the full timeout. A minimised query that fails
+//! is asked again with the full name instead.
+//!
+//! What bounds a question: `max_upstream_queries` (32, Unbound's
+//! max-sent-count) and the time budget; priming at most once; NS
+//! dependency cycles stopped as soon as a name is needed to find itself.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
