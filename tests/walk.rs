@@ -577,3 +577,52 @@ async fn the_root_is_primed_at_the_first_query_and_again_when_its_ns_set_expires
     );
     running.shutdown(Duration::from_secs(2)).await;
 }
+
+/// RFC 4035 §3.1.4.1: the DS RRset lives in the parent zone. Once the
+/// child's cut is cached, a DS question must still go to the parent's
+/// servers, not to the child's, which can only answer NODATA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ds_question_is_asked_of_the_parent_even_with_the_childs_cut_cached() {
+    let root_ip: IpAddr = "127.0.13.1".parse().expect("literal");
+    let lab_ip: IpAddr = "127.0.13.2".parse().expect("literal");
+    let child_ip: IpAddr = "127.0.13.3".parse().expect("literal");
+    let root = "$TTL 86400\n\
+        @ IN SOA a.root.lab. h.root.lab. 1 1800 900 604800 86400\n\
+        @ IN NS a.root.lab.\n\
+        a.root.lab. IN A 127.0.13.1\n\
+        lab. IN NS ns.lab.\n\
+        ns.lab. IN A 127.0.13.2\n";
+    let lab = "$TTL 3600\n\
+        @ IN SOA ns h 1 1800 900 604800 600\n\
+        @ IN NS ns\n\
+        ns IN A 127.0.13.2\n\
+        signed IN NS ns.signed\n\
+        ns.signed IN A 127.0.13.3\n\
+        signed IN DS 12345 13 2 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF\n";
+    let child = "$TTL 3600\n\
+        @ IN SOA ns h 1 1800 900 604800 300\n\
+        @ IN NS ns\n\
+        ns IN A 127.0.13.3\n\
+        www IN A 192.0.2.1\n";
+    let tree = support::tree::FakeTree::builder()
+        .zone(".", root, &[root_ip])
+        .zone("lab.", lab, &[lab_ip])
+        .zone("signed.lab.", child, &[child_ip])
+        .start()
+        .await;
+    let t = start_taproot(&tree, |_| {}).await;
+    // The child's cut is learned and cached.
+    let www = ask_udp(t.addr, &client::recursive("www.signed.lab.", RecordType::A)).await;
+    assert_eq!(addresses(&www), ["192.0.2.1"]);
+    tree.reset_counts();
+    let ds = ask_udp(t.addr, &client::recursive("signed.lab.", RecordType::DS)).await;
+    assert_eq!(ds.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        types(&ds.answers),
+        [RecordType::DS],
+        "{:?}",
+        tree.query_log()
+    );
+    assert_eq!(tree.queries_to(child_ip), 0, "{:?}", tree.query_log());
+    t.stop().await;
+}

@@ -134,7 +134,14 @@ impl Resolver {
         qtype: RecordType,
         budget: &mut Budget,
     ) -> Result<Step, ResolveError> {
-        let mut cut = self.start_cut(qname, budget).await?;
+        // RFC 4035 §3.1.4.1: a DS RRset is the parent's data; start above
+        // the child's own cut even when that cut is cached.
+        let start = if qtype == RecordType::DS && !qname.is_root() {
+            qname.base_name()
+        } else {
+            qname.clone()
+        };
+        let mut cut = self.start_cut(&start, budget).await?;
         let total_labels = qname.num_labels();
         let mut minimise = self.config.qname_minimisation;
         let mut qmin_labels = cut.zone().num_labels() + 1;
