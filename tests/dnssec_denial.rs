@@ -7,7 +7,7 @@
 mod support;
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 use support::client;
 use support::e2e::{Nsd, TempDir};
 use support::signed::{Key, ORIGIN, ask_do, ask_signed, keygen, now, serve, sign, zone};
@@ -56,94 +56,80 @@ fn name(s: &str) -> Name {
     client::name(s)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nsec_proves_nxdomain_nodata_wildcard_nodata_and_an_unsigned_delegation() {
-    let (_dir, ksk, nsd) = signed_zone(&[]);
+/// What each kind of chain must prove: NXDOMAIN, NODATA, wildcard NODATA,
+/// and the absence of DS at an unsigned delegation.
+const DENIALS: [(&str, RecordType, Denied); 4] = [
+    ("nope.sec.lab.", RecordType::A, Denied::Name),
+    ("www.sec.lab.", RecordType::MX, Denied::Type(RecordType::MX)),
+    (
+        "x.wild.sec.lab.",
+        RecordType::MX,
+        Denied::Type(RecordType::MX),
+    ),
+    (
+        "insecure.sec.lab.",
+        RecordType::DS,
+        Denied::Type(RecordType::DS),
+    ),
+];
+
+/// Signs the zone with `flags`, then checks with `prove` that each of
+/// [`DENIALS`] is proven from NSD's answer, and that a proof is not taken
+/// for another name or type: the NXDOMAIN proof for nope.sec.lab. says
+/// nothing of www.sec.lab., and the NODATA proof for MX does not deny A.
+async fn every_denial_is_proven_and_only_for_its_question(
+    flags: &[&str],
+    prove: impl Fn(&Name, Denied, &[Record]) -> Proof,
+) {
+    let (_dir, ksk, nsd) = signed_zone(flags);
     let keys = proven_keys(&nsd, &ksk).await;
-    let cases = [
-        ("nope.sec.lab.", RecordType::A, Denied::Name),
-        ("www.sec.lab.", RecordType::MX, Denied::Type(RecordType::MX)),
-        (
-            "x.wild.sec.lab.",
-            RecordType::MX,
-            Denied::Type(RecordType::MX),
-        ),
-        (
-            "insecure.sec.lab.",
-            RecordType::DS,
-            Denied::Type(RecordType::DS),
-        ),
-    ];
-    for (qname, rtype, denied) in cases {
+    for (qname, rtype, denied) in DENIALS {
         let reply = verified_negative(&nsd, &keys, qname, rtype).await;
         assert_eq!(
-            nsec_proof(&name(qname), denied, &reply.authorities, &zone()),
+            prove(&name(qname), denied, &reply.authorities),
             Proof::Proven,
             "{qname} {rtype}"
         );
     }
-    // The NXDOMAIN proof for nope.sec.lab. says nothing of www.sec.lab.,
-    // and the NODATA proof for MX does not deny A.
     let nx = verified_negative(&nsd, &keys, "nope.sec.lab.", RecordType::A).await;
     assert!(matches!(
-        nsec_proof(
-            &name("www.sec.lab."),
-            Denied::Name,
-            &nx.authorities,
-            &zone()
-        ),
+        prove(&name("www.sec.lab."), Denied::Name, &nx.authorities),
         Proof::Missing(_)
     ));
     let nodata = verified_negative(&nsd, &keys, "www.sec.lab.", RecordType::MX).await;
     assert!(matches!(
-        nsec_proof(
+        prove(
             &name("www.sec.lab."),
             Denied::Type(RecordType::A),
-            &nodata.authorities,
-            &zone()
+            &nodata.authorities
         ),
         Proof::Missing(_)
     ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsec_proves_nxdomain_nodata_wildcard_nodata_and_an_unsigned_delegation() {
+    every_denial_is_proven_and_only_for_its_question(&[], |qname, denied, records| {
+        nsec_proof(qname, denied, records, &zone())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsec3_proves_nxdomain_nodata_wildcard_nodata_and_an_unsigned_delegation() {
-    let (_dir, ksk, nsd) = signed_zone(&["-n", "-t", "5", "-s", "c0ffee"]);
-    let keys = proven_keys(&nsd, &ksk).await;
-    let cases = [
-        ("nope.sec.lab.", RecordType::A, Denied::Name),
-        ("www.sec.lab.", RecordType::MX, Denied::Type(RecordType::MX)),
-        (
-            "x.wild.sec.lab.",
-            RecordType::MX,
-            Denied::Type(RecordType::MX),
-        ),
-        (
-            "insecure.sec.lab.",
-            RecordType::DS,
-            Denied::Type(RecordType::DS),
-        ),
-    ];
-    let max = DEFAULT_MAX_NSEC3_ITERATIONS;
-    for (qname, rtype, denied) in cases {
-        let reply = verified_negative(&nsd, &keys, qname, rtype).await;
-        assert_eq!(
-            nsec3_proof(&name(qname), denied, &reply.authorities, &zone(), max),
-            Proof::Proven,
-            "{qname} {rtype}"
-        );
-    }
-    let nx = verified_negative(&nsd, &keys, "nope.sec.lab.", RecordType::A).await;
-    assert!(matches!(
-        nsec3_proof(
-            &name("www.sec.lab."),
-            Denied::Name,
-            &nx.authorities,
-            &zone(),
-            max
-        ),
-        Proof::Missing(_)
-    ));
+    every_denial_is_proven_and_only_for_its_question(
+        &["-n", "-t", "5", "-s", "c0ffee"],
+        |qname, denied, records| {
+            nsec3_proof(
+                qname,
+                denied,
+                records,
+                &zone(),
+                DEFAULT_MAX_NSEC3_ITERATIONS,
+            )
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,6 +81,18 @@ impl Delegation {
     pub fn has_addresses(&self) -> bool {
         self.servers.iter().any(|s| !s.addrs.is_empty())
     }
+
+    /// Every server address of the cut, sorted, each once.
+    pub fn addresses(&self) -> Vec<std::net::IpAddr> {
+        let mut addrs: Vec<std::net::IpAddr> = self
+            .servers
+            .iter()
+            .flat_map(|s| s.addrs.iter().copied())
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
 }
 
 /// The stores and what they share: the clock, the TTL policy, the counters.

@@ -12,7 +12,9 @@
 
 use data_encoding::BASE32HEX_NOPAD;
 use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC, NSEC3};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType, RecordTypeSet};
+
+use Proof::Proven;
 
 /// RFC 9276 §3.2: NSEC3 chains with more iterations are treated as insecure.
 pub const DEFAULT_MAX_NSEC3_ITERATIONS: u16 = 150;
@@ -54,6 +56,25 @@ fn nsec3(record: &Record) -> Option<&NSEC3> {
     }
 }
 
+/// An NSEC or NSEC3 at a delegation (NS without SOA) speaks for the
+/// parent only (RFC 6840 §4.1, RFC 5155 §8.9).
+fn parent_side(types: &RecordTypeSet) -> bool {
+    types.contains(RecordType::NS) && !types.contains(RecordType::SOA)
+}
+
+/// True when the bitmap of an NSEC or NSEC3 matching the name denies
+/// `qtype` there: neither the type nor a CNAME is listed, and the record
+/// is from the right side of a cut (the parent's for DS, the zone's own
+/// for everything else).
+fn bitmap_denies(types: &RecordTypeSet, qtype: RecordType) -> bool {
+    let right_side = if qtype == RecordType::DS {
+        !types.contains(RecordType::SOA)
+    } else {
+        !parent_side(types)
+    };
+    right_side && !types.contains(qtype) && !types.contains(RecordType::CNAME)
+}
+
 /// `*.` + `name`.
 fn wildcard_of(name: &Name) -> Option<Name> {
     Name::from_labels([&b"*"[..]])
@@ -88,21 +109,10 @@ pub fn nsec_proof(qname: &Name, denied: Denied, records: &[Record], zone: &Name)
         .filter(|r| zone.zone_of(&r.name))
         .filter_map(|r| nsec(r).map(|n| (&r.name, n)))
         .collect();
-    // An NSEC from above a cut (NS without SOA) speaks for the parent only.
-    let parent_side =
-        |n: &NSEC| n.type_set().contains(RecordType::NS) && !n.type_set().contains(RecordType::SOA);
-    let lacks = |n: &NSEC, t: RecordType| {
-        !n.type_set().contains(t) && !n.type_set().contains(RecordType::CNAME)
-    };
     match denied {
         Denied::Type(qtype) => {
             if let Some((_, n)) = nsecs.iter().find(|(owner, _)| *owner == qname) {
-                let right_side = if qtype == RecordType::DS {
-                    !n.type_set().contains(RecordType::SOA)
-                } else {
-                    !parent_side(n)
-                };
-                return if right_side && lacks(n, qtype) {
+                return if bitmap_denies(n.type_set(), qtype) {
                     Proven
                 } else {
                     Proof::Missing("the NSEC at the name lists the type")
@@ -120,14 +130,14 @@ pub fn nsec_proof(qname: &Name, denied: Denied, records: &[Record], zone: &Name)
                 return Proof::Missing("no wildcard name");
             };
             match nsecs.iter().find(|(owner, _)| **owner == wild) {
-                Some((_, w)) if lacks(w, qtype) => Proven,
+                Some((_, w)) if bitmap_denies(w.type_set(), qtype) => Proven,
                 _ => Proof::Missing("no NSEC at the wildcard without the type"),
             }
         }
         Denied::Name => {
             // RFC 6840 §4.1: a delegation's NSEC cannot deny names below the cut.
             let Some((owner, n)) = nsecs.iter().find(|(owner, n)| {
-                !(parent_side(n) && owner.zone_of(qname))
+                !(parent_side(n.type_set()) && owner.zone_of(qname))
                     && nsec_covers(owner, n.next_domain_name(), qname)
             }) else {
                 return Proof::Missing("no NSEC covers the name");
@@ -147,8 +157,6 @@ pub fn nsec_proof(qname: &Name, denied: Denied, records: &[Record], zone: &Name)
         }
     }
 }
-
-use Proof::Proven;
 
 /// RFC 4035 §5.4 / RFC 6840 §4.4: the closest encloser of a name an NSEC
 /// covers is the longer of its common ancestors with the NSEC's two ends.
@@ -246,21 +254,11 @@ pub fn nsec3_proof(
         return Proof::Missing("no NSEC3 records");
     }
     let chain = Chain { entries };
-    let lacks = |n: &NSEC3, t: RecordType| {
-        !n.type_set().contains(t) && !n.type_set().contains(RecordType::CNAME)
-    };
     match denied {
         Denied::Type(qtype) => {
             if let Some(n) = chain.matching(qname) {
-                // §8.5/§8.6; an NSEC3 with NS and no SOA is the parent's (§8.9).
-                let parent_side = n.type_set().contains(RecordType::NS)
-                    && !n.type_set().contains(RecordType::SOA);
-                let right_side = if qtype == RecordType::DS {
-                    !n.type_set().contains(RecordType::SOA)
-                } else {
-                    !parent_side
-                };
-                return if right_side && lacks(n, qtype) {
+                // §8.5/§8.6.
+                return if bitmap_denies(n.type_set(), qtype) {
                     Proven
                 } else {
                     Proof::Missing("the NSEC3 at the name lists the type")
@@ -275,7 +273,7 @@ pub fn nsec3_proof(
             }
             // §8.7: wildcard NODATA.
             match wildcard_of(&ce).and_then(|w| chain.matching(&w)) {
-                Some(w) if lacks(w, qtype) => Proven,
+                Some(w) if bitmap_denies(w.type_set(), qtype) => Proven,
                 _ => Proof::Missing("no NSEC3 at the wildcard without the type"),
             }
         }

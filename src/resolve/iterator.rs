@@ -108,15 +108,8 @@ impl Cut {
 
     /// Addresses of the cut not yet asked the current question.
     fn fresh_addresses(&self) -> Vec<IpAddr> {
-        let mut addrs: Vec<IpAddr> = self
-            .delegation
-            .servers
-            .iter()
-            .flat_map(|s| s.addrs.iter().copied())
-            .filter(|a| !self.asked.contains(a))
-            .collect();
-        addrs.sort();
-        addrs.dedup();
+        let mut addrs = self.delegation.addresses();
+        addrs.retain(|a| !self.asked.contains(a));
         addrs
     }
 
@@ -317,7 +310,7 @@ impl Resolver {
         }
         budget.primed = true;
         let root = Name::root();
-        let addrs = Cut::new(hints.clone()).fresh_addresses();
+        let addrs = hints.addresses();
         match self
             .ask_servers(&root, &addrs, &root, RecordType::NS, budget, false)
             .await
@@ -736,7 +729,7 @@ impl Resolver {
         } else {
             (name.clone(), RecordType::NS)
         };
-        let addrs = Cut::new(root).fresh_addresses();
+        let addrs = root.addresses();
         let reply = self
             .ask_servers(&Name::root(), &addrs, &sname, stype, &mut budget, false)
             .await?;
