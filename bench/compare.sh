@@ -314,6 +314,9 @@ upstream_port = 53
 allow_loopback_upstreams = true
 qname_minimisation = true
 
+[dnssec]
+validation = false
+
 [cache]
 size_mb = $CACHE_MB
 

@@ -119,6 +119,7 @@ fn store_like_the_resolver(cache: &Cache, key: &[u8], qname: &str, last: u8) {
         rcode: ResponseCode::NoError,
         answers: rrset,
         authorities: Vec::new(),
+        security: taproot::dnssec::Security::Indeterminate,
     };
     cache
         .store_answer(key, &name(qname), RecordType::A, &res)
@@ -127,7 +128,7 @@ fn store_like_the_resolver(cache: &Cache, key: &[u8], qname: &str, last: u8) {
 
 fn answer_key_of(qname_wire: &[u8]) -> Vec<u8> {
     let mut buf = [0u8; MAX_NAME_LEN + 5];
-    wire::answer_key(qname_wire, QTYPE_A, QCLASS_IN, false, &mut buf).to_vec()
+    wire::answer_key(qname_wire, QTYPE_A, QCLASS_IN, 0, &mut buf).to_vec()
 }
 
 /// A cache big enough that 2^20 answers (and their RRsets) are never evicted
@@ -178,7 +179,7 @@ impl Fixture {
         guard: &'g Guard,
     ) -> Option<&'g CachedAnswer> {
         let mut keybuf = [0u8; MAX_NAME_LEN + 5];
-        let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, false, &mut keybuf);
+        let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
         self.cache.answers.find_fresh(key, now_ms, guard)
     }
 
@@ -205,7 +206,7 @@ impl Fixture {
             if prefetch {
                 for (i, hash) in hashes.iter_mut().take(len as usize).enumerate() {
                     let qname = write_qname(pick(n + 1 + i as u64), &mut buf);
-                    let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, false, &mut keybuf);
+                    let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
                     *hash = self.cache.answers.fingerprint(key);
                 }
                 self.cache.answers.prefetch(&hashes[..len as usize], &guard);
@@ -324,7 +325,7 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
             n = n.wrapping_add(1);
             let qname = write_qname(scrambled(n), &mut buf);
             let mut keybuf = [0u8; MAX_NAME_LEN + 5];
-            let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, false, &mut keybuf);
+            let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
             black_box(fx.cache.answers.lookup_fresh(key, fx.cache.clock.now_ms()))
         })
     });
@@ -341,7 +342,7 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
             n = n.wrapping_add(1);
             let qname = fx.qname(scrambled(n));
             let mut keybuf = [0u8; MAX_NAME_LEN + 5];
-            let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, false, &mut keybuf);
+            let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
             let now = fx.cache.clock.now_ms();
             let answer = fx.cache.answers.lookup_fresh(key, now).expect("a hit");
             let q = ClientQuery {
@@ -367,7 +368,7 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
             n = n.wrapping_add(1);
             let qname = &misses[n & 0xffff];
             let mut keybuf = [0u8; MAX_NAME_LEN + 5];
-            let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, false, &mut keybuf);
+            let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
             black_box(fx.cache.answers.lookup_fresh(key, fx.cache.clock.now_ms()))
         })
     });
@@ -406,6 +407,7 @@ fn handler(
         cache.clone(),
         Vec::new(),
         metrics.clone(),
+        taproot::resolve::Validation::off(cache.clock.clone()),
         config.server.max_inflight_resolutions,
     );
     Handler {

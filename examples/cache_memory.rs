@@ -62,10 +62,11 @@ fn main() {
             rcode: ResponseCode::NoError,
             answers: rrset.clone(),
             authorities: Vec::new(),
+            security: taproot::dnssec::Security::Indeterminate,
         };
         cache.records.insert(rrset, Rank::AuthAnswer);
         let qname = name_wire_lower(&owner);
-        let key = wire::answer_key(&qname, 1, 1, false, &mut keybuf);
+        let key = wire::answer_key(&qname, 1, 1, 0, &mut keybuf);
         cache
             .store_answer(key, &owner, RecordType::A, &resolution)
             .expect("cacheable");

@@ -114,6 +114,7 @@ pub struct Config {
     pub ratelimit: RateLimitConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub dnssec: DnssecConfig,
 }
 
 /// `[server]`: the client-facing side.
@@ -171,6 +172,55 @@ pub struct ResolverConfig {
     pub edns_buffer_size: u16,
     /// 0x20 case randomisation of upstream query names.
     pub use_0x20: bool,
+}
+
+/// `[dnssec]`: validation (RFC 4033–4035).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnssecConfig {
+    /// Validate answers under a trust anchor; bogus ones become SERVFAIL.
+    pub validation: bool,
+    /// Empty: the root's KSK-2017 and KSK-2024; else DS/DNSKEY lines, one a line.
+    pub trust_anchor_file: String,
+    /// Names below which answers are not validated (RFC 7646).
+    pub negative_trust_anchors: Vec<String>,
+    /// NSEC3 chains hashed more often prove nothing: insecure (RFC 9276).
+    pub max_nsec3_iterations: u16,
+}
+
+impl Default for DnssecConfig {
+    fn default() -> Self {
+        DnssecConfig {
+            validation: true,
+            trust_anchor_file: String::new(),
+            negative_trust_anchors: Vec::new(),
+            max_nsec3_iterations: crate::dnssec::denial::DEFAULT_MAX_NSEC3_ITERATIONS,
+        }
+    }
+}
+
+impl DnssecConfig {
+    /// The anchors validation starts from: the file's, or the root's built in.
+    pub fn trust_anchors(&self) -> Result<crate::dnssec::TrustAnchors, crate::dnssec::AnchorError> {
+        if self.trust_anchor_file.is_empty() {
+            Ok(crate::dnssec::TrustAnchors::root())
+        } else {
+            crate::dnssec::TrustAnchors::from_file(Path::new(&self.trust_anchor_file))
+        }
+    }
+
+    /// The negative trust anchors as names; the first that is not a name is the error.
+    pub fn negative_anchors(&self) -> Result<Vec<hickory_proto::rr::Name>, String> {
+        self.negative_trust_anchors
+            .iter()
+            .map(|text| {
+                let mut name = hickory_proto::rr::Name::from_ascii(text)
+                    .map_err(|e| format!("{text:?} is not a domain name: {e}"))?;
+                name.set_fqdn(true);
+                Ok(name.to_lowercase())
+            })
+            .collect()
+    }
 }
 
 /// `[cache]`.
@@ -330,6 +380,7 @@ impl Default for Config {
             ratelimit: RateLimitConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            dnssec: DnssecConfig::default(),
         }
     }
 }
@@ -502,6 +553,14 @@ impl Config {
                 "resolver.root_hints_file",
                 &format!("{} does not exist", self.resolver.root_hints_file),
             ));
+        }
+        if self.dnssec.validation
+            && let Err(e) = self.dnssec.trust_anchors()
+        {
+            return Err(bad("dnssec.trust_anchor_file", &e.to_string()));
+        }
+        if let Err(problem) = self.dnssec.negative_anchors() {
+            return Err(bad("dnssec.negative_trust_anchors", &problem));
         }
         Ok(())
     }

@@ -18,6 +18,11 @@ pub const TYPE_OPT: u16 = 41;
 pub const SERVER_EDNS_PAYLOAD: u16 = 1232;
 /// RFC 6891 §7: extended RCODE for an unsupported EDNS version.
 pub const RCODE_BADVERS: u16 = 16;
+/// The last byte of an answer key: which variant of the answer a query
+/// gets. DO: RRSIG, NSEC and NSEC3 records included (RFC 4035 §3.2.1).
+pub const VARIANT_DO: u8 = 1;
+/// CD: unchecked data for a client that validates itself (RFC 4035 §3.2.2).
+pub const VARIANT_CD: u8 = 2;
 
 /// Header flag bits (RFC 1035 §4.1.1, RFC 4035 §3.2 for AD/CD).
 pub mod flags {
@@ -63,6 +68,16 @@ impl ClientQuery<'_> {
     }
     pub fn dnssec_ok(&self) -> bool {
         self.edns.is_some_and(|e| e.dnssec_ok)
+    }
+    /// The answer variant this query gets (see [`answer_key`]).
+    #[inline]
+    pub fn variant(&self) -> u8 {
+        let cd = if self.flags & flags::CD != 0 {
+            VARIANT_CD
+        } else {
+            0
+        };
+        cd | if self.dnssec_ok() { VARIANT_DO } else { 0 }
     }
     /// The largest UDP response the client accepts (RFC 6891 §6.2.5), capped at ours.
     pub fn udp_limit(&self) -> usize {
@@ -283,14 +298,14 @@ pub fn ttl_offsets(raw: &[u8]) -> Option<(Vec<u16>, Option<u32>)> {
     Some((offsets, min_ttl))
 }
 
-/// Writes the lower-cased question name, type, class and DO bit into `out`:
-/// the answer cache's key, built on the stack so a lookup allocates nothing.
+/// Writes the lower-cased question name, type, class and answer variant
+/// ([`VARIANT_DO`], [`VARIANT_CD`]) into `out`: the answer cache's key, built on the stack so a lookup allocates nothing.
 #[inline]
 pub fn answer_key<'b>(
     qname: &[u8],
     qtype: u16,
     qclass: u16,
-    dnssec_ok: bool,
+    variant: u8,
     out: &'b mut [u8; MAX_NAME_LEN + 5],
 ) -> &'b [u8] {
     let n = qname.len().min(MAX_NAME_LEN);
@@ -299,7 +314,7 @@ pub fn answer_key<'b>(
     }
     out[n..n + 2].copy_from_slice(&qtype.to_be_bytes());
     out[n + 2..n + 4].copy_from_slice(&qclass.to_be_bytes());
-    out[n + 4] = dnssec_ok as u8;
+    out[n + 4] = variant;
     &out[..n + 5]
 }
 
@@ -454,8 +469,8 @@ mod tests {
         let mut a = [0u8; MAX_NAME_LEN + 5];
         let mut b = [0u8; MAX_NAME_LEN + 5];
         assert_eq!(
-            answer_key(b"\x03WwW\x00", 1, 1, false, &mut a),
-            answer_key(b"\x03www\x00", 1, 1, false, &mut b)
+            answer_key(b"\x03WwW\x00", 1, 1, 0, &mut a),
+            answer_key(b"\x03www\x00", 1, 1, 0, &mut b)
         );
     }
 }

@@ -18,8 +18,8 @@ use taproot::dnssec::{verify_dnskeys, verify_rrset};
 /// Keys for a zone and the zone signed with `flags`, served.
 fn signed_zone(flags: &[&str]) -> (TempDir, Key, Nsd) {
     let dir = TempDir::new("denial");
-    let ksk = keygen(dir.path(), "ECDSAP256SHA256", true);
-    let zsk = keygen(dir.path(), "ECDSAP256SHA256", false);
+    let ksk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
+    let zsk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", false);
     let nsd = serve(sign(dir.path(), flags, &[&ksk, &zsk]));
     (dir, ksk, nsd)
 }

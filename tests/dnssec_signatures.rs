@@ -37,8 +37,8 @@ async fn check_www(nsd: &Nsd, ds: &[DS]) -> Result<u32, Bogus> {
 async fn rrsets_signed_with_algorithms_8_13_14_and_15_verify() {
     for algorithm in ["RSASHA256", "ECDSAP256SHA256", "ECDSAP384SHA384", "ED25519"] {
         let dir = TempDir::new("dnssec");
-        let ksk = keygen(dir.path(), algorithm, true);
-        let zsk = keygen(dir.path(), algorithm, false);
+        let ksk = keygen(dir.path(), ORIGIN, algorithm, true);
+        let zsk = keygen(dir.path(), ORIGIN, algorithm, false);
         let nsd = serve(sign(dir.path(), &[], &[&ksk, &zsk]));
         let ttl = check_www(&nsd, &ksk.ds)
             .await
@@ -50,8 +50,8 @@ async fn rrsets_signed_with_algorithms_8_13_14_and_15_verify() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wildcard_expansion_verifies_with_the_fewer_labels_of_its_signature() {
     let dir = TempDir::new("dnssec");
-    let ksk = keygen(dir.path(), "ECDSAP256SHA256", true);
-    let zsk = keygen(dir.path(), "ECDSAP256SHA256", false);
+    let ksk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
+    let zsk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", false);
     let nsd = serve(sign(dir.path(), &[], &[&ksk, &zsk]));
     let keys = ask_do(&nsd, ORIGIN, RecordType::DNSKEY).await;
     let Ok(Link::Secure(keyset)) = verify_dnskeys(&zone(), &keys, &keys, &ksk.ds, &[], now())
@@ -66,9 +66,9 @@ async fn a_wildcard_expansion_verifies_with_the_fewer_labels_of_its_signature() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_kind_of_bogus_gets_its_extended_error() {
     let dir = TempDir::new("dnssec");
-    let ksk = keygen(dir.path(), "ECDSAP256SHA256", true);
-    let zsk = keygen(dir.path(), "ECDSAP256SHA256", false);
-    let other = keygen(dir.path(), "ECDSAP256SHA256", true);
+    let ksk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
+    let zsk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", false);
+    let other = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
 
     // Expired: EDE 7.
     let nsd = serve(sign(
@@ -128,8 +128,8 @@ async fn each_kind_of_bogus_gets_its_extended_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ds_set_of_unknown_digests_or_algorithms_makes_the_zone_insecure() {
     let dir = TempDir::new("dnssec");
-    let ksk = keygen(dir.path(), "ECDSAP256SHA256", true);
-    let zsk = keygen(dir.path(), "ECDSAP256SHA256", false);
+    let ksk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
+    let zsk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", false);
     let nsd = serve(sign(dir.path(), &[], &[&ksk, &zsk]));
     let keys = ask_do(&nsd, ORIGIN, RecordType::DNSKEY).await;
     let real = &ksk.ds[0];
@@ -154,9 +154,9 @@ async fn a_ds_set_of_unknown_digests_or_algorithms_makes_the_zone_insecure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn during_a_ksk_rollover_the_ds_of_either_key_proves_the_zone() {
     let dir = TempDir::new("dnssec");
-    let old = keygen(dir.path(), "ECDSAP256SHA256", true);
-    let new = keygen(dir.path(), "ECDSAP256SHA256", true);
-    let zsk = keygen(dir.path(), "ECDSAP256SHA256", false);
+    let old = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
+    let new = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
+    let zsk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", false);
     // -A: every KSK signs the DNSKEY RRset, as in a double-signature rollover.
     let nsd = serve(sign(dir.path(), &["-A"], &[&old, &new, &zsk]));
     for (which, ds) in [("old", &old.ds), ("new", &new.ds)] {

@@ -28,7 +28,7 @@ fn getent_resolves_a_and_aaaa_through_taproot_with_a_search_domain() {
         &format!(
             "[server]\nlisten = [\"127.0.0.1:53\"]\nthreads = 1\n\
              [resolver]\nroot_hints_file = \"{}\"\nallow_loopback_upstreams = true\n\
-             [metrics]\nlisten = \"\"\n",
+             [metrics]\nlisten = \"\"\n[dnssec]\nvalidation = false\n",
             hints.display()
         ),
     );

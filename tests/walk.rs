@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use support::client::{self, ask_tcp, ask_udp, three_level_tree};
+use support::client::{self, ask_tcp, ask_udp, ede_code, three_level_tree};
 use support::lab::{self, lab_tree};
 use support::start_taproot;
 use support::tree::Behaviour;
@@ -30,22 +30,6 @@ fn addresses(reply: &Message) -> Vec<String> {
 
 fn types(records: &[Record]) -> Vec<RecordType> {
     records.iter().map(|r| r.record_type()).collect()
-}
-
-/// The EDE INFO-CODE of a response, if it carries one (RFC 8914 §2).
-fn ede_code(reply: &Message) -> Option<u16> {
-    let edns = reply.edns.as_ref()?;
-    edns.options().as_ref().iter().find_map(|(code, opt)| {
-        if u16::from(*code) != 15 {
-            return None;
-        }
-        match opt {
-            hickory_proto::rr::rdata::opt::EdnsOption::Unknown(_, data) if data.len() >= 2 => {
-                Some(u16::from_be_bytes([data[0], data[1]]))
-            }
-            _ => None,
-        }
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

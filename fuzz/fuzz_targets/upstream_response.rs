@@ -83,14 +83,18 @@ fuzz_target!(|data: &[u8]| {
 fn cache_what_the_walk_would(f: &Fixture, classified: Classified) {
     let cache = |records: &[Record], rank| {
         assert_in_bailiwick(records, &f.zone);
-        f.cache.records.insert(records.to_vec(), rank);
+        f.cache
+            .records
+            .insert_all(records, rank, taproot::dnssec::Security::Indeterminate);
     };
     match classified {
         Classified::Answer {
             chain,
             rrset,
             zone_ns,
+            proof,
         } => {
+            assert_in_bailiwick(&proof, &f.zone);
             cache(&chain, Rank::AuthAnswer);
             cache(&rrset, Rank::AuthAnswer);
             cache(&zone_ns, Rank::AuthAuthority);
@@ -104,8 +108,9 @@ fn cache_what_the_walk_would(f: &Fixture, classified: Classified) {
             cache(&ns, Rank::Referral);
             cache(&glue, Rank::Additional);
         }
-        Classified::NxDomain { chain, soa } | Classified::NoData { chain, soa } => {
+        Classified::NxDomain { chain, soa, proof } | Classified::NoData { chain, soa, proof } => {
             cache(&chain, Rank::AuthAnswer);
+            assert_in_bailiwick(&proof, &f.zone);
             if let Some(soa) = soa {
                 assert_in_bailiwick(std::slice::from_ref(&soa), &f.zone);
             }

@@ -21,6 +21,7 @@ use super::stats::{CacheKind, CacheStats};
 use super::store::Store;
 use super::ttl::{is_fresh, remaining};
 use crate::clock::Clock;
+use crate::dnssec::Security;
 use crate::wire::{self, ClientQuery, HEADER_LEN, flags};
 
 /// Answers up to this many bytes live inside the entry, so a hit reads one
@@ -47,8 +48,10 @@ pub struct CachedAnswer {
     /// `Some(rank)`: one RRset stored under its own (owner, type), with its
     /// RFC 2181 trust; `None`: an answer a resolution assembled.
     pub rank: Option<Rank>,
-    /// Whether it answers a query with the DO bit (part of the key).
-    dnssec_ok: bool,
+    /// The answer variant it is (DO, CD: the key's last byte).
+    variant: u8,
+    /// What validation made of it: Secure sets AD for a client that asks.
+    pub security: Security,
     /// Set by the first hit that asks for a prefetch, so only one is sent.
     pub prefetch_claimed: AtomicBool,
     /// Set when the store lets go of it, so remembered zone cuts drop it too.
@@ -95,7 +98,8 @@ impl CachedAnswer {
             stale_window,
             rank: None,
             prefetch_claimed: AtomicBool::new(false),
-            dnssec_ok: false,
+            variant: 0,
+            security: Security::Indeterminate,
             superseded: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
         })
@@ -175,14 +179,19 @@ impl CachedAnswer {
     }
 
     /// True when this is the answer stored under `key` (see [`wire::answer_key`]):
-    /// the same question, lower-cased, and the same DO bit.
+    /// the same question, lower-cased, and the same variant.
     #[inline]
     pub fn answers_key(&self, key: &[u8]) -> bool {
-        let Some((&dnssec_ok, question)) = key.split_last() else {
+        let Some((&variant, question)) = key.split_last() else {
             return false;
         };
-        (dnssec_ok == 1) == self.dnssec_ok
+        variant == self.variant
             && self.wire.get(HEADER_LEN..HEADER_LEN + question.len()) == Some(question)
+    }
+
+    /// Sets the variant a stored RRset answers (see [`wire::VARIANT_DO`]).
+    pub(super) fn set_variant(&mut self, variant: u8) {
+        self.variant = variant;
     }
 
     /// True once the answer cache no longer holds it.
@@ -235,6 +244,13 @@ impl CachedAnswer {
             | (query.flags & (flags::RD | flags::CD));
         if ra {
             f |= flags::RA;
+        }
+        // RFC 6840 §5.7–5.8: AD for a client that sets DO or AD, never with CD.
+        if self.security == Security::Secure
+            && query.flags & flags::CD == 0
+            && (query.flags & flags::AD != 0 || query.dnssec_ok())
+        {
+            f |= flags::AD;
         }
         out[2..4].copy_from_slice(&f.to_be_bytes());
         let qn = query.qname.len();
@@ -353,9 +369,15 @@ impl AnswerCache {
 
     /// Stores an encoded response under `key`; returns the entry (or `None`
     /// when the bytes could not be walked, in which case nothing is cached).
-    pub fn insert(&self, key: &[u8], response: Vec<u8>) -> Option<Arc<CachedAnswer>> {
+    pub fn insert(
+        &self,
+        key: &[u8],
+        response: Vec<u8>,
+        security: Security,
+    ) -> Option<Arc<CachedAnswer>> {
         let mut entry = CachedAnswer::from_wire(response, self.clock.now_ms(), self.stale_window)?;
-        entry.dnssec_ok = key.last() == Some(&1);
+        entry.variant = key.last().copied().unwrap_or(0);
+        entry.security = security;
         let entry = Arc::new(entry);
         if entry.ttl == 0 {
             return Some(entry); // TTL 0 answers are used once, never stored (RFC 1035 §3.2.1)

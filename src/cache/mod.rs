@@ -258,10 +258,16 @@ impl Cache {
     ) -> Option<Arc<CachedAnswer>> {
         if resolution.is_one_rrset(qname, qtype)
             && let Some(entry) = self.answers.stored_rrset(key)
+            && entry.security == resolution.security
         {
             return Some(entry);
         }
-        self.answers.insert(key, encode(qname, qtype, resolution)?)
+        let dnssec_ok = key.last().is_some_and(|v| v & crate::wire::VARIANT_DO != 0);
+        self.answers.insert(
+            key,
+            encode(qname, qtype, resolution, dnssec_ok)?,
+            resolution.security,
+        )
     }
 
     /// Empties every store.
@@ -535,11 +541,13 @@ mod tests {
                 rcode: hickory_proto::op::ResponseCode::NoError,
                 answers: vec![a(&name, 300, 1)],
                 authorities: Vec::new(),
+                security: crate::dnssec::Security::Indeterminate,
             };
-            let wire = crate::resolve::encode(&qname, RecordType::A, &res).expect("encodes");
+            let wire = crate::resolve::encode(&qname, RecordType::A, &res, false).expect("encodes");
             let mut key = answer::name_wire_lower(&qname);
             key.extend_from_slice(&[0, 1, 0, 1, 1]);
-            c.answers.insert(&key, wire);
+            c.answers
+                .insert(&key, wire, crate::dnssec::Security::Indeterminate);
             c.records.insert(vec![a(&name, 300, 1)], Rank::AuthAnswer);
         }
         assert!(c.store.weight() <= cap, "{} > {cap}", c.store.weight());

@@ -10,6 +10,7 @@ use moka::notification::RemovalCause;
 use super::stats::{CacheKind, CacheStats};
 use super::ttl::{Lifetime, PerEntryExpiry, TtlPolicy, is_fresh, remaining};
 use crate::clock::Clock;
+use crate::dnssec::Security;
 
 /// Which negative answer (RFC 2308 §2.1 and §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub struct NegativeKey {
 pub struct NegativeEntry {
     pub kind: NegativeKind,
     pub soa: Record,
+    /// NSEC/NSEC3 records and RRSIGs, for DO clients.
+    pub proof: Vec<Record>,
+    pub security: Security,
     pub ttl: u32,
     pub stored_ms: u64,
 }
@@ -44,6 +48,8 @@ impl Lifetime for NegativeEntry {
 pub struct NegativeView {
     pub kind: NegativeKind,
     pub soa: Record,
+    pub proof: Vec<Record>,
+    pub security: Security,
 }
 
 pub struct NegativeCache {
@@ -64,7 +70,9 @@ impl NegativeCache {
         let inner = moka::sync::Cache::builder()
             .max_capacity(max_bytes.max(1))
             .weigher(|k: &NegativeKey, v: &Arc<NegativeEntry>| {
-                (k.name.len() + v.soa.name.len() + 2 * std::mem::size_of::<Record>() + 200) as u32
+                let records = 2 + v.proof.len();
+                (k.name.len() + v.soa.name.len() + records * std::mem::size_of::<Record>() + 200)
+                    as u32
             })
             .expire_after(PerEntryExpiry)
             .eviction_listener(move |_k, _v, cause| {
@@ -99,18 +107,36 @@ impl NegativeCache {
                 && is_fresh(e.ttl, e.stored_ms, now)
             {
                 self.stats.hit(CacheKind::Negative);
+                let left = remaining(e.ttl, e.stored_ms, now);
                 let mut soa = e.soa.clone();
-                soa.ttl = remaining(e.ttl, e.stored_ms, now);
-                return Some(NegativeView { kind: e.kind, soa });
+                soa.ttl = left;
+                let mut proof = e.proof.clone();
+                for r in &mut proof {
+                    r.ttl = left;
+                }
+                return Some(NegativeView {
+                    kind: e.kind,
+                    soa,
+                    proof,
+                    security: e.security,
+                });
             }
         }
         self.stats.miss(CacheKind::Negative);
         None
     }
 
-    /// Caches a negative answer proven by `soa`; the TTL follows RFC 2308 §5.
-    /// Returns the TTL used (0: not cached).
-    pub fn insert(&self, name: &Name, rtype: RecordType, kind: NegativeKind, soa: Record) -> u32 {
+    /// Caches a negative answer proven by `soa` (and, signed, by `proof`);
+    /// the TTL follows RFC 2308 §5. Returns the TTL used (0: not cached).
+    pub fn insert(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+        kind: NegativeKind,
+        soa: Record,
+        proof: Vec<Record>,
+        security: Security,
+    ) -> u32 {
         let RData::SOA(s) = &soa.data else {
             return 0;
         };
@@ -132,6 +158,8 @@ impl NegativeCache {
             Arc::new(NegativeEntry {
                 kind,
                 soa,
+                proof,
+                security,
                 ttl,
                 stored_ms: self.clock.now_ms(),
             }),

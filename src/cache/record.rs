@@ -9,10 +9,12 @@
 //! that question (see [`super::store`]): one compressed buffer that the hot
 //! path can send as it is and the walk decodes again when it reads it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::debug;
 
 use super::answer::CachedAnswer;
@@ -20,6 +22,7 @@ use super::stats::{CacheKind, CacheStats};
 use super::store::Store;
 use super::ttl::{TtlPolicy, is_fresh, remaining};
 use crate::clock::Clock;
+use crate::dnssec::Security;
 use crate::resolve::{Resolution, encode};
 use crate::wire::{self, MAX_NAME_LEN};
 
@@ -44,6 +47,7 @@ pub struct RrsetView {
     pub records: Vec<Record>,
     pub ttl: u32,
     pub rank: Rank,
+    pub security: Security,
 }
 
 pub struct RecordCache {
@@ -77,8 +81,14 @@ impl RecordCache {
         }
     }
 
-    /// The key of (name, type) written into `buf`: the class-IN question without DO.
-    fn key_in<'b>(name: &Name, rtype: RecordType, buf: &'b mut [u8; MAX_NAME_LEN + 5]) -> &'b [u8] {
+    /// The key of (name, type) written into `buf`: the class-IN question,
+    /// as the plain RRset (variant 0) or with its RRSIGs ([`wire::VARIANT_DO`]).
+    fn key_in<'b>(
+        name: &Name,
+        rtype: RecordType,
+        variant: u8,
+        buf: &'b mut [u8; MAX_NAME_LEN + 5],
+    ) -> &'b [u8] {
         let mut owner = [0u8; MAX_NAME_LEN];
         let mut at = 0;
         for label in name.iter() {
@@ -91,7 +101,7 @@ impl RecordCache {
             at = end;
         }
         owner[at] = 0;
-        wire::answer_key(&owner[..at + 1], u16::from(rtype), 1, false, buf)
+        wire::answer_key(&owner[..at + 1], u16::from(rtype), 1, variant, buf)
     }
 
     /// The live stored RRset for (name, type), glue and referral data included.
@@ -110,7 +120,7 @@ impl RecordCache {
         now: u64,
     ) -> Option<Arc<CachedAnswer>> {
         let mut buf = [0u8; MAX_NAME_LEN + 5];
-        let key = wire::answer_key(owner, u16::from(rtype), 1, false, &mut buf);
+        let key = wire::answer_key(owner, u16::from(rtype), 1, 0, &mut buf);
         let found = self.live(key, now);
         match found {
             Some(_) => self.stats.hit(CacheKind::Record),
@@ -123,7 +133,7 @@ impl RecordCache {
     pub fn get(&self, name: &Name, rtype: RecordType) -> Option<RrsetView> {
         let now = self.clock.now_ms();
         let mut buf = [0u8; MAX_NAME_LEN + 5];
-        let key = Self::key_in(name, rtype, &mut buf);
+        let key = Self::key_in(name, rtype, 0, &mut buf);
         let Some((set, rank)) = self.live(key, now).and_then(|e| e.rank.map(|r| (e, r))) else {
             self.stats.miss(CacheKind::Record);
             return None;
@@ -138,19 +148,77 @@ impl RecordCache {
             records,
             ttl: left,
             rank,
+            security: set.security,
         })
     }
 
-    /// Stores one RRset (all records share owner and type). Returns false
-    /// when a live set of higher rank is kept instead.
-    pub fn insert(&self, mut records: Vec<Record>, rank: Rank) -> bool {
+    /// The live RRSIGs kept with the RRset (name, type), TTLs decremented;
+    /// empty for an unsigned or unvalidated set.
+    pub fn signatures(&self, name: &Name, rtype: RecordType) -> Vec<Record> {
+        let now = self.clock.now_ms();
+        let mut buf = [0u8; MAX_NAME_LEN + 5];
+        let key = Self::key_in(name, rtype, wire::VARIANT_DO, &mut buf);
+        let Some(set) = self.live(key, now) else {
+            return Vec::new();
+        };
+        let left = remaining(set.ttl, set.stored_ms, now);
+        let mut sigs: Vec<Record> = records_of(&set)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.record_type() == RecordType::RRSIG)
+            .collect();
+        for r in &mut sigs {
+            r.ttl = left;
+        }
+        sigs
+    }
+
+    /// Groups `records` by (owner, type), each RRSIG with the RRset it
+    /// covers, and stores each RRset at `rank` with `security`.
+    pub fn insert_all(&self, records: &[Record], rank: Rank, security: Security) {
+        let mut sets: HashMap<(Name, RecordType), (Vec<Record>, Vec<Record>)> = HashMap::new();
+        for r in records {
+            let rtype = match &r.data {
+                RData::DNSSEC(DNSSECRData::RRSIG(sig)) => sig.input().type_covered,
+                _ => r.record_type(),
+            };
+            let (set, sigs) = sets.entry((r.name.to_lowercase(), rtype)).or_default();
+            if r.record_type() == RecordType::RRSIG {
+                sigs.push(r.clone());
+            } else {
+                set.push(r.clone());
+            }
+        }
+        for (_, (set, sigs)) in sets {
+            if !set.is_empty() {
+                self.insert_signed(set, sigs, rank, security);
+            }
+        }
+    }
+
+    /// Stores one RRset (all records share owner and type), not validated.
+    /// Returns false when a live set of higher rank is kept instead.
+    pub fn insert(&self, records: Vec<Record>, rank: Rank) -> bool {
+        self.insert_signed(records, Vec::new(), rank, Security::Indeterminate)
+    }
+
+    /// Stores one RRset with the RRSIGs over it and what validation made of
+    /// it. The RRSIGs go in a second entry, the answer for a DO query
+    /// (see [`wire::VARIANT_DO`]), so a query without DO never sees them.
+    pub fn insert_signed(
+        &self,
+        mut records: Vec<Record>,
+        mut sigs: Vec<Record>,
+        rank: Rank,
+        security: Security,
+    ) -> bool {
         let Some(first) = records.first() else {
             return false;
         };
         let owner = first.name.to_lowercase();
         let rtype = first.record_type();
         let mut buf = [0u8; MAX_NAME_LEN + 5];
-        let key = Self::key_in(&owner, rtype, &mut buf);
+        let key = Self::key_in(&owner, rtype, 0, &mut buf);
         let now = self.clock.now_ms();
         let hash = self.store.fingerprint(key);
         // An assembled answer stored under the same question ranks as an
@@ -172,22 +240,21 @@ impl RecordCache {
         if ttl == 0 {
             return false;
         }
-        for r in &mut records {
+        for r in records.iter_mut().chain(sigs.iter_mut()) {
             r.ttl = ttl;
         }
         let count = records.len();
-        let resolution = Resolution {
+        let mut resolution = Resolution {
             rcode: ResponseCode::NoError,
             answers: records,
             authorities: Vec::new(),
+            security,
         };
-        let Some(mut set) = encode(&owner, rtype, &resolution)
-            .and_then(|wire| CachedAnswer::from_wire(wire, now, self.stale_window))
-        else {
-            debug!(%owner, "an RRset hickory cannot encode is not cached");
+        let Some(mut set) = self.entry_for(&owner, rtype, &resolution, false, now) else {
             return false;
         };
         set.rank = Some(rank);
+        set.security = security;
         // The same data at the same rank, stored so recently that it still
         // has 90% of the new TTL: keep the entry as it is. Every answer
         // repeats its zone's NS set and glue in the authority and additional
@@ -196,6 +263,7 @@ impl RecordCache {
         // the TTL.
         if live.is_some_and(|old| {
             old.rank == Some(rank)
+                && old.security == security
                 && old.wire == set.wire
                 && u64::from(remaining(old.ttl, old.stored_ms, now)) * 10 >= u64::from(ttl) * 9
         }) {
@@ -207,6 +275,34 @@ impl RecordCache {
         }
         self.store.insert(hash, Arc::new(set));
         self.stats.insert(CacheKind::Record);
+        if !sigs.is_empty() {
+            resolution.answers.extend(sigs);
+            if let Some(mut signed) = self.entry_for(&owner, rtype, &resolution, true, now) {
+                signed.rank = Some(rank);
+                signed.security = security;
+                signed.set_variant(wire::VARIANT_DO);
+                let mut buf = [0u8; MAX_NAME_LEN + 5];
+                let key = Self::key_in(&owner, rtype, wire::VARIANT_DO, &mut buf);
+                self.store
+                    .insert(self.store.fingerprint(key), Arc::new(signed));
+            }
+        }
         true
+    }
+
+    fn entry_for(
+        &self,
+        owner: &Name,
+        rtype: RecordType,
+        resolution: &Resolution,
+        dnssec_ok: bool,
+        now: u64,
+    ) -> Option<CachedAnswer> {
+        let entry = encode(owner, rtype, resolution, dnssec_ok)
+            .and_then(|wire| CachedAnswer::from_wire(wire, now, self.stale_window));
+        if entry.is_none() {
+            debug!(%owner, "an RRset hickory cannot encode is not cached");
+        }
+        entry
     }
 }

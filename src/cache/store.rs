@@ -551,8 +551,9 @@ mod tests {
                 RData::A(A::new(127, 0, 0, last)),
             )],
             authorities: Vec::new(),
+            security: crate::dnssec::Security::Indeterminate,
         };
-        let wire = encode(&qname, RecordType::A, &res).expect("encodes");
+        let wire = encode(&qname, RecordType::A, &res, false).expect("encodes");
         let mut key = name_wire_lower(&qname);
         key.extend_from_slice(&[0, 1, 0, 1, 0]);
         let answer = CachedAnswer::from_wire(wire, 0, 0).expect("walks");

@@ -76,7 +76,7 @@ fn bitmap_denies(types: &RecordTypeSet, qtype: RecordType) -> bool {
 }
 
 /// `*.` + `name`.
-fn wildcard_of(name: &Name) -> Option<Name> {
+pub(crate) fn wildcard_of(name: &Name) -> Option<Name> {
     Name::from_labels([&b"*"[..]])
         .ok()?
         .append_domain(name)
@@ -94,7 +94,7 @@ fn common_ancestor(a: &Name, b: &Name) -> Name {
 
 /// True when `name` falls strictly between `owner` and `next` in canonical
 /// order, the last NSEC of a zone (whose `next` is the apex) wrapping.
-fn nsec_covers(owner: &Name, next: &Name, name: &Name) -> bool {
+pub(crate) fn nsec_covers(owner: &Name, next: &Name, name: &Name) -> bool {
     if owner < next {
         owner < name && name < next
     } else {
@@ -160,7 +160,7 @@ pub fn nsec_proof(qname: &Name, denied: Denied, records: &[Record], zone: &Name)
 
 /// RFC 4035 §5.4 / RFC 6840 §4.4: the closest encloser of a name an NSEC
 /// covers is the longer of its common ancestors with the NSEC's two ends.
-fn closest_encloser(qname: &Name, owner: &Name, next: &Name) -> Name {
+pub(crate) fn closest_encloser(qname: &Name, owner: &Name, next: &Name) -> Name {
     let a = common_ancestor(qname, owner);
     let b = common_ancestor(qname, next);
     if a.num_labels() >= b.num_labels() {
@@ -175,7 +175,29 @@ struct Chain<'a> {
     entries: Vec<(Vec<u8>, &'a NSEC3)>,
 }
 
-impl Chain<'_> {
+impl<'a> Chain<'a> {
+    /// The NSEC3 records of `zone` in `records`; a chain hashed more than
+    /// `max_iterations` times, or none at all, is the verdict instead.
+    fn of(records: &'a [Record], zone: &Name, max_iterations: u16) -> Result<Chain<'a>, Proof> {
+        let mut entries = Vec::new();
+        for r in records.iter().filter(|r| zone.zone_of(&r.name)) {
+            let Some(n) = nsec3(r) else { continue };
+            if n.iterations() > max_iterations {
+                return Err(Proof::TooManyIterations(n.iterations()));
+            }
+            let Some(label) = r.name.iter().next() else {
+                continue;
+            };
+            if let Ok(hash) = BASE32HEX_NOPAD.decode(&label.to_ascii_uppercase()) {
+                entries.push((hash, n));
+            }
+        }
+        if entries.is_empty() {
+            return Err(Proof::Missing("no NSEC3 records"));
+        }
+        Ok(Chain { entries })
+    }
+
     fn hash(n: &NSEC3, name: &Name) -> Option<Vec<u8>> {
         n.hash_algorithm()
             .hash(n.salt(), name, n.iterations())
@@ -237,23 +259,10 @@ pub fn nsec3_proof(
     zone: &Name,
     max_iterations: u16,
 ) -> Proof {
-    let mut entries = Vec::new();
-    for r in records.iter().filter(|r| zone.zone_of(&r.name)) {
-        let Some(n) = nsec3(r) else { continue };
-        if n.iterations() > max_iterations {
-            return Proof::TooManyIterations(n.iterations());
-        }
-        let Some(label) = r.name.iter().next() else {
-            continue;
-        };
-        if let Ok(hash) = BASE32HEX_NOPAD.decode(&label.to_ascii_uppercase()) {
-            entries.push((hash, n));
-        }
-    }
-    if entries.is_empty() {
-        return Proof::Missing("no NSEC3 records");
-    }
-    let chain = Chain { entries };
+    let chain = match Chain::of(records, zone, max_iterations) {
+        Ok(chain) => chain,
+        Err(verdict) => return verdict,
+    };
     match denied {
         Denied::Type(qtype) => {
             if let Some(n) = chain.matching(qname) {
@@ -293,6 +302,53 @@ pub fn nsec3_proof(
             }
         }
     }
+}
+
+/// RFC 4035 §5.3.4, RFC 5155 §8.8: an answer expanded from a wildcard
+/// (its RRSIG counts `labels` labels, fewer than `qname` has) is proven
+/// only with a record showing that no closer name exists: an NSEC covering
+/// `qname`, or an NSEC3 covering the next closer name.
+pub fn wildcard_expansion_proof(
+    qname: &Name,
+    labels: u8,
+    records: &[Record],
+    zone: &Name,
+    max_iterations: u16,
+) -> Proof {
+    let covered = records
+        .iter()
+        .filter(|r| zone.zone_of(&r.name))
+        .filter_map(|r| nsec(r).map(|n| (&r.name, n)))
+        .any(|(owner, n)| nsec_covers(owner, n.next_domain_name(), qname));
+    if covered {
+        return Proven;
+    }
+    if !records.iter().any(|r| nsec3(r).is_some()) {
+        return Proof::Missing("no NSEC covers the name a wildcard answered");
+    }
+    let chain = match Chain::of(records, zone, max_iterations) {
+        Ok(chain) => chain,
+        Err(verdict) => return verdict,
+    };
+    let next_closer = qname.trim_to(usize::from(labels) + 1);
+    if chain.covering(&next_closer).is_some() {
+        Proven
+    } else {
+        Proof::Missing("no NSEC3 covers the next closer name of a wildcard answer")
+    }
+}
+
+/// True when the NSEC or NSEC3 matching `name` lists NS without SOA: the
+/// name is a delegation (a proven DS denial there makes it unsigned);
+/// false for a name inside the zone (an empty non-terminal, a host).
+pub fn is_delegation(name: &Name, records: &[Record], zone: &Name, max_iterations: u16) -> bool {
+    if let Some(n) = records.iter().filter(|r| r.name == *name).find_map(nsec) {
+        return parent_side(n.type_set());
+    }
+    Chain::of(records, zone, max_iterations)
+        .ok()
+        .and_then(|chain| chain.matching(name).map(|n| parent_side(n.type_set())))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -14,10 +14,14 @@
 //! Every failure says which RFC 8914 Extended DNS Error it is, so a bogus
 //! answer can carry the reason to the client.
 
+pub mod aggressive;
 pub mod anchors;
 pub mod denial;
+pub mod keys;
+pub mod security;
 pub mod verify;
 
 pub use anchors::{AnchorError, TrustAnchors};
-pub use denial::{Denied, Proof, nsec_proof, nsec3_proof};
+pub use denial::{Denied, Proof, is_delegation, nsec_proof, nsec3_proof, wildcard_expansion_proof};
+pub use security::Security;
 pub use verify::{Bogus, KeySet, Link, verify_dnskeys, verify_rrset};

@@ -22,6 +22,8 @@ pub enum Bogus {
     DnskeyMissing(String),
     #[error("{0} carries no RRSIG")]
     RrsigsMissing(String),
+    #[error("the negative answer for {0} is not proven: {1}")]
+    NsecMissing(String, &'static str),
 }
 
 impl Bogus {
@@ -33,6 +35,7 @@ impl Bogus {
             Bogus::SignatureNotYetValid(_) => 8,
             Bogus::DnskeyMissing(_) => 9,
             Bogus::RrsigsMissing(_) => 10,
+            Bogus::NsecMissing(..) => 12,
         }
     }
 }

@@ -36,6 +36,8 @@ pub mod names {
     pub const REFERRALS: &str = "taproot_referral_answers_total";
     pub const SERVFAIL: &str = "taproot_servfail_total";
     pub const FAILURES_CACHED: &str = "taproot_servfail_cached_total";
+    pub const DNSSEC_VALIDATIONS: &str = "taproot_dnssec_validations_total";
+    pub const DNSSEC_AGGRESSIVE: &str = "taproot_dnssec_aggressive_nsec_total";
     pub const DROPPED: &str = "taproot_dropped_total";
     pub const REFUSED: &str = "taproot_refused_total";
     pub const BUILD_INFO: &str = "taproot_build_info";
@@ -43,7 +45,7 @@ pub mod names {
     /// Every family `/metrics` exposes from its first scrape on: taproot's
     /// own and the process collector's. (`UPSTREAM_REJECTED` appears once a
     /// forged or stray upstream reply was counted.)
-    pub const ALWAYS_EXPORTED: [&str; 21] = [
+    pub const ALWAYS_EXPORTED: [&str; 23] = [
         QUERIES,
         QUERY_DURATION,
         CACHE_HITS,
@@ -59,6 +61,8 @@ pub mod names {
         REFERRALS,
         SERVFAIL,
         FAILURES_CACHED,
+        DNSSEC_VALIDATIONS,
+        DNSSEC_AGGRESSIVE,
         DROPPED,
         REFUSED,
         BUILD_INFO,
@@ -142,6 +146,8 @@ pub struct Metrics {
     referrals: IntCounter,
     servfail: IntCounterVec,
     failures_cached: IntCounter,
+    validations: IntCounterVec,
+    aggressive_nsec: IntCounter,
     dropped: IntCounterVec,
     refused: IntCounter,
     scrape_lock: Mutex<()>,
@@ -308,6 +314,17 @@ impl Metrics {
                 names::FAILURES_CACHED,
                 "Client questions answered SERVFAIL from the failure cache, without a walk (RFC 9520).",
             ),
+            validations: counter_vec(
+                &registry,
+                names::DNSSEC_VALIDATIONS,
+                "Answers validated from upstream, by outcome (secure, insecure, bogus, indeterminate).",
+                &["result"],
+            ),
+            aggressive_nsec: counter(
+                &registry,
+                names::DNSSEC_AGGRESSIVE,
+                "NXDOMAIN answers synthesised from validated NSEC ranges, without an upstream query (RFC 8198).",
+            ),
             dropped: counter_vec(
                 &registry,
                 names::DROPPED,
@@ -325,6 +342,9 @@ impl Metrics {
         for kind in CacheKind::ALL {
             m.cache_hits.with_label_values(&[kind.as_str()]);
             m.cache_misses.with_label_values(&[kind.as_str()]);
+        }
+        for result in ["secure", "insecure", "bogus", "indeterminate"] {
+            m.validations.with_label_values(&[result]);
         }
         m
     }
@@ -362,6 +382,12 @@ impl Metrics {
     /// A client question answered SERVFAIL from the failure cache (RFC 9520).
     pub fn failure_cached(&self) {
         self.failures_cached.inc();
+    }
+    pub fn validation(&self, result: &str) {
+        self.validations.with_label_values(&[result]).inc();
+    }
+    pub fn aggressive_nsec(&self) {
+        self.aggressive_nsec.inc();
     }
     pub fn servfail(&self, reason: &str) {
         self.servfail.with_label_values(&[reason]).inc();

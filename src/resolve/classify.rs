@@ -24,6 +24,7 @@
 //! misbehaviour it tolerates, and those names are what the logs and the
 //! `taproot_upstream_queries_total{result}` labels show an operator.
 
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -40,6 +41,8 @@ pub enum Classified {
         rrset: Vec<Record>,
         /// The child's own NS set from an authoritative answer's authority section.
         zone_ns: Vec<Record>,
+        /// NSEC/NSEC3 records and their RRSIGs (a wildcard answer's proof).
+        proof: Vec<Record>,
     },
     /// A chain that leaves this response: resolve `target` next.
     Cname { chain: Vec<Record>, target: Name },
@@ -53,11 +56,14 @@ pub enum Classified {
     NxDomain {
         chain: Vec<Record>,
         soa: Option<Record>,
+        /// NSEC/NSEC3 records and the RRSIGs over them and the SOA.
+        proof: Vec<Record>,
     },
     /// RFC 2308 §2.2.
     NoData {
         chain: Vec<Record>,
         soa: Option<Record>,
+        proof: Vec<Record>,
     },
     /// An answer not to be believed while another server of the zone may
     /// give a better one: a recursive resolver's cached reply, or a message
@@ -153,7 +159,12 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
     let aa = msg.metadata.authoritative;
     // "We do our own recursion, thank you": a resolver's cache, not the zone.
     let recursive = msg.metadata.recursion_available && !aa;
-    let (chain, end, rrset) = follow_chain(&msg.answers, qname, qtype);
+    let (mut chain, end, mut rrset) = follow_chain(&msg.answers, qname, qtype);
+    let chain_sigs = signatures(&msg.answers, &chain);
+    chain.extend(chain_sigs);
+    let rrset_sigs = signatures(&msg.answers, &rrset);
+    rrset.extend(rrset_sigs);
+    let proof = denial_records(&msg.authorities);
     let soa = msg
         .authorities
         .iter()
@@ -166,7 +177,7 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
         .cloned()
         .collect();
     if rcode == ResponseCode::NXDomain {
-        let answer = Classified::NxDomain { chain, soa };
+        let answer = Classified::NxDomain { chain, soa, proof };
         if recursive {
             return last_resort(answer, "recursive-lame NXDOMAIN");
         }
@@ -191,6 +202,7 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
             chain,
             rrset,
             zone_ns,
+            proof,
         };
     }
     if !chain.is_empty() && end != *qname && !zone.zone_of(&end) {
@@ -198,7 +210,7 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
         return Classified::Cname { chain, target: end };
     }
     if soa.is_some() {
-        let answer = Classified::NoData { chain, soa };
+        let answer = Classified::NoData { chain, soa, proof };
         if recursive {
             return last_resort(answer, "recursive-lame NODATA");
         }
@@ -211,7 +223,10 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
         let owner = first.name.to_lowercase();
         if owner == *zone {
             if recursive {
-                return last_resort(Classified::NoData { chain, soa }, "recursive-lame NODATA");
+                return last_resort(
+                    Classified::NoData { chain, soa, proof },
+                    "recursive-lame NODATA",
+                );
             }
             return Classified::Lame("empty answer with the zone's own NS set and no SOA");
         }
@@ -222,7 +237,7 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
             return referral;
         }
     }
-    let answer = Classified::NoData { chain, soa };
+    let answer = Classified::NoData { chain, soa, proof };
     if msg.answers.is_empty() && msg.authorities.is_empty() && msg.additionals.is_empty() {
         return last_resort(answer, "empty message");
     }
@@ -230,6 +245,37 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
         return last_resort(answer, "recursive-lame NODATA");
     }
     answer
+}
+
+/// The RRSIGs in `section` over the RRsets `records` hold.
+fn signatures(section: &[Record], records: &[Record]) -> Vec<Record> {
+    section
+        .iter()
+        .filter(|s| match &s.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(sig)) => records
+                .iter()
+                .any(|r| r.name == s.name && r.record_type() == sig.input().type_covered),
+            _ => false,
+        })
+        .cloned()
+        .collect()
+}
+
+/// What a validator needs from an authority section besides the SOA: the
+/// NSEC and NSEC3 records and the RRSIGs over them and over the SOA.
+fn denial_records(authorities: &[Record]) -> Vec<Record> {
+    authorities
+        .iter()
+        .filter(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::NSEC(_) | DNSSECRData::NSEC3(_)) => true,
+            RData::DNSSEC(DNSSECRData::RRSIG(sig)) => matches!(
+                sig.input().type_covered,
+                RecordType::SOA | RecordType::NSEC | RecordType::NSEC3
+            ),
+            _ => false,
+        })
+        .cloned()
+        .collect()
 }
 
 fn last_resort(answer: Classified, why: &'static str) -> Classified {

@@ -26,6 +26,8 @@ pub enum ResolveError {
         "the name servers of {0} can only be found through {0} itself (an NS dependency cycle)"
     )]
     NsCycle(String),
+    #[error("DNSSEC validation failed: {0}")]
+    Bogus(crate::dnssec::Bogus),
     #[error("the resolution task ended without an answer")]
     Internal,
 }
@@ -43,6 +45,7 @@ impl ResolveError {
             ResolveError::Overloaded => "overloaded",
             ResolveError::ForbiddenUpstream(_) => "forbidden_upstream",
             ResolveError::NsCycle(_) => "ns_cycle",
+            ResolveError::Bogus(_) => "dnssec_bogus",
             ResolveError::Internal => "internal",
         }
     }
@@ -55,6 +58,7 @@ impl ResolveError {
             | ResolveError::NsCycle(_) => 22,
             ResolveError::BudgetTime => 22,
             ResolveError::Overloaded => 0,
+            ResolveError::Bogus(bogus) => bogus.ede_code(),
             _ => 0,
         }
     }

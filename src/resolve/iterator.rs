@@ -19,6 +19,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::{debug, trace};
@@ -29,6 +30,7 @@ use super::scrub::scrub;
 use super::transport::{self, Question as WireQuestion, TransportError};
 use super::{Budget, ResolveError, Resolver};
 use crate::cache::{Delegation, NameServer, NegativeKind, Rank, address};
+use crate::dnssec::Security;
 
 /// RFC 9156 §2.3: at most this many extra labels are added one at a time.
 const MAX_MINIMISE_STEPS: u8 = 10;
@@ -39,12 +41,16 @@ const MAX_GLUELESS_DEPTH: u8 = 4;
 // One Step is returned per walk and consumed at once; boxing the SOA (a
 // Record is ~300 bytes since hickory's DNSSEC types joined RData) would
 // cost an allocation on every negative answer to save a memcpy.
+// Records carry the RRSIGs over them, so a validator can check them and a
+// DO client can be given them.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Step {
     Answer {
         chain: Vec<Record>,
         rrset: Vec<Record>,
+        /// NSEC/NSEC3 proof that a wildcard answer is the closest match.
+        proof: Vec<Record>,
     },
     Cname {
         chain: Vec<Record>,
@@ -54,7 +60,19 @@ pub enum Step {
         kind: NegativeKind,
         chain: Vec<Record>,
         soa: Option<Record>,
+        /// NSEC/NSEC3 records and the RRSIGs over them and the SOA.
+        proof: Vec<Record>,
     },
+}
+
+/// What the walk found and where: not yet validated, not yet cached.
+#[derive(Debug)]
+pub struct Found {
+    pub step: Step,
+    /// The zone whose servers answered.
+    pub zone: Name,
+    /// The trust the answer earns once validated (RFC 2181 §5.4.1).
+    pub rank: Rank,
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -120,13 +138,15 @@ impl Cut {
 }
 
 impl Resolver {
-    /// Walks from the closest cached delegation to the answer for (qname, qtype).
+    /// Walks from the closest cached delegation to the answer for
+    /// (qname, qtype). Referrals are cached on the way; the answer is
+    /// returned for the caller to validate and cache.
     pub(super) async fn walk(
         &self,
         qname: &Name,
         qtype: RecordType,
         budget: &mut Budget,
-    ) -> Result<Step, ResolveError> {
+    ) -> Result<Found, ResolveError> {
         // RFC 4035 §3.1.4.1: a DS RRset is the parent's data; start above
         // the child's own cut even when that cut is cached.
         let start = if qtype == RecordType::DS && !qname.is_root() {
@@ -170,15 +190,15 @@ impl Resolver {
             } else {
                 Rank::NonAuthAnswer
             };
-            match classified {
+            let step = match classified {
                 Classified::Referral { zone, ns, glue } => {
                     referrals += 1;
                     if referrals > self.config.max_referral_depth {
                         return Err(ResolveError::ReferralDepth(self.config.max_referral_depth));
                     }
                     debug!(qname = %qname, zone = %zone, from = %cut.zone(), "referral");
-                    self.cache_records(&ns, Rank::Referral);
-                    self.cache_records(&glue, Rank::Additional);
+                    self.cache_records(&ns, Rank::Referral, Security::Indeterminate);
+                    self.cache_records(&glue, Rank::Additional, Security::Indeterminate);
                     cut = self.delegation_from(zone, &ns, &glue);
                     qmin_labels = cut.zone().num_labels() + 1;
                     continue;
@@ -197,63 +217,62 @@ impl Resolver {
                     chain,
                     rrset,
                     zone_ns,
+                    proof,
                 } => {
-                    self.cache_chain(&chain, rank);
-                    self.cache_records(&rrset, rank);
-                    let ns_rank = if aa {
+                    // The child's NS set from an authority section is not
+                    // validated: with validation on it only guides the walk.
+                    let ns_rank = if aa && !self.validation.enabled {
                         Rank::AuthAuthority
                     } else {
                         Rank::Referral
                     };
-                    self.cache_records(&zone_ns, ns_rank);
-                    return Ok(Step::Answer { chain, rrset });
-                }
-                Classified::Cname { chain, target } => {
-                    self.cache_chain(&chain, rank);
-                    return Ok(Step::Cname { chain, target });
-                }
-                Classified::NxDomain { chain, soa } => {
-                    self.cache_chain(&chain, rank);
-                    let end = chain_end(qname, &chain);
-                    let soa = self.cache_negative(&end, qtype, NegativeKind::NxDomain, soa);
-                    return Ok(Step::Negative {
-                        kind: NegativeKind::NxDomain,
+                    self.cache_records(&zone_ns, ns_rank, Security::Indeterminate);
+                    Step::Answer {
                         chain,
-                        soa,
-                    });
+                        rrset,
+                        proof,
+                    }
                 }
-                Classified::NoData { chain, soa } => {
-                    self.cache_chain(&chain, rank);
-                    let end = chain_end(qname, &chain);
-                    let soa = self.cache_negative(&end, qtype, NegativeKind::NoData, soa);
-                    return Ok(Step::Negative {
-                        kind: NegativeKind::NoData,
-                        chain,
-                        soa,
-                    });
-                }
+                Classified::Cname { chain, target } => Step::Cname { chain, target },
+                Classified::NxDomain { chain, soa, proof } => Step::Negative {
+                    kind: NegativeKind::NxDomain,
+                    chain,
+                    soa,
+                    proof,
+                },
+                Classified::NoData { chain, soa, proof } => Step::Negative {
+                    kind: NegativeKind::NoData,
+                    chain,
+                    soa,
+                    proof,
+                },
                 Classified::LastResort { .. }
                 | Classified::Lame(_)
                 | Classified::ServerError(_) => {
                     // ask_cut unwraps or rejects these; treat as unreachable if it did not.
                     return Err(ResolveError::NoReachableAuthority(cut.zone().to_string()));
                 }
-            }
+            };
+            return Ok(Found {
+                step,
+                zone: cut.zone().clone(),
+                rank,
+            });
         }
     }
 
     /// Caches chain links, except CNAMEs synthesised from a DNAME (the DNAME is cached).
-    fn cache_chain(&self, chain: &[Record], rank: Rank) {
+    pub(super) fn cache_chain(&self, chain: &[Record], rank: Rank, security: Security) {
         let has_dname = chain.iter().any(|r| r.record_type() == RecordType::DNAME);
         if has_dname {
             let keep: Vec<Record> = chain
                 .iter()
-                .filter(|r| r.record_type() == RecordType::DNAME)
+                .filter(|r| r.record_type() != RecordType::CNAME && !covers(r, RecordType::CNAME))
                 .cloned()
                 .collect();
-            self.cache_records(&keep, rank);
+            self.cache_records(&keep, rank, security);
         } else {
-            self.cache_records(chain, rank);
+            self.cache_records(chain, rank, security);
         }
     }
 
@@ -321,8 +340,14 @@ impl Resolver {
                 ..
             }) => {
                 debug!(servers = rrset.len(), "primed the root");
-                self.cache_records(&rrset, Rank::AuthAnswer);
-                self.cache_records(&additionals, Rank::Additional);
+                // Unvalidated, so not for clients when validation is on.
+                let rank = if self.validation.enabled {
+                    Rank::Referral
+                } else {
+                    Rank::AuthAnswer
+                };
+                self.cache_records(&rrset, rank, Security::Indeterminate);
+                self.cache_records(&additionals, Rank::Additional, Security::Indeterminate);
                 Ok(Cut::new(
                     self.cache
                         .closest_delegation(&root, true)
@@ -612,6 +637,7 @@ impl Resolver {
                 name: sname,
                 rtype: stype,
                 edns_payload: edns.then_some(self.config.edns_buffer_size),
+                dnssec_ok: self.validation.enabled,
                 use_0x20,
             };
             let server = SocketAddr::new(addr, self.config.upstream_port);
@@ -698,8 +724,13 @@ impl Resolver {
     }
 }
 
+/// True for an RRSIG over `rtype`.
+pub(super) fn covers(record: &Record, rtype: RecordType) -> bool {
+    matches!(&record.data, RData::DNSSEC(DNSSECRData::RRSIG(sig)) if sig.input().type_covered == rtype)
+}
+
 /// The name a negative answer is about: the last CNAME target, or the question.
-fn chain_end(qname: &Name, chain: &[Record]) -> Name {
+pub(super) fn chain_end(qname: &Name, chain: &[Record]) -> Name {
     chain
         .iter()
         .rev()
@@ -735,12 +766,20 @@ impl Resolver {
             .await?;
         match reply.classified {
             Classified::Referral { ns, glue, .. } => {
-                self.cache_records(&ns, Rank::Referral);
-                self.cache_records(&glue, Rank::Additional);
+                self.cache_records(&ns, Rank::Referral, Security::Indeterminate);
+                self.cache_records(&glue, Rank::Additional, Security::Indeterminate);
             }
-            Classified::NxDomain { soa, .. } => {
+            // Unvalidated, so kept only when validation is off.
+            Classified::NxDomain { soa, .. } if !self.validation.enabled => {
                 // RFC 8020: nothing exists below a name that does not exist.
-                self.cache_negative(name, RecordType::A, NegativeKind::NxDomain, soa);
+                self.cache_negative(
+                    name,
+                    RecordType::A,
+                    NegativeKind::NxDomain,
+                    soa,
+                    Vec::new(),
+                    Security::Indeterminate,
+                );
             }
             _ => {}
         }

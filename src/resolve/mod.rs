@@ -19,8 +19,8 @@ pub mod iterator;
 pub mod scrub;
 mod sockets;
 pub mod transport;
+pub mod validate;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,13 +33,16 @@ use tracing::debug;
 
 pub use error::ResolveError;
 
+use crate::cache::negative::NegativeView;
 use crate::cache::{Cache, CachedAnswer, NegativeKind, Rank};
 use crate::config::ResolverConfig;
+use crate::dnssec::Security;
 use crate::metrics::Metrics;
 use failures::FailureCache;
 use hints::RootHint;
 use inflight::{Inflight, Role};
 use infra::Infra;
+pub use validate::Validation;
 
 /// A client question as the resolver sees it.
 #[derive(Debug, Clone)]
@@ -47,6 +50,8 @@ pub struct Question {
     pub name: Name,
     pub qtype: RecordType,
     pub dnssec_ok: bool,
+    /// CD: the client checks signatures itself; bogus data is returned, never AD.
+    pub checking_disabled: bool,
     /// The answer-cache key (see [`crate::wire::answer_key`]).
     pub key: Box<[u8]>,
 }
@@ -63,7 +68,8 @@ impl Question {
         Some(Question {
             name,
             qtype: RecordType::from(u16::from_be_bytes([tail[0], tail[1]])),
-            dnssec_ok: tail[4] != 0,
+            dnssec_ok: tail[4] & crate::wire::VARIANT_DO != 0,
+            checking_disabled: tail[4] & crate::wire::VARIANT_CD != 0,
             key: key.into(),
         })
     }
@@ -75,20 +81,21 @@ pub struct Resolution {
     pub rcode: ResponseCode,
     /// The CNAME/DNAME chain and the final RRset.
     pub answers: Vec<Record>,
-    /// The SOA of a negative answer.
+    /// The SOA of a negative answer, and NSEC/NSEC3 proofs with their RRSIGs.
     pub authorities: Vec<Record>,
+    pub security: Security,
 }
 
 impl Resolution {
-    /// True for a plain positive answer: records of `qtype` owned by `qname`, nothing else.
+    /// True for a plain positive answer: records of `qtype` owned by
+    /// `qname` (and the RRSIGs over them), nothing else.
     pub fn is_one_rrset(&self, qname: &Name, qtype: RecordType) -> bool {
         self.rcode == ResponseCode::NoError
             && self.authorities.is_empty()
-            && !self.answers.is_empty()
-            && self
-                .answers
-                .iter()
-                .all(|r| r.record_type() == qtype && r.name == *qname)
+            && self.answers.iter().any(|r| r.record_type() == qtype)
+            && self.answers.iter().all(|r| {
+                r.name == *qname && (r.record_type() == qtype || iterator::covers(r, qtype))
+            })
     }
 }
 
@@ -104,6 +111,10 @@ pub struct Budget {
     /// The NS names whose addresses are being looked up, outermost first: a
     /// name that turns up again needs itself (an NS dependency cycle).
     pub ns_lookups: Vec<Name>,
+    /// The client set CD: bogus data is returned instead of SERVFAIL.
+    pub checking_disabled: bool,
+    /// How deep the validator's DS/DNSKEY fetches are nested.
+    pub fetch_depth: u8,
 }
 
 impl Budget {
@@ -114,6 +125,22 @@ impl Budget {
             glueless_depth: 0,
             primed: false,
             ns_lookups: Vec::new(),
+            checking_disabled: false,
+            fetch_depth: 0,
+        }
+    }
+
+    /// A budget of its own for a validator's DS or DNSKEY fetch (Unbound
+    /// counts a sub-query's sends apart), inside this one's time.
+    pub fn for_subquery(&self, config: &ResolverConfig) -> Budget {
+        Budget {
+            deadline: self.deadline,
+            glueless_depth: self.glueless_depth,
+            primed: self.primed,
+            ns_lookups: self.ns_lookups.clone(),
+            checking_disabled: self.checking_disabled,
+            fetch_depth: self.fetch_depth + 1,
+            ..Budget::new(config)
         }
     }
 
@@ -146,6 +173,8 @@ pub struct Resolver {
     pub metrics: Arc<Metrics>,
     /// Questions whose resolution failed a moment ago (RFC 9520).
     pub failures: FailureCache,
+    /// DNSSEC: trust anchors, proven keys, NSEC ranges.
+    pub validation: Validation,
     inflight: Inflight<AnswerResult>,
     running: AtomicUsize,
     max_running: usize,
@@ -159,6 +188,7 @@ impl Resolver {
         cache: Arc<Cache>,
         hints: Vec<RootHint>,
         metrics: Arc<Metrics>,
+        validation: Validation,
         max_running: usize,
     ) -> Arc<Resolver> {
         let (prefetch_tx, mut prefetch_rx) = mpsc::channel::<Box<[u8]>>(1024);
@@ -174,6 +204,7 @@ impl Resolver {
             hints,
             metrics,
             failures,
+            validation,
             inflight: Inflight::default(),
             running: AtomicUsize::new(0),
             max_running,
@@ -235,8 +266,12 @@ impl Resolver {
     }
 
     async fn lead(&self, q: &Question, refresh: bool) -> AnswerResult {
-        // The key without its DO byte: (name, type, class).
-        let failure_key = &q.key[..q.key.len().saturating_sub(1)];
+        // (name, type, class) and CD: a bogus answer fails only without CD.
+        let mut failure_key = q.key.to_vec();
+        if let Some(variant) = failure_key.last_mut() {
+            *variant &= crate::wire::VARIANT_CD;
+        }
+        let failure_key = &failure_key[..];
         if let Some(failed) = self.failures.get(failure_key) {
             self.metrics.failure_cached();
             return Err(failed);
@@ -246,7 +281,12 @@ impl Resolver {
         if running >= self.max_running {
             return Err(ResolveError::Overloaded);
         }
-        let resolution = match self.resolve(&q.name, q.qtype, refresh).await {
+        let mut budget = Budget::new(&self.config);
+        budget.checking_disabled = q.checking_disabled;
+        let resolution = match self
+            .resolve_with(&q.name, q.qtype, &mut budget, refresh)
+            .await
+        {
             Ok(resolution) => resolution,
             Err(e) => {
                 self.failures
@@ -270,7 +310,9 @@ impl Resolver {
         self.resolve_with(qname, qtype, &mut budget, refresh).await
     }
 
-    /// The CNAME-chasing loop (RFC 1034 §5.3.3 step 4c), cache first at every link.
+    /// The CNAME-chasing loop (RFC 1034 §5.3.3 step 4c), cache first at
+    /// every link; each link the walk finds is validated before it is
+    /// cached, and the answer is only as secure as its weakest link.
     pub async fn resolve_with(
         &self,
         qname: &Name,
@@ -279,37 +321,71 @@ impl Resolver {
         refresh: bool,
     ) -> Result<Resolution, ResolveError> {
         let mut chain: Vec<Record> = Vec::new();
+        let mut security = if self.validation.enabled {
+            Security::Secure
+        } else {
+            Security::Indeterminate
+        };
         let mut name = qname.to_lowercase();
         let max = self.config.max_cname_chain;
         for link in 0..=max {
             if !(refresh && link == 0) {
                 match self.cached(&name, qtype) {
-                    Some(Cached::Rrset(records)) => {
+                    Some(Cached::Rrset(records, sec)) => {
                         chain.extend(records);
-                        return Ok(positive(chain));
+                        return Ok(positive(chain, Vec::new(), security.and(sec)));
                     }
-                    Some(Cached::Cname(record, target)) => {
-                        chain.push(record);
+                    Some(Cached::Cname(records, target, sec)) => {
+                        chain.extend(records);
+                        security = security.and(sec);
                         check_loop(&chain, &target)?;
                         name = target;
                         continue;
                     }
-                    Some(Cached::Negative(kind, soa)) => {
-                        return Ok(negative(kind, chain, Some(soa)));
+                    Some(Cached::Negative(n)) => {
+                        let n = *n;
+                        let mut authorities = vec![n.soa];
+                        authorities.extend(n.proof);
+                        return Ok(negative(
+                            n.kind,
+                            chain,
+                            authorities,
+                            security.and(n.security),
+                        ));
                     }
                     None => {}
                 }
+                if let Some(denied) = self.aggressive_nxdomain(&name, budget) {
+                    return Ok(negative(NegativeKind::NxDomain, chain, denied, security));
+                }
             }
-            match self.walk(&name, qtype, budget).await? {
-                iterator::Step::Answer { chain: c, rrset } => {
+            let mut found = self.walk(&name, qtype, budget).await?;
+            let verdict = self.validate(&name, qtype, &mut found, budget).await?;
+            let sec = self.judge(&name, qtype, verdict, budget)?;
+            let cacheable = sec.is_some();
+            let sec = sec.unwrap_or(Security::Indeterminate);
+            security = security.and(sec);
+            match found.step {
+                iterator::Step::Answer {
+                    chain: c,
+                    rrset,
+                    proof,
+                } => {
+                    if cacheable {
+                        self.cache_chain(&c, found.rank, sec);
+                        self.cache_records(&rrset, found.rank, sec);
+                    }
                     chain.extend(c);
                     chain.extend(rrset);
                     if chain_has_loop(&chain) {
                         return Err(ResolveError::CnameLoop(name.to_string()));
                     }
-                    return Ok(positive(self.clamped(chain)));
+                    return Ok(positive(self.clamped(chain), proof, security));
                 }
                 iterator::Step::Cname { chain: c, target } => {
+                    if cacheable {
+                        self.cache_chain(&c, found.rank, sec);
+                    }
                     chain.extend(c);
                     check_loop(&chain, &target)?;
                     name = target.to_lowercase();
@@ -318,12 +394,25 @@ impl Resolver {
                     kind,
                     chain: c,
                     soa,
+                    proof,
                 } => {
+                    let end = iterator::chain_end(&name, &c);
+                    let soa = if cacheable {
+                        self.cache_chain(&c, found.rank, sec);
+                        self.cache_negative(&end, qtype, kind, soa, proof.clone(), sec)
+                    } else {
+                        soa
+                    };
+                    if cacheable && sec == Security::Secure && kind == NegativeKind::NxDomain {
+                        self.keep_nsec_range(soa.as_ref(), &proof);
+                    }
                     chain.extend(c);
                     if chain_has_loop(&chain) {
                         return Err(ResolveError::CnameLoop(name.to_string()));
                     }
-                    return Ok(negative(kind, self.clamped(chain), soa));
+                    let mut authorities: Vec<Record> = soa.into_iter().collect();
+                    authorities.extend(proof);
+                    return Ok(negative(kind, self.clamped(chain), authorities, security));
                 }
             }
             let links = chain
@@ -344,25 +433,33 @@ impl Resolver {
         records
     }
 
-    /// What the cache already says about (name, type).
+    /// What the cache already says about (name, type). Secure RRsets come
+    /// with their RRSIGs, for DO clients.
     fn cached(&self, name: &Name, qtype: RecordType) -> Option<Cached> {
         if let Some(set) = self.cache.records.get(name, qtype)
             && set.rank >= Rank::NonAuthAnswer
         {
-            return Some(Cached::Rrset(set.records));
+            let mut records = set.records;
+            if set.security == Security::Secure {
+                records.extend(self.cache.records.signatures(name, qtype));
+            }
+            return Some(Cached::Rrset(records, set.security));
         }
         if qtype != RecordType::CNAME
             && let Some(set) = self.cache.records.get(name, RecordType::CNAME)
-            && let Some(record) = set.records.into_iter().next()
-            && let RData::CNAME(target) = &record.data
+            && let Some(RData::CNAME(target)) = set.records.first().map(|r| &r.data)
         {
             let target = target.0.to_lowercase();
-            return Some(Cached::Cname(record, target));
+            let mut records = set.records;
+            if set.security == Security::Secure {
+                records.extend(self.cache.records.signatures(name, RecordType::CNAME));
+            }
+            return Some(Cached::Cname(records, target, set.security));
         }
         self.cache
             .negatives
             .get(name, qtype)
-            .map(|n| Cached::Negative(n.kind, n.soa))
+            .map(|n| Cached::Negative(Box::new(n)))
     }
 
     /// Drops addresses the config forbids as upstreams (Unbound's
@@ -391,30 +488,28 @@ impl Resolver {
         }
     }
 
-    /// Groups records by (owner, type) and caches each RRset at `rank`.
-    pub fn cache_records(&self, records: &[Record], rank: Rank) {
-        let mut sets: HashMap<(Name, RecordType), Vec<Record>> = HashMap::new();
-        for r in records {
-            // Synthesised CNAMEs from a DNAME are not cached: the DNAME is.
-            sets.entry((r.name.to_lowercase(), r.record_type()))
-                .or_default()
-                .push(r.clone());
-        }
-        for (_, set) in sets {
-            self.cache.records.insert(set, rank);
-        }
+    /// Caches each RRset in `records` at `rank` with its security status
+    /// (see [`crate::cache::RecordCache::insert_all`]).
+    pub fn cache_records(&self, records: &[Record], rank: Rank, security: Security) {
+        self.cache.records.insert_all(records, rank, security);
     }
 
-    /// Caches a negative answer for `name`; returns the SOA with its TTL set.
+    /// Caches a negative answer for `name` with its proof; returns the SOA
+    /// with its TTL set.
     pub fn cache_negative(
         &self,
         name: &Name,
         qtype: RecordType,
         kind: NegativeKind,
         soa: Option<Record>,
+        proof: Vec<Record>,
+        security: Security,
     ) -> Option<Record> {
         let mut soa = soa?;
-        let ttl = self.cache.negatives.insert(name, qtype, kind, soa.clone());
+        let ttl = self
+            .cache
+            .negatives
+            .insert(name, qtype, kind, soa.clone(), proof, security);
         if let RData::SOA(s) = &soa.data {
             soa.ttl = if ttl > 0 {
                 ttl
@@ -427,27 +522,35 @@ impl Resolver {
 }
 
 enum Cached {
-    Rrset(Vec<Record>),
-    Cname(Record, Name),
-    Negative(NegativeKind, Record),
+    Rrset(Vec<Record>, Security),
+    /// The CNAME (and its RRSIGs) and its target.
+    Cname(Vec<Record>, Name, Security),
+    Negative(Box<NegativeView>),
 }
 
-fn positive(answers: Vec<Record>) -> Resolution {
+fn positive(answers: Vec<Record>, authorities: Vec<Record>, security: Security) -> Resolution {
     Resolution {
         rcode: ResponseCode::NoError,
         answers,
-        authorities: Vec::new(),
+        authorities,
+        security,
     }
 }
 
-fn negative(kind: NegativeKind, answers: Vec<Record>, soa: Option<Record>) -> Resolution {
+fn negative(
+    kind: NegativeKind,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+    security: Security,
+) -> Resolution {
     Resolution {
         rcode: match kind {
             NegativeKind::NxDomain => ResponseCode::NXDomain,
             NegativeKind::NoData => ResponseCode::NoError,
         },
         answers,
-        authorities: soa.into_iter().collect(),
+        authorities,
+        security,
     }
 }
 
@@ -486,16 +589,42 @@ fn check_loop(chain: &[Record], target: &Name) -> Result<(), ResolveError> {
     Ok(())
 }
 
-/// Encodes a resolution as a response (ID 0; flags and ID are patched per client).
-pub fn encode(qname: &Name, qtype: RecordType, res: &Resolution) -> Option<Vec<u8>> {
+/// Encodes a resolution as a response (ID 0; flags and ID are patched per
+/// client). Without `dnssec_ok` the RRSIG, NSEC and NSEC3 records a client
+/// did not ask for are left out (RFC 4035 §3.2.1).
+pub fn encode(
+    qname: &Name,
+    qtype: RecordType,
+    res: &Resolution,
+    dnssec_ok: bool,
+) -> Option<Vec<u8>> {
     let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
     msg.metadata.recursion_available = true;
     msg.metadata.response_code = res.rcode;
     let mut query = Query::query(qname.to_lowercase(), qtype);
     query.set_query_class(DNSClass::IN);
     msg.add_query(query);
-    msg.answers = res.answers.clone();
-    msg.authorities = res.authorities.clone();
+    let wanted = |r: &&Record| {
+        dnssec_ok
+            || r.record_type() == qtype
+            || !matches!(
+                r.record_type(),
+                RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+            )
+    };
+    msg.answers = res.answers.iter().filter(wanted).cloned().collect();
+    msg.authorities = res
+        .authorities
+        .iter()
+        .filter(|r| {
+            dnssec_ok
+                || !matches!(
+                    r.record_type(),
+                    RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+                )
+        })
+        .cloned()
+        .collect();
     match msg.to_vec() {
         Ok(v) => Some(v),
         Err(e) => {

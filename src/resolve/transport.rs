@@ -51,6 +51,8 @@ pub struct Question<'a> {
     pub name: &'a Name,
     pub rtype: RecordType,
     pub edns_payload: Option<u16>,
+    /// DO (RFC 3225): ask for RRSIGs and NSECs; only with EDNS.
+    pub dnssec_ok: bool,
     /// RFC draft-vixie-dnsext-dns0x20: randomise the case and insist on the echo.
     pub use_0x20: bool,
 }
@@ -66,6 +68,7 @@ fn build(q: &Question<'_>, id: u16) -> Result<(Vec<u8>, Name), TransportError> {
     if let Some(payload) = q.edns_payload {
         let mut edns = Edns::new();
         edns.set_max_payload(payload);
+        edns.set_dnssec_ok(q.dnssec_ok);
         msg.set_edns(edns);
     }
     let bytes = msg
@@ -262,6 +265,7 @@ mod tests {
             name,
             rtype: RecordType::A,
             edns_payload: Some(1232),
+            dnssec_ok: false,
             use_0x20: false,
         }
     }

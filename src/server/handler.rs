@@ -85,7 +85,7 @@ impl Handler {
         let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
         for raw in packets.take(BATCH) {
             if let Ok(q) = wire::parse_query(raw) {
-                let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.dnssec_ok(), &mut keybuf);
+                let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.variant(), &mut keybuf);
                 hashes[n] = self.cache.answers.fingerprint(key);
                 n += 1;
             }
@@ -173,7 +173,7 @@ impl Handler {
             _ => {}
         }
         let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
-        let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.dnssec_ok(), &mut keybuf);
+        let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.variant(), &mut keybuf);
         let now = self.cache.clock.now_ms();
         let guard = crate::cache::pin();
         let Some(answer) = self.cache.answers.find_fresh(key, now, &guard) else {
@@ -295,11 +295,12 @@ impl Handler {
             return Some(resp);
         }
         let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
-        let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.dnssec_ok(), &mut keybuf);
+        let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.variant(), &mut keybuf);
         let question = Question {
             name,
             qtype: RecordType::from(q.qtype),
             dnssec_ok: q.dnssec_ok(),
+            checking_disabled: q.flags & flags::CD != 0,
             key: key.into(),
         };
         let resolver = self.resolver.clone();

@@ -35,7 +35,7 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::resolve::{Resolver, hints};
+use crate::resolve::{Resolver, Validation, hints};
 use handler::{Handler, Live};
 
 /// Why the server could not start.
@@ -56,6 +56,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Hints(#[from] hints::HintsError),
+    #[error(transparent)]
+    TrustAnchors(#[from] crate::dnssec::AnchorError),
 }
 
 /// A started server.
@@ -91,12 +93,14 @@ impl Server {
             hints::built_in()
         };
         let metrics = Arc::new(Metrics::new());
+        let validation = Validation::from_config(&config.dnssec, clock.clone())?;
         let cache = Arc::new(Cache::new(&config.cache, clock));
         let resolver = Resolver::start(
             config.resolver.clone(),
             cache.clone(),
             root_hints,
             metrics.clone(),
+            validation,
             config.server.max_inflight_resolutions,
         );
         let handler = Arc::new(Handler {

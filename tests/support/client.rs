@@ -185,3 +185,19 @@ pub async fn ask_tcp(to: SocketAddr, message: &Message) -> Message {
         .pop()
         .expect("one reply")
 }
+
+/// The EDE INFO-CODE of a response, if it carries one (RFC 8914 §2).
+pub fn ede_code(reply: &Message) -> Option<u16> {
+    let edns = reply.edns.as_ref()?;
+    edns.options().as_ref().iter().find_map(|(code, opt)| {
+        if u16::from(*code) != 15 {
+            return None;
+        }
+        match opt {
+            hickory_proto::rr::rdata::opt::EdnsOption::Unknown(_, data) if data.len() >= 2 => {
+                Some(u16::from_be_bytes([data[0], data[1]]))
+            }
+            _ => None,
+        }
+    })
+}

@@ -39,6 +39,9 @@ upstream_timeout_ms = 800
 [metrics]
 listen = ""
 
+[dnssec]
+validation = false
+
 {extra}
 "#,
         hints = hints.display(),

@@ -530,6 +530,8 @@ impl TaprootProcess {
         config.resolver.upstream_timeout_ms = 1_000;
         config.metrics.listen = format!("127.0.0.1:{metrics_port}");
         config.log.level = "info".into();
+        // The lab tree is unsigned; signed-tree tests set their own anchors.
+        config.dnssec.validation = false;
         config
     }
 

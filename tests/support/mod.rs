@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod e2e;
 pub mod lab;
 pub mod signed;
+pub mod signed_tree;
 pub mod tree;
 
 use std::io::Write;
@@ -31,6 +32,9 @@ pub fn test_config(tree: &FakeTree) -> (Config, tempfile_path::TempPath) {
     config.resolver.allow_loopback_upstreams = true;
     config.resolver.upstream_timeout_ms = 800;
     config.metrics.listen = String::new();
+    // The fake tree is unsigned; DNSSEC tests turn validation back on with
+    // their own trust anchors.
+    config.dnssec.validation = false;
     (config, hints)
 }
 

@@ -35,10 +35,12 @@ www     IN A   192.0.2.1\n\
 insecure    IN NS ns.insecure\n\
 ns.insecure IN A  127.0.12.2\n";
 
-/// A key made by `ldns-keygen` in `dir`: its base name and, for a KSK, its DS.
+/// A key made by `ldns-keygen` in `dir`: its base name and, for a KSK, its
+/// DS (parsed, and as the zone-file line ldns wrote).
 pub struct Key {
     pub base: String,
     pub ds: Vec<DS>,
+    pub ds_text: String,
 }
 
 fn run(dir: &Path, program: &str, args: &[&str]) -> String {
@@ -55,7 +57,8 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-pub fn keygen(dir: &Path, algorithm: &str, ksk: bool) -> Key {
+/// A key for `origin` (a KSK when `ksk`).
+pub fn keygen(dir: &Path, origin: &str, algorithm: &str, ksk: bool) -> Key {
     let mut args = vec!["-a", algorithm, "-r", "/dev/urandom"];
     if algorithm.starts_with("RSA") {
         args.extend(["-b", "1024"]);
@@ -63,31 +66,40 @@ pub fn keygen(dir: &Path, algorithm: &str, ksk: bool) -> Key {
     if ksk {
         args.push("-k");
     }
-    args.push(ORIGIN);
+    args.push(origin);
     let base = run(dir, "ldns-keygen", &args);
-    let ds = if ksk {
+    let (ds, ds_text) = if ksk {
         let path = dir.join(format!("{base}.ds"));
         let text = std::fs::read_to_string(&path).expect("ldns-keygen wrote the DS");
-        TrustAnchors::parse(&text, &path.display().to_string())
+        let ds = TrustAnchors::parse(&text, &path.display().to_string())
             .expect("ldns's DS line parses as an anchor")
             .ds
             .into_iter()
             .map(|(_, ds)| ds)
-            .collect()
+            .collect();
+        (ds, text)
     } else {
-        Vec::new()
+        (Vec::new(), String::new())
     };
-    Key { base, ds }
+    Key { base, ds, ds_text }
 }
 
 /// Signs [`ZONE`] with `keys` (extra `ldns-signzone` flags first) and returns the signed text.
 pub fn sign(dir: &Path, flags: &[&str], keys: &[&Key]) -> String {
-    std::fs::write(dir.join("sec.lab.zone"), ZONE).expect("write the zone");
+    sign_text(dir, ORIGIN, ZONE, flags, keys)
+}
+
+/// Signs the zone `text` of `origin` with `keys` (extra `ldns-signzone`
+/// flags first) and returns the signed text.
+pub fn sign_text(dir: &Path, origin: &str, text: &str, flags: &[&str], keys: &[&Key]) -> String {
+    let file = format!("{origin}zone");
+    let signed = format!("{origin}signed");
+    std::fs::write(dir.join(&file), text).expect("write the zone");
     let mut args: Vec<&str> = flags.to_vec();
-    args.extend(["-f", "sec.lab.signed", "sec.lab.zone"]);
+    args.extend(["-o", origin, "-f", &signed, &file]);
     args.extend(keys.iter().map(|k| k.base.as_str()));
     run(dir, "ldns-signzone", &args);
-    std::fs::read_to_string(dir.join("sec.lab.signed")).expect("the signed zone")
+    std::fs::read_to_string(dir.join(&signed)).expect("the signed zone")
 }
 
 /// Serves a (signed) `sec.lab.` text with NSD on [`SERVER`].
