@@ -64,6 +64,55 @@ fn an_unknown_key_exits_two_naming_the_key_and_the_file() {
 }
 
 #[test]
+fn a_bad_trust_anchor_file_exits_two_naming_the_key_the_file_and_the_line() {
+    let dir = TempDir::new("cfg");
+    let anchors = dir.write(
+        "anchors.ds",
+        "; the root\n\
+         . 3600 IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D\n\
+         lab. IN DS 12345 13 2 not-hex\n",
+    );
+    let path = dir.write(
+        "anchored.toml",
+        &format!("[dnssec]\ntrust_anchor_file = \"{}\"\n", anchors.display()),
+    );
+    let out = taproot(
+        &["check-config", "--config", &path.display().to_string()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("dnssec.trust_anchor_file"),
+        "names the key: {err}"
+    );
+    assert!(
+        err.contains("anchors.ds line 3"),
+        "names the file and line: {err}"
+    );
+    assert!(
+        err.contains("anchored.toml"),
+        "names the config file: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // A missing file is named too.
+    let missing = dir.write(
+        "missing.toml",
+        "[dnssec]\ntrust_anchor_file = \"/nonexistent/anchors\"\n",
+    );
+    let out = taproot(
+        &["check-config", "--config", &missing.display().to_string()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/anchors"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn a_nonsense_listen_address_exits_two_naming_the_key() {
     let dir = TempDir::new("cfg");
     let path = dir.write("listen.toml", "[server]\nlisten = [\"nonsense\"]\n");

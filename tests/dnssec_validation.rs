@@ -11,6 +11,7 @@ mod support;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use support::client::{self, ask_udp, ede_code};
+use support::e2e::{dig, kdig, off_thread};
 use support::signed_tree::{SignedTree, Validating};
 
 /// A recursive query; `dnssec_ok` sets DO, `ad` and `cd` the header bits.
@@ -313,5 +314,34 @@ async fn a_validated_nsec_range_answers_nxdomain_without_asking_the_server() {
     )
     .await;
     assert_eq!(tree.relay.count("zz.sec.lab.", RecordType::A), 1);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dig_and_kdig_see_ad_rrsigs_and_the_reason_for_a_bogus_answer() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |_| {}).await;
+    let addr = t.addr;
+    let secure = off_thread(move || dig(addr, &["+dnssec", "www.sec.lab.", "A"])).await;
+    assert_eq!(secure.status, "NOERROR", "{}", secure.text);
+    assert!(secure.has_flag("ad"), "{}", secure.text);
+    assert_eq!(secure.answers("A"), vec!["192.0.2.1"]);
+    assert_eq!(secure.answers("RRSIG").len(), 1, "{}", secure.text);
+    // dig without +dnssec sets AD in its query by default (RFC 6840 §5.7):
+    // AD back, no RRSIG.
+    let plain = off_thread(move || dig(addr, &["www.sec.lab.", "A"])).await;
+    assert!(plain.has_flag("ad"), "{}", plain.text);
+    assert!(plain.answers("RRSIG").is_empty(), "{}", plain.text);
+    let bogus = off_thread(move || dig(addr, &["+dnssec", "www.expired.lab.", "A"])).await;
+    assert_eq!(bogus.status, "SERVFAIL", "{}", bogus.text);
+    assert!(
+        bogus.text.contains("EDE: 7"),
+        "dig shows the EDE: {}",
+        bogus.text
+    );
+    let unchecked =
+        off_thread(move || kdig(addr, &["+dnssec", "+cdflag", "www.expired.lab.", "A"])).await;
+    assert_eq!(unchecked.status, "NOERROR", "{}", unchecked.text);
+    assert!(!unchecked.has_flag("ad"), "{}", unchecked.text);
     t.stop().await;
 }

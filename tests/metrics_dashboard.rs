@@ -98,6 +98,7 @@ fn the_dashboard_is_valid_json_with_the_panels_operators_need() {
         "Upstream RTT",
         "SERVFAIL rate",
         "Cache size",
+        "DNSSEC validations by outcome",
     ] {
         let panel = panels
             .iter()

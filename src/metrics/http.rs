@@ -110,7 +110,7 @@ async fn flush(
     match p.name {
         None => {
             s.handler.cache.flush_all();
-            s.handler.resolver.failures.flush_all();
+            s.handler.resolver.forget_derived();
             info!("cache flushed");
             (StatusCode::OK, "flushed all\n").into_response()
         }
@@ -118,9 +118,10 @@ async fn flush(
             Ok(mut name) => {
                 name.set_fqdn(true);
                 s.handler.cache.flush_name(&name, p.subtree);
-                // Failures are few and short-lived: a flush of any name
-                // forgets them all, so the next question walks again.
-                s.handler.resolver.failures.flush_all();
+                // Failures, proven keys and NSEC ranges are few or short-lived:
+                // a flush of any name forgets them all, so the next question
+                // walks and validates again (after a key rollover, say).
+                s.handler.resolver.forget_derived();
                 info!(name = %name, subtree = p.subtree, "cache flushed");
                 (
                     StatusCode::OK,

@@ -238,6 +238,13 @@ impl Resolver {
         let _ = self.prefetch_tx.try_send(key.into());
     }
 
+    /// Forgets what resolutions derived besides the cache: remembered
+    /// failures, proven keys, validated NSEC ranges (an admin's flush).
+    pub fn forget_derived(&self) {
+        self.failures.flush_all();
+        self.validation.flush();
+    }
+
     /// Resolutions in flight now (the `taproot_resolutions_inflight` gauge).
     pub fn inflight(&self) -> usize {
         self.running.load(Ordering::Relaxed)

@@ -240,6 +240,7 @@ impl Running {
                 oc.stale_window_s != nc.stale_window_s,
             ),
             ("resolver", old.resolver != new.resolver),
+            ("dnssec", old.dnssec != new.dnssec),
         ] {
             if changed {
                 restart.push(key);
