@@ -27,7 +27,11 @@
 # Knobs (environment): ROUNDS RATE SECS HOT COLD COLD_Q MEM MEM_Q CACHE_MB NET
 # TAPROOT_PORT UNBOUND_PORT FLOOR_PORT METRICS_PORT LOAD_CPU SERVER_CPU
 # SKIP_BUILD=1 KEEP=1 (keep the work dir with configs and logs). PERF=1 (with
-# KEEP=1): record taproot's cold runs with perf into the work dir. See README.md.
+# KEEP=1): record taproot's cold runs with perf into the work dir.
+# VALIDATE=1: sign the tree (ldns-signzone, ECDSA P-256, NSEC) and run both
+# resolvers validating from the fake root's KSK (taproot [dnssec], Unbound
+# module-config "validator iterator"); every answer must then carry AD.
+# See README.md.
 
 set -euo pipefail
 
@@ -54,6 +58,7 @@ SERVER_CPU=${SERVER_CPU:-1}  # taproot, Unbound and the floor run here (one at a
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
 PERF=${PERF:-0}
+VALIDATE=${VALIDATE:-0}
 
 SERVERS=(taproot unbound floor)
 declare -A PORT=([taproot]=$TAPROOT_PORT [unbound]=$UNBOUND_PORT [floor]=$FLOOR_PORT)
@@ -124,7 +129,7 @@ need_tools() {
     # Debian package for each tool the script runs.
     local -A pkg=([unbound]=unbound [unbound-checkconf]=unbound [nsd]=nsd [nsd-control]=nsd
         [dnsperf]=dnsperf [dig]=dnsutils [taskset]=util-linux [setsid]=util-linux
-        [curl]=curl [python3]=python3)
+        [curl]=curl [python3]=python3 [ldns-keygen]=ldnsutils [ldns-signzone]=ldnsutils)
     local missing=() t
     for t in "${!pkg[@]}"; do
         command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || missing+=("${pkg[$t]}")
@@ -233,6 +238,31 @@ EOF
     awk -v n="$MEM" 'BEGIN { for (i = 0; i < n; i++) printf "m%d.bench.lab. A\n", i }' >"$WORK/mem.txt"
 }
 
+# sign_zone ORIGIN ZONEFILE [DS-FILE-OF-CHILD]: appends the child's DS line,
+# signs the zone in place with a fresh KSK and ZSK, and leaves the KSK's DS
+# line in $WORK/keys/ORIGIN.ds for the parent.
+sign_zone() {
+    local origin=$1 zonefile="$WORK/zones/$2" child_ds=${3:-} ksk zsk
+    mkdir -p "$WORK/keys"
+    [ -n "$child_ds" ] && cat "$child_ds" >>"$zonefile"
+    ksk=$(cd "$WORK/keys" && ldns-keygen -a ECDSAP256SHA256 -k -r /dev/urandom "$origin")
+    zsk=$(cd "$WORK/keys" && ldns-keygen -a ECDSAP256SHA256 -r /dev/urandom "$origin")
+    (cd "$WORK/keys" && ldns-signzone -o "$origin" -f "$zonefile.signed" "$zonefile" "$ksk" "$zsk")
+    mv "$zonefile.signed" "$zonefile"
+    cp "$WORK/keys/$ksk.ds" "$WORK/keys/$origin.ds"
+}
+
+# VALIDATE=1: bench.lab., lab. and the root signed bottom up; the root's DS
+# is both resolvers' trust anchor.
+sign_tree() {
+    [ "$VALIDATE" = 1 ] || return 0
+    sign_zone bench.lab. bench.zone
+    sign_zone lab. lab.zone "$WORK/keys/bench.lab..ds"
+    sign_zone . root.zone "$WORK/keys/lab..ds"
+    cp "$WORK/keys/..ds" "$WORK/anchor.ds"
+    log "signed the tree; trust anchor: $(cut -f1,4- "$WORK/anchor.ds" | tr '\t' ' ')"
+}
+
 # start_nsd IP ORIGIN ZONEFILE: one NSD per address (each knows only its own
 # zone, so a referral really leads elsewhere), foreground (-d), with a
 # control socket (a unix socket needs no TLS keys) to read its query counter.
@@ -314,8 +344,11 @@ upstream_port = 53
 allow_loopback_upstreams = true
 qname_minimisation = true
 
-[dnssec]
-validation = false
+$(if [ "$VALIDATE" = 1 ]; then
+        printf '[dnssec]\nvalidation = true\ntrust_anchor_file = "%s"\n' "$WORK/anchor.ds"
+    else
+        printf '[dnssec]\nvalidation = false\n'
+    fi)
 
 [cache]
 size_mb = $CACHE_MB
@@ -343,8 +376,12 @@ start_unbound() {
     mkdir -p "$dir"
     # Mirrors taproot's settings: one thread, the same hints, qname
     # minimisation on, prefetch and serve-expired on (taproot's defaults),
-    # iterator only (taproot does not validate), generous caches, hardening
-    # at Unbound's defaults, no remote control.
+    # validating as taproot does (VALIDATE=1) or iterator only, generous
+    # caches, hardening at Unbound's defaults, no remote control.
+    local modules='module-config: "iterator"'
+    if [ "$VALIDATE" = 1 ]; then
+        modules=$(printf 'module-config: "validator iterator"\n  trust-anchor-file: "%s"' "$WORK/anchor.ds")
+    fi
     cat >"$dir/unbound.conf" <<EOF
 server:
   interface: 127.0.0.1@$UNBOUND_PORT
@@ -362,7 +399,7 @@ server:
   use-syslog: no
   logfile: "$dir/unbound.log"
   verbosity: 1
-  module-config: "iterator"
+  $modules
   qname-minimisation: yes
   prefetch: yes
   serve-expired: yes
@@ -471,6 +508,10 @@ warm() {
         read -r _ completed _ _ _ _ _ _ noerror _ < <(parse "$out")
         [ "$noerror" = "$HOT" ] || die "warm-up of $s: $noerror of $HOT names answered NOERROR ($completed completed); see $out"
         log "warm: $s cached $HOT names"
+        if [ "$VALIDATE" = 1 ]; then
+            dig +dnssec +time=2 +tries=1 -p "${PORT[$s]}" @127.0.0.1 h0.bench.lab. A | grep -q 'flags: qr rd ra ad' ||
+                die "$s does not validate: h0.bench.lab. came back without AD"
+        fi
     done
 }
 
@@ -608,7 +649,7 @@ report() {
     echo
     echo "taproot vs Unbound: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))"
     echo "taproot $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'), $(unbound -V | head -1), $(nsd -v 2>&1 | head -1), dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p')"
-    echo "ROUNDS=$ROUNDS RATE=$RATE q/s SECS=$SECS HOT=$HOT COLD=$COLD COLD_Q=$COLD_Q MEM=$MEM MEM_Q=$MEM_Q CACHE_MB=$CACHE_MB; dnsperf on core $LOAD_CPU, servers on core $SERVER_CPU; load average at start: $LOADAVG"
+    echo "VALIDATE=$VALIDATE ROUNDS=$ROUNDS RATE=$RATE q/s SECS=$SECS HOT=$HOT COLD=$COLD COLD_Q=$COLD_Q MEM=$MEM MEM_Q=$MEM_Q CACHE_MB=$CACHE_MB; dnsperf on core $LOAD_CPU, servers on core $SERVER_CPU; load average at start: $LOADAVG"
     echo
     python3 "$HELPER" table "$RESULTS"
     echo
@@ -628,6 +669,7 @@ main() {
     local v
     for v in $(compgen -e | grep '^TAPROOT_' || true); do unset "$v"; done
     write_tree
+    sign_tree
     start_tree
     start_servers
     warm

@@ -345,3 +345,37 @@ async fn dig_and_kdig_see_ad_rrsigs_and_the_reason_for_a_bogus_answer() {
     assert!(!unchecked.has_flag("ad"), "{}", unchecked.text);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dnskey_fetch_that_times_out_is_servfail_but_not_remembered_as_bogus() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |c| {
+        c.resolver.failure_cache_ttl_s = 0;
+        c.resolver.upstream_timeout_ms = 300;
+    })
+    .await;
+    tree.relay.swallow(Some(RecordType::DNSKEY));
+    let failed = ask(&t, "www.sec.lab.", RecordType::A, true).await;
+    assert_eq!(
+        failed.metadata.response_code,
+        ResponseCode::ServFail,
+        "{failed:?}"
+    );
+    assert_eq!(
+        ede_code(&failed),
+        Some(22),
+        "No Reachable Authority, not DNSKEY Missing: {failed:?}"
+    );
+    assert!(tree.relay.count("sec.lab.", RecordType::DNSKEY) >= 1);
+    // The server answers again: the keys are fetched and the answer is secure.
+    tree.relay.swallow(None);
+    expect(
+        &t,
+        "www.sec.lab.",
+        RecordType::A,
+        ResponseCode::NoError,
+        true,
+    )
+    .await;
+    t.stop().await;
+}

@@ -6,7 +6,10 @@
 //!   views: [`answer`], the hot path, where a hit costs one lookup and a few
 //!   byte patches; and [`record`], RRsets with their RFC 2181 §5.4.1 trust
 //!   rank, from which the walk reads delegations and answers are assembled.
-//!   An RRset is stored once, as the answer to its own question.
+//!   An RRset is stored once, as the answer to its own question; a signed
+//!   one also with its RRSIGs, as the answer to the same question with DO
+//!   (the key's last byte picks the variant, so a hit never filters).
+//!   Every entry carries its DNSSEC status, from which a hit sets AD.
 //! - [`negative`]: RFC 2308 NXDOMAIN and NODATA entries with their SOA, on
 //!   moka with per-entry expiry.
 //!

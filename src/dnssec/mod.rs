@@ -1,5 +1,5 @@
 //! DNSSEC validation (RFC 4033–4035, RFC 5155, RFC 6840): the pieces the
-//! walk will build the chain of trust from.
+//! validator ([`crate::resolve::validate`]) builds the chain of trust from.
 //!
 //! - [`anchors`]: where trust starts (RFC 4033 §2): the root's DS set built
 //!   in, or an Unbound-style `trust-anchor-file` of DS and DNSKEY lines.
@@ -10,6 +10,10 @@
 //!   name, label count, TTL capped by the signature.
 //! - [`denial`]: whether verified NSEC or NSEC3 records prove an NXDOMAIN,
 //!   a NODATA (wildcard included) or an unsigned delegation.
+//! - [`keys`]: the verdict of the chain of trust per name, kept for the
+//!   DNSKEY TTL so a zone's keys are proven once.
+//! - [`aggressive`]: validated NSEC ranges answering NXDOMAIN (RFC 8198).
+//! - [`security`]: the status the cache keeps per entry and AD reports.
 //!
 //! Every failure says which RFC 8914 Extended DNS Error it is, so a bogus
 //! answer can carry the reason to the client.

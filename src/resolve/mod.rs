@@ -6,8 +6,12 @@
 //! it renders a hit. The walk is split the way Unbound's iterator is:
 //! [`hints`] (where to start), [`transport`] (talking to servers), [`infra`]
 //! (which server to ask), [`scrub`] (what a server may say), [`classify`]
-//! (what it said), [`iterator`] (the state machine), [`failures`] (what
-//! failed a moment ago, RFC 9520).
+//! (what it said), [`iterator`] (the state machine), [`validate`] (whether
+//! to believe it: DNSSEC), [`failures`] (what failed a moment ago, RFC 9520).
+//!
+//! The walk returns what it found without caching it; [`Resolver::resolve_with`]
+//! has it validated, caches it with its security status, and follows the
+//! chain, so an answer is only as secure as its weakest link.
 
 pub mod classify;
 pub mod error;

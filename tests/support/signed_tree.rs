@@ -359,9 +359,11 @@ fn build(dir: &std::path::Path) -> (Vec<Zone>, String) {
     (zones, root_ksk.ds_text)
 }
 
-/// A UDP relay that counts the questions passing through it.
+/// A UDP relay that counts the questions passing through it, and can
+/// swallow those of one type (a server that never answers them).
 pub struct Relay {
     seen: Arc<Mutex<Vec<(Name, RecordType)>>>,
+    swallow: Arc<Mutex<Option<RecordType>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -370,6 +372,8 @@ impl Relay {
         let socket = Arc::new(UdpSocket::bind(listen).await.expect("bind the relay"));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let counted = seen.clone();
+        let swallow: Arc<Mutex<Option<RecordType>>> = Arc::new(Mutex::new(None));
+        let swallowed = swallow.clone();
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65535];
             loop {
@@ -377,11 +381,16 @@ impl Relay {
                     return;
                 };
                 let query = buf[..n].to_vec();
+                let mut rtype = None;
                 if let Ok(msg) = Message::from_vec(&query)
                     && let Some(q) = msg.queries.first()
                     && let Ok(mut seen) = counted.lock()
                 {
                     seen.push((q.name().to_lowercase(), q.query_type()));
+                    rtype = Some(q.query_type());
+                }
+                if rtype.is_some() && swallowed.lock().is_ok_and(|s| *s == rtype) {
+                    continue;
                 }
                 let reply_to = socket.clone();
                 tokio::spawn(async move {
@@ -400,7 +409,18 @@ impl Relay {
                 });
             }
         });
-        Relay { seen, task }
+        Relay {
+            seen,
+            swallow,
+            task,
+        }
+    }
+
+    /// From now on, questions of `rtype` get no answer (`None`: all do).
+    pub fn swallow(&self, rtype: Option<RecordType>) {
+        if let Ok(mut s) = self.swallow.lock() {
+            *s = rtype;
+        }
     }
 
     /// How many questions for (name, type) reached the server.
