@@ -34,8 +34,14 @@ async fn check_www(nsd: &Nsd, ds: &[DS]) -> Result<u32, Bogus> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rrsets_signed_with_algorithms_8_13_14_and_15_verify() {
-    for algorithm in ["RSASHA256", "ECDSAP256SHA256", "ECDSAP384SHA384", "ED25519"] {
+async fn rrsets_signed_with_algorithms_8_10_13_14_and_15_verify() {
+    for algorithm in [
+        "RSASHA256",
+        "RSASHA512",
+        "ECDSAP256SHA256",
+        "ECDSAP384SHA384",
+        "ED25519",
+    ] {
         let dir = TempDir::new("dnssec");
         let ksk = keygen(dir.path(), ORIGIN, algorithm, true);
         let zsk = keygen(dir.path(), ORIGIN, algorithm, false);
@@ -148,6 +154,34 @@ async fn a_ds_set_of_unknown_digests_or_algorithms_makes_the_zone_insecure() {
     for ds in [unknown_digest, unknown_algorithm] {
         let link = verify_dnskeys(&zone(), &keys, &keys, &[ds], &[], now()).expect("not bogus");
         assert!(matches!(link, Link::Insecure), "RFC 4035 §5.2: insecure");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ds_of_sha1_sha256_or_sha384_digest_proves_the_keys() {
+    use hickory_proto::dnssec::DigestType;
+    let dir = TempDir::new("dnssec");
+    let ksk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
+    let zsk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", false);
+    let nsd = serve(sign(dir.path(), &[], &[&ksk, &zsk]));
+    let keys = ask_do(&nsd, ORIGIN, RecordType::DNSKEY).await;
+    let real = &ksk.ds[0];
+    let key = keys
+        .iter()
+        .filter_map(taproot::dnssec::verify::dnskey)
+        .find(|k| k.calculate_key_tag().ok() == Some(real.key_tag()))
+        .expect("the KSK is published");
+    for digest_type in [DigestType::SHA1, DigestType::SHA256, DigestType::SHA384] {
+        let digest = key.to_digest(&zone(), digest_type).expect("a digest");
+        let ds = DS::new(
+            real.key_tag(),
+            real.algorithm(),
+            digest_type,
+            digest.as_ref().to_vec(),
+        );
+        check_www(&nsd, &[ds])
+            .await
+            .unwrap_or_else(|e| panic!("{digest_type:?}: {e}"));
     }
 }
 
