@@ -50,11 +50,12 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, NS};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use taproot::cache::{Cache, CachedAnswer, Guard, Rank, pin};
+use taproot::cache::Resolution;
+use taproot::cache::{Cache, CachedAnswer, Pinned, Rank, pin};
 use taproot::clock::Clock;
 use taproot::config::{CacheConfig, Config, RateLimitConfig};
 use taproot::metrics::{Metrics, Protocol};
-use taproot::resolve::{Resolution, Resolver};
+use taproot::resolve::Resolver;
 use taproot::server::handler::{Fast, Handler, Live};
 use taproot::wire::{self, ClientEdns, ClientQuery, MAX_NAME_LEN, flags};
 
@@ -176,7 +177,7 @@ impl Fixture {
         &'g self,
         qname: &[u8],
         now_ms: u64,
-        guard: &'g Guard,
+        guard: &'g Pinned,
     ) -> Option<&'g CachedAnswer> {
         let mut keybuf = [0u8; MAX_NAME_LEN + 5];
         let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);

@@ -17,11 +17,11 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use taproot::cache::Resolution;
 use taproot::cache::answer::name_wire_lower;
 use taproot::cache::{Cache, Rank};
 use taproot::clock::Clock;
 use taproot::config::CacheConfig;
-use taproot::resolve::Resolution;
 use taproot::wire::{self, MAX_NAME_LEN};
 
 #[global_allocator]

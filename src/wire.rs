@@ -14,6 +14,27 @@ pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_LABEL_LEN: usize = 63;
 /// RFC 6891 §6.1.2: the OPT pseudo-RR type.
 pub const TYPE_OPT: u16 = 41;
+
+/// Response codes the server writes itself (RFC 1035 §4.1.1).
+pub mod rcode {
+    pub const NOERROR: u16 = 0;
+    pub const FORMERR: u16 = 1;
+    pub const SERVFAIL: u16 = 2;
+    pub const NOTIMP: u16 = 4;
+    pub const REFUSED: u16 = 5;
+}
+
+/// Query types the handler treats apart (RFC 6895 §3.1, RFC 8482).
+pub mod qtype {
+    pub const OPT: u16 = super::TYPE_OPT;
+    pub const TKEY: u16 = 249;
+    pub const TSIG: u16 = 250;
+    pub const IXFR: u16 = 251;
+    pub const AXFR: u16 = 252;
+    pub const MAILB: u16 = 253;
+    pub const MAILA: u16 = 254;
+    pub const ANY: u16 = 255;
+}
 /// Payload size taproot offers clients (DNS flag day 2020).
 pub const SERVER_EDNS_PAYLOAD: u16 = 1232;
 /// RFC 6891 §7: extended RCODE for an unsupported EDNS version.
@@ -143,13 +164,13 @@ pub fn parse_query(raw: &[u8]) -> Result<ClientQuery<'_>, Rejection> {
     let formerr = Rejection::Error {
         id,
         flags: fl,
-        rcode: 1,
+        rcode: rcode::FORMERR,
     };
     if fl & flags::OPCODE_MASK != 0 {
         return Err(Rejection::Error {
             id,
             flags: fl,
-            rcode: 4,
+            rcode: rcode::NOTIMP,
         });
     }
     let qdcount = u16::from_be_bytes([raw[4], raw[5]]);

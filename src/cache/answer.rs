@@ -12,13 +12,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_epoch::Guard;
 use hickory_proto::rr::Name;
 use smallvec::SmallVec;
 
 use super::record::Rank;
 use super::stats::{CacheKind, CacheStats};
-use super::store::Store;
+use super::store::{Pinned, Store};
 use super::ttl::{is_fresh, remaining};
 use crate::clock::Clock;
 use crate::dnssec::Security;
@@ -327,7 +326,7 @@ impl AnswerCache {
         &'g self,
         key: &[u8],
         now_ms: u64,
-        guard: &'g Guard,
+        guard: &'g Pinned,
     ) -> Option<&'g CachedAnswer> {
         let found = self
             .store
@@ -349,14 +348,17 @@ impl AnswerCache {
     /// Starts loading what lookups of a batch of keys (by fingerprint) will
     /// read, so their memory misses overlap (see [`Store::prefetch`]).
     #[inline]
-    pub fn prefetch(&self, hashes: &[u64], guard: &Guard) {
+    pub fn prefetch(&self, hashes: &[u64], guard: &Pinned) {
         self.store.prefetch(hashes, guard);
     }
 
     /// [`AnswerCache::find_fresh`], as an owned reference.
     pub fn lookup_fresh(&self, key: &[u8], now_ms: u64) -> Option<Arc<CachedAnswer>> {
         let guard = super::store::pin();
-        self.find_fresh(key, now_ms, &guard).map(Store::owned)
+        // SAFETY: `find_fresh` returns what `Store::find` found, and
+        // `guard` is still pinned.
+        self.find_fresh(key, now_ms, &guard)
+            .map(|entry| unsafe { Store::owned(entry) })
     }
 
     /// The fresh RRset stored under `key` as the answer to its own question, if any.

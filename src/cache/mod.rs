@@ -21,6 +21,7 @@ mod delegation;
 pub mod negative;
 pub mod parent_side;
 pub mod record;
+mod resolution;
 pub mod stats;
 mod store;
 pub mod ttl;
@@ -30,17 +31,16 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 
 pub use answer::{AnswerCache, CachedAnswer};
-pub use crossbeam_epoch::Guard;
 pub use negative::{NegativeCache, NegativeKind};
 pub use parent_side::ParentSide;
 pub use record::{Rank, RecordCache};
+pub use resolution::{Resolution, encode};
 pub use stats::{CacheKind, CacheStats};
-pub use store::pin;
+pub use store::{Pinned, pin};
 pub use ttl::TtlPolicy;
 
 use crate::clock::Clock;
 use crate::config::CacheConfig;
-use crate::resolve::{Resolution, encode};
 use delegation::DelegationMemo;
 use store::Store;
 
@@ -540,13 +540,13 @@ mod tests {
         for i in 0..40_000u32 {
             let name = format!("h{i}.bench.lab.");
             let qname = Name::from_ascii(&name).expect("name");
-            let res = crate::resolve::Resolution {
+            let res = Resolution {
                 rcode: hickory_proto::op::ResponseCode::NoError,
                 answers: vec![a(&name, 300, 1)],
                 authorities: Vec::new(),
                 security: crate::dnssec::Security::Indeterminate,
             };
-            let wire = crate::resolve::encode(&qname, RecordType::A, &res, false).expect("encodes");
+            let wire = encode(&qname, RecordType::A, &res, false).expect("encodes");
             let mut key = answer::name_wire_lower(&qname);
             key.extend_from_slice(&[0, 1, 0, 1, 1]);
             c.answers

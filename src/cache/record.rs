@@ -18,12 +18,12 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::debug;
 
 use super::answer::CachedAnswer;
+use super::resolution::{Resolution, encode};
 use super::stats::{CacheKind, CacheStats};
 use super::store::Store;
 use super::ttl::{TtlPolicy, is_fresh, remaining};
 use crate::clock::Clock;
 use crate::dnssec::Security;
-use crate::resolve::{Resolution, encode};
 use crate::wire::{self, MAX_NAME_LEN};
 
 /// RFC 2181 §5.4.1 trust, lowest first.

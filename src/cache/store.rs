@@ -73,12 +73,19 @@ pub fn weight(entry: &CachedAnswer) -> u64 {
         as u64
 }
 
+/// A pinned section of the global epoch collector: while it lives, entries
+/// read from the store stay alive. It is the only guard the store takes, so
+/// a guard of some other `crossbeam_epoch::Collector`, which would protect
+/// nothing here, cannot be passed in (crossbeam-skiplist checks the same at
+/// run time in `check_guard`).
+pub struct Pinned(Guard);
+
 /// Marks the start of a section in which entries read from the store stay
 /// alive. A UDP worker pins once for each batch of datagrams; a pin taken
 /// while another is held costs a thread-local increment.
 #[inline]
-pub fn pin() -> Guard {
-    crossbeam_epoch::pin()
+pub fn pin() -> Pinned {
+    Pinned(crossbeam_epoch::pin())
 }
 
 /// Slots in one 64-byte cache line.
@@ -155,9 +162,10 @@ struct Shard {
 /// A pointer handed to the epoch collector to drop later.
 struct Retired<T>(*mut T);
 
-// SAFETY: the pointee is `Send + Sync` (`CachedAnswer` is; a `Table` holds
-// atomics only) and the collector is its only owner once retired.
-unsafe impl<T> Send for Retired<T> {}
+// SAFETY: the pointee may move to the thread that runs the deferred drop
+// (`T: Send`: `CachedAnswer` is, a `Table` holds atomics only), and the
+// collector is its only owner once retired.
+unsafe impl<T: Send> Send for Retired<T> {}
 
 impl<T> Retired<T> {
     /// Taken whole, so a closure captures the `Send` wrapper, not its field.
@@ -215,7 +223,7 @@ impl Store {
         &'g self,
         hash: u64,
         key: &[u8],
-        _guard: &'g Guard,
+        _guard: &'g Pinned,
     ) -> Option<&'g CachedAnswer> {
         let tag = tag_of(hash);
         // SAFETY: tables are freed through the epoch collector only, and
@@ -253,7 +261,7 @@ impl Store {
     /// turn. A UDP worker receives its queries in batches, so it can ask for
     /// every slot of the batch at once, then for every entry, and pay about
     /// two misses for the whole batch instead of two for each query.
-    pub fn prefetch(&self, hashes: &[u64], _guard: &Guard) {
+    pub fn prefetch(&self, hashes: &[u64], _guard: &Pinned) {
         for &hash in hashes {
             // SAFETY: as in `find`: tables are freed through the collector.
             let table = unsafe { &*self.shard(hash).table.load(Ordering::Acquire) };
@@ -287,15 +295,24 @@ impl Store {
     /// owned reference (a reference-count increment; the hot path uses [`Store::find`]).
     pub fn get(&self, hash: u64, key: &[u8]) -> Option<Arc<CachedAnswer>> {
         let guard = pin();
-        self.find(hash, key, &guard).map(Store::owned)
+        // SAFETY: `find` returned it, and `guard` is still pinned.
+        self.find(hash, key, &guard)
+            .map(|entry| unsafe { Store::owned(entry) })
     }
 
-    /// An owned reference to an entry [`Store::find`] returned (only those:
-    /// the count taken is that of the `Arc` the store holds).
-    pub(super) fn owned(entry: &CachedAnswer) -> Arc<CachedAnswer> {
+    /// An owned reference to an entry.
+    ///
+    /// # Safety
+    ///
+    /// `entry` must be one [`Store::find`] returned, under a guard that is
+    /// still pinned: its memory is then an `Arc` the store made with
+    /// `Arc::into_raw` and has not released, whose count this raises. Any
+    /// other `&CachedAnswer` (one on the stack, in another `Arc`) would
+    /// have its count forged.
+    pub(super) unsafe fn owned(entry: &CachedAnswer) -> Arc<CachedAnswer> {
         let ptr: *const CachedAnswer = entry;
-        // SAFETY: every entry pointer came from `Arc::into_raw`, and the
-        // table's count keeps it alive while the finder's guard is pinned.
+        // SAFETY: the caller's promise: `ptr` came from `Arc::into_raw`,
+        // and the table's count keeps it alive while the guard is pinned.
         unsafe {
             Arc::increment_strong_count(ptr);
             Arc::from_raw(ptr)
@@ -320,8 +337,8 @@ impl Store {
         let is_answer = entry.kind() == CacheKind::Answer;
         let new = Arc::into_raw(entry).cast_mut();
 
-        // SAFETY (all table dereferences below): only this shard's writer,
-        // whose lock we hold, replaces or retires its table.
+        // SAFETY: only this shard's writer, whose lock we hold, replaces or
+        // retires its table (the same holds for every table dereference below).
         let mut table = unsafe { &*shard.table.load(Ordering::Acquire) };
         let mut free = None;
         let mut i = hash as usize & table.mask();
@@ -381,7 +398,7 @@ impl Store {
 
     /// Replaces the shard's table with one sized for its live entries at
     /// half load, without tombstones; the old one goes to the collector.
-    fn rebuild<'t>(shard: &Shard, books: &Books, guard: &Guard) -> &'t Table {
+    fn rebuild<'t>(shard: &Shard, books: &Books, guard: &Pinned) -> &'t Table {
         let old_ptr = shard.table.load(Ordering::Acquire);
         // SAFETY: see `insert`; the caller holds the shard's lock.
         let old = unsafe { &*old_ptr };
@@ -402,23 +419,27 @@ impl Store {
         let retired = Retired(old_ptr);
         // SAFETY: readers reach the old table only while pinned; it owns
         // no entries (its pointers moved to the new table).
-        guard.defer(move || drop(unsafe { Box::from_raw(retired.into_ptr()) }));
+        guard
+            .0
+            .defer(move || drop(unsafe { Box::from_raw(retired.into_ptr()) }));
         // SAFETY: freed only by a later rebuild, under the same lock, through the collector.
         unsafe { &*new_ptr }
     }
 
     /// Marks a removed entry superseded and drops the table's count once no
     /// reader can hold it.
-    fn retire(entry: *mut CachedAnswer, guard: &Guard) {
+    fn retire(entry: *mut CachedAnswer, guard: &Pinned) {
         // SAFETY: the caller took it out of a live slot: the table's count.
         unsafe { &*entry }.supersede();
         let retired = Retired(entry);
         // SAFETY: the pointer came from `Arc::into_raw`; no slot holds it now.
-        guard.defer(move || drop(unsafe { Arc::from_raw(retired.into_ptr().cast_const()) }));
+        guard
+            .0
+            .defer(move || drop(unsafe { Arc::from_raw(retired.into_ptr().cast_const()) }));
     }
 
     /// Empties slot `i` of `table`, settling the books.
-    fn remove(table: &Table, i: usize, books: &mut Books, guard: &Guard) -> CacheKind {
+    fn remove(table: &Table, i: usize, books: &mut Books, guard: &Pinned) -> CacheKind {
         let slot = &table.slots[i];
         slot.tag.store(TOMBSTONE, Ordering::Release);
         let old = slot.entry.swap(std::ptr::null_mut(), Ordering::AcqRel);
@@ -434,7 +455,7 @@ impl Store {
     }
 
     /// Moves the CLOCK hand until the shard is within its budget.
-    fn evict(&self, shard: &Shard, books: &mut Books, guard: &Guard) {
+    fn evict(&self, shard: &Shard, books: &mut Books, guard: &Pinned) {
         if books.weight <= self.shard_bytes {
             return;
         }
@@ -501,10 +522,17 @@ impl Store {
         self.sum(|b| b.weight)
     }
 
-    /// How many entries are whole answers and how many RRsets.
+    /// How many entries are whole answers and how many RRsets, both read
+    /// from one look at each shard, so a flush between them cannot make
+    /// the difference negative.
     pub fn count_by_kind(&self) -> (u64, u64) {
-        let answers = self.sum(|b| b.answers as u64);
-        (answers, self.len() as u64 - answers)
+        self.shards
+            .iter()
+            .fold((0, 0), |(answers, records), shard| {
+                let books = Self::lock(shard);
+                let a = books.answers as u64;
+                (answers + a, records + (books.live as u64).saturating_sub(a))
+            })
     }
 }
 
@@ -520,6 +548,8 @@ impl Drop for Store {
                     let entry = slot.entry.load(Ordering::Relaxed);
                     // SAFETY: as above; entries retired earlier are the collector's.
                     unsafe { &*entry }.supersede();
+                    // SAFETY: the table's own count, from `Arc::into_raw`,
+                    // released once here.
                     drop(unsafe { Arc::from_raw(entry.cast_const()) });
                 }
             }
@@ -537,7 +567,7 @@ mod tests {
 
     use super::*;
     use crate::cache::answer::name_wire_lower;
-    use crate::resolve::{Resolution, encode};
+    use crate::cache::{Resolution, encode};
 
     /// The key and a one-record answer for `h<i>.store.lab.` A, its address
     /// ending in `last`.
@@ -592,6 +622,42 @@ mod tests {
         }
         let (absent, _) = entry(20_001, 0);
         assert_eq!(found(&s, &absent), None);
+    }
+
+    #[test]
+    fn counting_by_kind_never_underflows_while_a_flush_runs() {
+        // The two counts must come from one look at each shard: summed one
+        // after the other, a flush in between made "records" negative (a
+        // panic in debug builds, a wrapped number on /metrics in release).
+        let s = Arc::new(store(1 << 30));
+        let entries: Vec<_> = (0..256).map(|i| entry(i, 1)).collect();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (s, stop) = (s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for (key, e) in &entries {
+                        s.insert(s.fingerprint(key), e.clone());
+                    }
+                    s.retain(|_| false);
+                }
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut looks = 0u32;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            while std::time::Instant::now() < deadline && looks < 200_000 {
+                let (answers, records) = s.count_by_kind();
+                assert!(answers + records <= 256, "{answers} + {records}");
+                looks += 1;
+            }
+        }));
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("the writer finishes");
+        assert!(
+            outcome.is_ok(),
+            "count_by_kind underflowed after {looks} looks"
+        );
     }
 
     #[test]

@@ -28,4 +28,12 @@ pub mod verify;
 pub use anchors::{AnchorError, TrustAnchors};
 pub use denial::{Denied, Proof, is_delegation, nsec_proof, nsec3_proof, wildcard_expansion_proof};
 pub use security::Security;
+
+use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::rr::{RData, Record, RecordType};
+
+/// True for an RRSIG over `rtype`.
+pub fn covers(record: &Record, rtype: RecordType) -> bool {
+    matches!(&record.data, RData::DNSSEC(DNSSECRData::RRSIG(sig)) if sig.input().type_covered == rtype)
+}
 pub use verify::{Bogus, KeySet, Link, verify_dnskeys, verify_rrset};

@@ -16,20 +16,24 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::Metrics;
+use crate::cache::Cache;
 use crate::config::Config;
-use crate::server::handler::Handler;
+use crate::resolve::Resolver;
 
+/// What the endpoints read and act on.
 #[derive(Clone)]
-struct AppState {
-    handler: Arc<Handler>,
-    config: Arc<ArcSwap<Config>>,
+pub struct AppState {
+    pub cache: Arc<Cache>,
+    pub resolver: Arc<Resolver>,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<ArcSwap<Config>>,
 }
 
 /// Binds `addr` and serves until `shutdown`; returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
-    handler: Arc<Handler>,
-    config: Arc<ArcSwap<Config>>,
+    state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -42,7 +46,7 @@ pub async fn serve(
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/cache/flush", post(flush))
         .route("/cache/stats", get(stats))
-        .with_state(AppState { handler, config });
+        .with_state(state);
     tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, service)
@@ -59,13 +63,9 @@ pub async fn serve(
 /// The Prometheus text exposition format. Rendering runs the caches'
 /// maintenance, so it is kept off the async workers.
 async fn metrics(State(s): State<AppState>) -> Response {
-    let handler = s.handler.clone();
-    let rendered = tokio::task::spawn_blocking(move || {
-        handler
-            .metrics
-            .render(&handler.cache, handler.resolver.inflight())
-    })
-    .await;
+    let rendered =
+        tokio::task::spawn_blocking(move || s.metrics.render(&s.cache, s.resolver.inflight()))
+            .await;
     match rendered {
         Ok(body) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
         Err(e) => {
@@ -109,19 +109,19 @@ async fn flush(
     }
     match p.name {
         None => {
-            s.handler.cache.flush_all();
-            s.handler.resolver.forget_derived();
+            s.cache.flush_all();
+            s.resolver.forget_derived();
             info!("cache flushed");
             (StatusCode::OK, "flushed all\n").into_response()
         }
         Some(n) => match Name::from_ascii(&n) {
             Ok(mut name) => {
                 name.set_fqdn(true);
-                s.handler.cache.flush_name(&name, p.subtree);
+                s.cache.flush_name(&name, p.subtree);
                 // Failures, proven keys and NSEC ranges are few or short-lived:
                 // a flush of any name forgets them all, so the next question
                 // walks and validates again (after a key rollover, say).
-                s.handler.resolver.forget_derived();
+                s.resolver.forget_derived();
                 info!(name = %name, subtree = p.subtree, "cache flushed");
                 (
                     StatusCode::OK,
@@ -145,7 +145,7 @@ async fn stats(State(s): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketA
         )
             .into_response();
     }
-    let cache = &s.handler.cache;
+    let cache = &s.cache;
     cache.sync();
     let st = &cache.stats;
     let kinds: serde_json::Map<String, serde_json::Value> = crate::cache::CacheKind::ALL

@@ -19,7 +19,6 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 
-use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::{debug, trace};
@@ -30,7 +29,7 @@ use super::scrub::scrub;
 use super::transport::{self, Question as WireQuestion, TransportError};
 use super::{Budget, ResolveError, Resolver};
 use crate::cache::{Delegation, NameServer, NegativeKind, Rank, address};
-use crate::dnssec::Security;
+use crate::dnssec::{Security, covers};
 
 /// RFC 9156 §2.3: at most this many extra labels are added one at a time.
 const MAX_MINIMISE_STEPS: u8 = 10;
@@ -78,8 +77,8 @@ pub struct Found {
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A usable reply from one of a zone's servers.
-struct Reply {
-    classified: Classified,
+pub(super) struct Reply {
+    pub(super) classified: Classified,
     aa: bool,
     /// The scrubbed additional section (priming keeps the root servers'
     /// addresses from it).
@@ -405,7 +404,7 @@ impl Resolver {
         Cut::new(self.with_usable_addresses(Delegation { zone, servers }))
     }
 
-    fn with_usable_addresses(&self, mut cut: Delegation) -> Delegation {
+    pub(super) fn with_usable_addresses(&self, mut cut: Delegation) -> Delegation {
         for s in &mut cut.servers {
             s.addrs.retain(|a| self.usable(a));
         }
@@ -571,7 +570,7 @@ impl Resolver {
     /// A minimised query (`minimised`) gets one round and marks no server:
     /// its failures may be minimisation's doing, and the walk asks the
     /// full name next.
-    async fn ask_servers(
+    pub(super) async fn ask_servers(
         &self,
         zone: &Name,
         addrs: &[IpAddr],
@@ -724,11 +723,6 @@ impl Resolver {
     }
 }
 
-/// True for an RRSIG over `rtype`.
-pub(super) fn covers(record: &Record, rtype: RecordType) -> bool {
-    matches!(&record.data, RData::DNSSEC(DNSSECRData::RRSIG(sig)) if sig.input().type_covered == rtype)
-}
-
 /// The name a negative answer is about: the last CNAME target, or the question.
 pub(super) fn chain_end(qname: &Name, chain: &[Record]) -> Name {
     chain
@@ -739,50 +733,4 @@ pub(super) fn chain_end(qname: &Name, chain: &[Record]) -> Name {
             _ => None,
         })
         .unwrap_or_else(|| qname.to_lowercase())
-}
-
-impl Resolver {
-    /// Iterative referral mode's single upstream step: ask a root server
-    /// once about `name` and cache the referral (or NXDOMAIN) it gives.
-    /// Uses the hints when the root NS set is not cached, so no priming
-    /// query is spent.
-    pub async fn refer_from_root(&self, name: &Name) -> Result<(), ResolveError> {
-        let mut budget = Budget::new(&self.config);
-        budget.queries_left = 1 + self.config.retries;
-        let root = self
-            .cache
-            .closest_delegation(&Name::root(), true)
-            .map(|d| self.with_usable_addresses(d))
-            .filter(Delegation::has_addresses)
-            .unwrap_or_else(|| self.hints_delegation());
-        let (sname, stype) = if self.config.qname_minimisation && name.num_labels() > 1 {
-            (name.trim_to(1), RecordType::A)
-        } else {
-            (name.clone(), RecordType::NS)
-        };
-        let addrs = root.addresses();
-        let reply = self
-            .ask_servers(&Name::root(), &addrs, &sname, stype, &mut budget, false)
-            .await?;
-        match reply.classified {
-            Classified::Referral { ns, glue, .. } => {
-                self.cache_records(&ns, Rank::Referral, Security::Indeterminate);
-                self.cache_records(&glue, Rank::Additional, Security::Indeterminate);
-            }
-            // Unvalidated, so kept only when validation is off.
-            Classified::NxDomain { soa, .. } if !self.validation.enabled => {
-                // RFC 8020: nothing exists below a name that does not exist.
-                self.cache_negative(
-                    name,
-                    RecordType::A,
-                    NegativeKind::NxDomain,
-                    soa,
-                    Vec::new(),
-                    Security::Indeterminate,
-                );
-            }
-            _ => {}
-        }
-        Ok(())
-    }
 }

@@ -20,6 +20,7 @@ pub mod hints;
 pub mod inflight;
 pub mod infra;
 pub mod iterator;
+pub mod referral;
 pub mod scrub;
 mod sockets;
 pub mod transport;
@@ -29,16 +30,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tokio::sync::mpsc;
-use tracing::debug;
 
 pub use error::ResolveError;
 
 use crate::cache::negative::NegativeView;
-use crate::cache::{Cache, CachedAnswer, NegativeKind, Rank};
+use crate::cache::{Cache, CachedAnswer, NegativeKind, Rank, Resolution};
 use crate::config::ResolverConfig;
 use crate::dnssec::Security;
 use crate::metrics::Metrics;
@@ -76,30 +76,6 @@ impl Question {
             checking_disabled: tail[4] & crate::wire::VARIANT_CD != 0,
             key: key.into(),
         })
-    }
-}
-
-/// The outcome of a resolution before it is encoded.
-#[derive(Debug, Clone)]
-pub struct Resolution {
-    pub rcode: ResponseCode,
-    /// The CNAME/DNAME chain and the final RRset.
-    pub answers: Vec<Record>,
-    /// The SOA of a negative answer, and NSEC/NSEC3 proofs with their RRSIGs.
-    pub authorities: Vec<Record>,
-    pub security: Security,
-}
-
-impl Resolution {
-    /// True for a plain positive answer: records of `qtype` owned by
-    /// `qname` (and the RRSIGs over them), nothing else.
-    pub fn is_one_rrset(&self, qname: &Name, qtype: RecordType) -> bool {
-        self.rcode == ResponseCode::NoError
-            && self.authorities.is_empty()
-            && self.answers.iter().any(|r| r.record_type() == qtype)
-            && self.answers.iter().all(|r| {
-                r.name == *qname && (r.record_type() == qtype || iterator::covers(r, qtype))
-            })
     }
 }
 
@@ -598,51 +574,6 @@ fn check_loop(chain: &[Record], target: &Name) -> Result<(), ResolveError> {
         return Err(ResolveError::CnameLoop(target.to_string()));
     }
     Ok(())
-}
-
-/// Encodes a resolution as a response (ID 0; flags and ID are patched per
-/// client). Without `dnssec_ok` the RRSIG, NSEC and NSEC3 records a client
-/// did not ask for are left out (RFC 4035 §3.2.1).
-pub fn encode(
-    qname: &Name,
-    qtype: RecordType,
-    res: &Resolution,
-    dnssec_ok: bool,
-) -> Option<Vec<u8>> {
-    let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
-    msg.metadata.recursion_available = true;
-    msg.metadata.response_code = res.rcode;
-    let mut query = Query::query(qname.to_lowercase(), qtype);
-    query.set_query_class(DNSClass::IN);
-    msg.add_query(query);
-    let wanted = |r: &&Record| {
-        dnssec_ok
-            || r.record_type() == qtype
-            || !matches!(
-                r.record_type(),
-                RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
-            )
-    };
-    msg.answers = res.answers.iter().filter(wanted).cloned().collect();
-    msg.authorities = res
-        .authorities
-        .iter()
-        .filter(|r| {
-            dnssec_ok
-                || !matches!(
-                    r.record_type(),
-                    RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
-                )
-        })
-        .cloned()
-        .collect();
-    match msg.to_vec() {
-        Ok(v) => Some(v),
-        Err(e) => {
-            debug!(error = %e, "cannot encode resolution");
-            None
-        }
-    }
 }
 
 /// Releases followers even when the leader's future is dropped mid-way.

@@ -24,7 +24,7 @@ use hickory_proto::dnssec::rdata::{DNSSECRData, DS, RRSIG};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::debug;
 
-use super::iterator::{Found, Step, chain_end, covers};
+use super::iterator::{Found, Step, chain_end};
 use super::{Budget, ResolveError, Resolver};
 use crate::cache::{NegativeKind, Rank};
 use crate::clock::Clock;
@@ -32,7 +32,7 @@ use crate::config::DnssecConfig;
 use crate::dnssec::aggressive::AggressiveNsec;
 use crate::dnssec::keys::{BOGUS_TTL_S, KeyCache, Trust};
 use crate::dnssec::{
-    AnchorError, Bogus, Denied, KeySet, Link, Proof, Security, TrustAnchors, is_delegation,
+    AnchorError, Bogus, Denied, KeySet, Link, Proof, Security, TrustAnchors, covers, is_delegation,
     nsec_proof, nsec3_proof, verify_dnskeys, verify_rrset, wildcard_expansion_proof,
 };
 

@@ -5,6 +5,10 @@
 //! query. At low load a batch is one datagram and this costs what
 //! `recvfrom`/`sendto` cost.
 //!
+//! Two crates, because neither does both well: rustix has no `recvmmsg`
+//! (it is on its not-implemented-yet list), and nix's `sendmmsg` is the
+//! binding the paragraph above avoids.
+//!
 //! All buffers are allocated once per worker and reused.
 
 use std::io::{IoSlice, IoSliceMut};

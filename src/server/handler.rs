@@ -20,12 +20,11 @@ use tracing::debug;
 use super::acl::Acl;
 use super::batch::BATCH;
 use super::ratelimit::{RateLimiter, Verdict};
-use crate::cache::{Cache, Guard};
+use crate::cache::{Cache, Pinned};
 use crate::config::{AclAction, Config, Mode};
 use crate::metrics::{Metrics, Protocol};
-use crate::referral;
-use crate::resolve::{Question, ResolveError, Resolver};
-use crate::wire::{self, ClientQuery, Rejection, flags};
+use crate::resolve::{Question, ResolveError, Resolver, referral};
+use crate::wire::{self, ClientQuery, Rejection, flags, qtype};
 
 /// Settings that a reload may change without a restart.
 pub struct Live {
@@ -79,7 +78,7 @@ impl Handler {
     /// overlap instead of coming one after another (see
     /// [`crate::cache::AnswerCache::prefetch`]). Only a hint: a query that
     /// does not parse is skipped here and handled by `fast`.
-    pub fn prefetch<'p>(&self, packets: impl Iterator<Item = &'p [u8]>, guard: &Guard) {
+    pub fn prefetch<'p>(&self, packets: impl Iterator<Item = &'p [u8]>, guard: &Pinned) {
         let mut hashes = [0u64; BATCH];
         let mut n = 0;
         let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
@@ -115,7 +114,7 @@ impl Handler {
             }) => {
                 // Echo the question when it parsed; never for FORMERR on a broken one.
                 *out = wire::error_response(id, f, None, rcode, false, 0, None);
-                if rcode == 1 {
+                if rcode == wire::rcode::FORMERR {
                     self.metrics.dropped("formerr");
                 }
                 self.metrics.query(proto, 0, rcode, true, start.elapsed());
@@ -130,7 +129,7 @@ impl Handler {
             }
             AclAction::Refuse => {
                 self.metrics.refused();
-                return self.error(&q, raw, 5, proto, start, out);
+                return self.error(&q, raw, wire::rcode::REFUSED, proto, start, out);
             }
             AclAction::Allow | AclAction::AllowReferral => {}
         }
@@ -159,17 +158,19 @@ impl Handler {
         }
         if q.qclass != u16::from(DNSClass::IN) {
             self.metrics.refused();
-            return self.error(&q, raw, 5, proto, start, out);
+            return self.error(&q, raw, wire::rcode::REFUSED, proto, start, out);
         }
         match q.qtype {
             // Zone transfers are for authoritative servers.
-            251 | 252 => {
+            qtype::IXFR | qtype::AXFR => {
                 self.metrics.refused();
-                return self.error(&q, raw, 5, proto, start, out);
+                return self.error(&q, raw, wire::rcode::REFUSED, proto, start, out);
             }
             // Meta types that cannot be asked for (RFC 6895 §3.1).
-            41 | 249 | 250 | 253 | 254 => return self.error(&q, raw, 1, proto, start, out),
-            255 => return self.any(&q, raw, proto, start, out, live.mode),
+            qtype::OPT | qtype::TKEY | qtype::TSIG | qtype::MAILB | qtype::MAILA => {
+                return self.error(&q, raw, wire::rcode::FORMERR, proto, start, out);
+            }
+            qtype::ANY => return self.any(&q, raw, proto, start, out, live.mode),
             _ => {}
         }
         let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
@@ -224,7 +225,7 @@ impl Handler {
         mode: Mode,
     ) -> Fast {
         let Ok(name) = Name::read(&mut BinDecoder::new(q.qname)) else {
-            return self.error(q, raw, 1, proto, start, out);
+            return self.error(q, raw, wire::rcode::FORMERR, proto, start, out);
         };
         let mut msg = Message::new(q.id, MessageType::Response, OpCode::Query);
         msg.metadata.recursion_desired = q.rd();
@@ -239,10 +240,11 @@ impl Handler {
             Ok(mut v) => {
                 append_opt_if(q, &mut v, None);
                 *out = v;
-                self.metrics.query(proto, q.qtype, 0, true, start.elapsed());
+                self.metrics
+                    .query(proto, q.qtype, wire::rcode::NOERROR, true, start.elapsed());
                 Fast::Reply
             }
-            Err(_) => self.error(q, raw, 2, proto, start, out),
+            Err(_) => self.error(q, raw, wire::rcode::SERVFAIL, proto, start, out),
         }
     }
 
@@ -311,8 +313,13 @@ impl Handler {
                 // RFC 8767 §5: the client-response timer fired; answer stale if we can,
                 // while the resolution goes on and refreshes the cache.
                 if let Some(resp) = self.stale(&q, key, &live, limit) {
-                    self.metrics
-                        .query(proto, q.qtype, 0, false, start.elapsed());
+                    self.metrics.query(
+                        proto,
+                        q.qtype,
+                        wire::rcode::NOERROR,
+                        false,
+                        start.elapsed(),
+                    );
                     return Some(resp);
                 }
                 task.await.unwrap_or(Err(ResolveError::Internal))
@@ -327,8 +334,13 @@ impl Handler {
             }
             Err(e) => {
                 if let Some(resp) = self.stale(&q, key, &live, limit) {
-                    self.metrics
-                        .query(proto, q.qtype, 0, false, start.elapsed());
+                    self.metrics.query(
+                        proto,
+                        q.qtype,
+                        wire::rcode::NOERROR,
+                        false,
+                        start.elapsed(),
+                    );
                     return Some(resp);
                 }
                 debug!(qname = %wire::name_to_string(q.qname), error = %e, "SERVFAIL");
@@ -338,12 +350,12 @@ impl Handler {
                     q.id,
                     q.flags,
                     Some((&raw, &q)),
-                    2,
+                    wire::rcode::SERVFAIL,
                     true,
                     0,
                     Some((e.ede_code(), &text)),
                 );
-                2
+                wire::rcode::SERVFAIL
             }
         };
         self.metrics

@@ -8,7 +8,7 @@
 //!                                   Handler::slow (a task on the UDP worker's
 //!                                   own event loop, or on the shared runtime for TCP)
 //!                                     ├─ recursive: resolve::Resolver
-//!                                     └─ referral mode: crate::referral
+//!                                     └─ referral mode: crate::resolve::referral
 //! ```
 //!
 //! [`Server::start`] binds everything and returns a [`Running`] handle that
@@ -164,8 +164,12 @@ impl Server {
             Some(addr) => Some(
                 crate::metrics::http::serve(
                     addr,
-                    handler.clone(),
-                    config.clone(),
+                    crate::metrics::http::AppState {
+                        cache: handler.cache.clone(),
+                        resolver: handler.resolver.clone(),
+                        metrics: handler.metrics.clone(),
+                        config: config.clone(),
+                    },
                     shutdown.clone(),
                 )
                 .await

@@ -13,8 +13,10 @@ use hickory_proto::rr::rdata::{A, AAAA, NS};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::debug;
 
-use crate::cache::NegativeKind;
-use crate::resolve::Resolver;
+use super::classify::Classified;
+use super::{Budget, ResolveError, Resolver};
+use crate::cache::{Delegation, NegativeKind, Rank};
+use crate::dnssec::Security;
 use crate::wire::ClientQuery;
 
 /// TTL given to NS and address records taken from the root hints (named.root uses 3600000).
@@ -108,4 +110,50 @@ fn encode(msg: Message) -> Vec<u8> {
         m.metadata.response_code = ResponseCode::ServFail;
         m.to_vec().unwrap_or_default()
     })
+}
+
+impl Resolver {
+    /// Iterative referral mode's single upstream step: ask a root server
+    /// once about `name` and cache the referral (or NXDOMAIN) it gives.
+    /// Uses the hints when the root NS set is not cached, so no priming
+    /// query is spent.
+    pub async fn refer_from_root(&self, name: &Name) -> Result<(), ResolveError> {
+        let mut budget = Budget::new(&self.config);
+        budget.queries_left = 1 + self.config.retries;
+        let root = self
+            .cache
+            .closest_delegation(&Name::root(), true)
+            .map(|d| self.with_usable_addresses(d))
+            .filter(Delegation::has_addresses)
+            .unwrap_or_else(|| self.hints_delegation());
+        let (sname, stype) = if self.config.qname_minimisation && name.num_labels() > 1 {
+            (name.trim_to(1), RecordType::A)
+        } else {
+            (name.clone(), RecordType::NS)
+        };
+        let addrs = root.addresses();
+        let reply = self
+            .ask_servers(&Name::root(), &addrs, &sname, stype, &mut budget, false)
+            .await?;
+        match reply.classified {
+            Classified::Referral { ns, glue, .. } => {
+                self.cache_records(&ns, Rank::Referral, Security::Indeterminate);
+                self.cache_records(&glue, Rank::Additional, Security::Indeterminate);
+            }
+            // Unvalidated, so kept only when validation is off.
+            Classified::NxDomain { soa, .. } if !self.validation.enabled => {
+                // RFC 8020: nothing exists below a name that does not exist.
+                self.cache_negative(
+                    name,
+                    RecordType::A,
+                    NegativeKind::NxDomain,
+                    soa,
+                    Vec::new(),
+                    Security::Indeterminate,
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
