@@ -379,3 +379,21 @@ async fn a_dnskey_fetch_that_times_out_is_servfail_but_not_remembered_as_bogus()
     .await;
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ds_denial_a_referral_carries_spares_the_ds_query() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |_| {}).await;
+    let reply = ask(&t, "www.insecure.sec.lab.", RecordType::A, true).await;
+    assert_eq!(client::first_a(&reply).as_deref(), Some("192.0.2.4"));
+    assert!(!reply.metadata.authentic_data, "{reply:?}");
+    // sec.lab.'s referral to insecure.sec.lab. carried the NSEC proving no
+    // DS; checked with sec.lab.'s keys, it makes the zone insecure without
+    // asking sec.lab.'s server for the DS set (Unbound saves it too).
+    assert_eq!(
+        tree.relay.count("insecure.sec.lab.", RecordType::DS),
+        0,
+        "no DS query for a delegation whose referral proved it unsigned"
+    );
+    t.stop().await;
+}

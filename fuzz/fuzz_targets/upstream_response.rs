@@ -100,7 +100,13 @@ fn cache_what_the_walk_would(f: &Fixture, classified: Classified) {
             cache(&zone_ns, Rank::AuthAuthority);
         }
         Classified::Cname { chain, .. } => cache(&chain, Rank::AuthAnswer),
-        Classified::Referral { zone, ns, glue } => {
+        Classified::Referral {
+            zone,
+            ns,
+            glue,
+            proof,
+        } => {
+            assert_in_bailiwick(&proof, &f.zone);
             assert!(
                 zone != f.zone && f.zone.zone_of(&zone),
                 "a referral leads strictly down: {zone}"

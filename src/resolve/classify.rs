@@ -51,6 +51,10 @@ pub enum Classified {
         zone: Name,
         ns: Vec<Record>,
         glue: Vec<Record>,
+        /// The child's DS RRset, or the NSEC/NSEC3 records denying it,
+        /// with their RRSIGs: unchecked, for the validator to try before
+        /// it asks the parent for the DS set itself.
+        proof: Vec<Record>,
     },
     /// RFC 2308 §2.1, for the last name of `chain` (or the question).
     NxDomain {
@@ -192,6 +196,7 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
                 zone: owner,
                 ns: rrset,
                 glue: msg.additionals.clone(),
+                proof: Vec::new(),
             };
         }
         if !aa && let Some(referral) = referral(&ns, zone, &end, msg) {
@@ -261,6 +266,24 @@ fn signatures(section: &[Record], records: &[Record]) -> Vec<Record> {
         .collect()
 }
 
+/// What a referral's authority section says of the child's DS set: the DS
+/// RRset, or NSEC/NSEC3 records denying it, with the RRSIGs over them.
+fn delegation_proof(authorities: &[Record], child: &Name) -> Vec<Record> {
+    authorities
+        .iter()
+        .filter(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DS(_)) => r.name == *child,
+            RData::DNSSEC(DNSSECRData::NSEC(_) | DNSSECRData::NSEC3(_)) => true,
+            RData::DNSSEC(DNSSECRData::RRSIG(sig)) => matches!(
+                sig.input().type_covered,
+                RecordType::DS | RecordType::NSEC | RecordType::NSEC3
+            ),
+            _ => false,
+        })
+        .cloned()
+        .collect()
+}
+
 /// What a validator needs from an authority section besides the SOA: the
 /// NSEC and NSEC3 records and the RRSIGs over them and over the SOA.
 fn denial_records(authorities: &[Record]) -> Vec<Record> {
@@ -294,6 +317,7 @@ fn referral(ns: &[Record], zone: &Name, end: &Name, msg: &Message) -> Option<Cla
     }
     Some(Classified::Referral {
         ns: ns.iter().filter(|r| r.name == child).cloned().collect(),
+        proof: delegation_proof(&msg.authorities, &child),
         zone: child,
         glue: msg.additionals.clone(),
     })

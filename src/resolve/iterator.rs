@@ -190,7 +190,12 @@ impl Resolver {
                 Rank::NonAuthAnswer
             };
             let step = match classified {
-                Classified::Referral { zone, ns, glue } => {
+                Classified::Referral {
+                    zone,
+                    ns,
+                    glue,
+                    proof,
+                } => {
                     referrals += 1;
                     if referrals > self.config.max_referral_depth {
                         return Err(ResolveError::ReferralDepth(self.config.max_referral_depth));
@@ -198,6 +203,7 @@ impl Resolver {
                     debug!(qname = %qname, zone = %zone, from = %cut.zone(), "referral");
                     self.cache_records(&ns, Rank::Referral, Security::Indeterminate);
                     self.cache_records(&glue, Rank::Additional, Security::Indeterminate);
+                    self.validation.keep_referral(&zone, proof);
                     cut = self.delegation_from(zone, &ns, &glue);
                     qmin_labels = cut.zone().num_labels() + 1;
                     continue;

@@ -41,6 +41,9 @@ use crate::dnssec::{
 const MAX_FETCH_DEPTH: u8 = 6;
 /// How long a proven "no DS here" is kept when the denial carries no SOA.
 const DENIAL_TTL_S: u32 = 300;
+/// Referrals' DS proofs remembered, and for how long at most.
+const MAX_REFERRAL_PROOFS: u64 = 50_000;
+const REFERRAL_PROOF_TTL_S: u64 = 3_600;
 
 /// DNSSEC state shared by every resolution.
 pub struct Validation {
@@ -51,6 +54,18 @@ pub struct Validation {
     pub max_iterations: u16,
     pub keys: KeyCache,
     pub aggressive: AggressiveNsec,
+    /// The DS RRset (or its denial) each signed referral carried, by child
+    /// zone, unchecked: the chain of trust checks it with the parent's keys
+    /// before it uses it, and asks the parent itself when it does not
+    /// verify. Saves the DS query Unbound also saves.
+    referrals: moka::sync::Cache<Name, Arc<ReferralProof>>,
+    clock: Clock,
+}
+
+/// A referral's DS proof and when it expires, in clock milliseconds.
+struct ReferralProof {
+    records: Vec<Record>,
+    until_ms: u64,
 }
 
 impl Validation {
@@ -67,7 +82,9 @@ impl Validation {
             negative: config.negative_anchors().unwrap_or_default(),
             max_iterations: config.max_nsec3_iterations,
             keys: KeyCache::new(clock.clone()),
-            aggressive: AggressiveNsec::new(clock),
+            aggressive: AggressiveNsec::new(clock.clone()),
+            referrals: referral_proofs(),
+            clock,
         })
     }
 
@@ -79,19 +96,63 @@ impl Validation {
             negative: Vec::new(),
             max_iterations: crate::dnssec::denial::DEFAULT_MAX_NSEC3_ITERATIONS,
             keys: KeyCache::new(clock.clone()),
-            aggressive: AggressiveNsec::new(clock),
+            aggressive: AggressiveNsec::new(clock.clone()),
+            referrals: referral_proofs(),
+            clock,
         }
+    }
+
+    /// Keeps what a referral to `zone` said of its DS set, for its TTL.
+    pub fn keep_referral(&self, zone: &Name, proof: Vec<Record>) {
+        if !self.enabled || proof.is_empty() {
+            return;
+        }
+        let ttl = proof.iter().map(|r| r.ttl).min().unwrap_or(0);
+        if ttl == 0 {
+            return;
+        }
+        let until_ms = self.clock.now_ms() + u64::from(ttl) * 1000;
+        self.referrals.insert(
+            zone.to_lowercase(),
+            Arc::new(ReferralProof {
+                records: proof,
+                until_ms,
+            }),
+        );
+    }
+
+    /// The live DS proof a referral to `zone` carried.
+    fn referral_proof(&self, zone: &Name) -> Option<Vec<Record>> {
+        let kept = self.referrals.get(zone)?;
+        (kept.until_ms > self.clock.now_ms()).then(|| kept.records.clone())
     }
 
     /// Forgets proven keys and NSEC ranges (an admin's cache flush).
     pub fn flush(&self) {
         self.keys.flush_all();
         self.aggressive.flush_all();
+        self.referrals.invalidate_all();
     }
+}
+
+fn referral_proofs() -> moka::sync::Cache<Name, Arc<ReferralProof>> {
+    moka::sync::Cache::builder()
+        .max_capacity(MAX_REFERRAL_PROOFS)
+        .time_to_live(std::time::Duration::from_secs(REFERRAL_PROOF_TTL_S))
+        .build()
 }
 
 /// A validation's verdict: the status, or why the data is bogus.
 pub type Verdict = Result<Security, Bogus>;
+
+/// What the parent's zone says of a child's DS set.
+enum Evidence<'a> {
+    /// The DS RRset and its RRSIGs, and the rank to cache it at.
+    Ds(&'a mut Vec<Record>, Rank),
+    /// NSEC/NSEC3 records denying it, their RRSIGs, and how long a proven
+    /// denial stands.
+    Denial(&'a mut [Record], u32),
+}
 
 /// What checking a list of RRsets found.
 struct Checked {
@@ -518,46 +579,35 @@ impl Resolver {
 
     /// The link from `parent`'s proven keys to the name `next` one label
     /// below: its DS set and keys, a proven unsigned delegation, or (no
-    /// delegation there) the parent's keys again.
+    /// delegation there) the parent's keys again. What the referral to
+    /// `next` carried is tried first; the parent is asked only when that
+    /// is missing or does not verify.
     async fn child_trust(
         &self,
         next: &Name,
         parent: &Arc<KeySet>,
         budget: &mut Budget,
     ) -> Result<(Result<Trust, Bogus>, u32), ResolveError> {
-        let now = unix_now();
-        let same = |ttl: u32| (Ok(Trust::Secure(parent.clone())), ttl.min(parent.ttl));
+        if let Some(mut proof) = self.validation.referral_proof(next) {
+            let evidence = if proof.iter().any(|r| r.record_type() == RecordType::DS) {
+                Evidence::Ds(&mut proof, Rank::Referral)
+            } else {
+                let ttl = proof.iter().map(|r| r.ttl).min().unwrap_or(0);
+                Evidence::Denial(&mut proof, ttl)
+            };
+            match self.link_from(next, parent, evidence, budget).await? {
+                Ok((Err(Bogus::NsecMissing(..)), _)) | Err(_) => {
+                    debug!(zone = %next, "the referral's DS proof does not hold; asking the parent");
+                }
+                Ok(link) => return Ok(link),
+            }
+        }
         let mut found = self.fetch(next, RecordType::DS, budget).await?;
-        match &mut found.step {
+        let evidence = match &mut found.step {
             Step::Answer { rrset, .. }
                 if rrset.iter().any(|r| r.record_type() == RecordType::DS) =>
             {
-                let ttl = match verify_rrset(next, RecordType::DS, rrset, rrset, parent, now) {
-                    Ok(ttl) => ttl,
-                    Err(bogus) => return Ok((Err(bogus), BOGUS_TTL_S)),
-                };
-                cap_ttl(rrset, next, RecordType::DS, ttl);
-                self.cache_records(rrset, found.rank, Security::Secure);
-                let ds: Vec<DS> = rrset
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::DNSSEC(DNSSECRData::DS(d)) => Some(d.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                let keys = self.fetch(next, RecordType::DNSKEY, budget).await?;
-                match keys.step {
-                    Step::Answer { rrset, .. } => {
-                        let (trust, keys_ttl) = self.prove_keys(next, &rrset, &ds, &[], keys.rank);
-                        Ok((trust, keys_ttl.min(ttl)))
-                    }
-                    // No keys where a DS set says there are: unless the DS
-                    // set is all unsupported algorithms, the zone is bogus.
-                    _ => Ok(match verify_dnskeys(next, &[], &[], &ds, &[], now) {
-                        Ok(Link::Insecure) => (Ok(Trust::Insecure), ttl),
-                        _ => (Err(Bogus::DnskeyMissing(next.to_string())), BOGUS_TTL_S),
-                    }),
-                }
+                Evidence::Ds(rrset, found.rank)
             }
             Step::Negative {
                 kind: NegativeKind::NoData,
@@ -569,36 +619,84 @@ impl Resolver {
                     RData::SOA(data) => s.ttl.min(data.minimum),
                     _ => s.ttl,
                 });
+                Evidence::Denial(proof, ttl)
+            }
+            // No such name, or a CNAME there: no zone starts at it, and
+            // data claiming to be signed by one will not verify.
+            _ => {
+                return Ok((
+                    Ok(Trust::Secure(parent.clone())),
+                    DENIAL_TTL_S.min(parent.ttl),
+                ));
+            }
+        };
+        Ok(self
+            .link_from(next, parent, evidence, budget)
+            .await?
+            .unwrap_or_else(|bogus| (Err(bogus), BOGUS_TTL_S)))
+    }
+
+    /// What a DS RRset, or its denial, from `parent`'s zone says of `next`,
+    /// with how long the verdict stands. `Err` when its signatures do not
+    /// verify with the parent's keys.
+    async fn link_from(
+        &self,
+        next: &Name,
+        parent: &Arc<KeySet>,
+        evidence: Evidence<'_>,
+        budget: &mut Budget,
+    ) -> Result<Result<(Result<Trust, Bogus>, u32), Bogus>, ResolveError> {
+        let now = unix_now();
+        match evidence {
+            Evidence::Ds(rrset, rank) => {
+                let ttl = match verify_rrset(next, RecordType::DS, rrset, rrset, parent, now) {
+                    Ok(ttl) => ttl,
+                    Err(bogus) => return Ok(Err(bogus)),
+                };
+                cap_ttl(rrset, next, RecordType::DS, ttl);
+                self.cache_records(rrset, rank, Security::Secure);
+                let ds: Vec<DS> = rrset
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::DNSSEC(DNSSECRData::DS(d)) => Some(d.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let keys = self.fetch(next, RecordType::DNSKEY, budget).await?;
+                Ok(Ok(match keys.step {
+                    Step::Answer { rrset, .. } => {
+                        let (trust, keys_ttl) = self.prove_keys(next, &rrset, &ds, &[], keys.rank);
+                        (trust, keys_ttl.min(ttl))
+                    }
+                    // No keys where a DS set says there are: unless the DS
+                    // set is all unsupported algorithms, the zone is bogus.
+                    _ => match verify_dnskeys(next, &[], &[], &ds, &[], now) {
+                        Ok(Link::Insecure) => (Ok(Trust::Insecure), ttl),
+                        _ => (Err(Bogus::DnskeyMissing(next.to_string())), BOGUS_TTL_S),
+                    },
+                }))
+            }
+            Evidence::Denial(proof, ttl) => {
                 if let Err(bogus) = check_denial_sigs(proof, parent) {
-                    return Ok((Err(bogus), BOGUS_TTL_S));
+                    return Ok(Err(bogus));
                 }
-                Ok(
+                let max = self.validation.max_iterations;
+                Ok(Ok(
                     match self.denial_proof(next, Denied::Type(RecordType::DS), proof, &parent.zone)
                     {
-                        Proof::Proven => {
-                            if is_delegation(
-                                next,
-                                proof,
-                                &parent.zone,
-                                self.validation.max_iterations,
-                            ) {
-                                debug!(zone = %next, "unsigned delegation");
-                                (Ok(Trust::Insecure), ttl)
-                            } else {
-                                same(ttl)
-                            }
+                        Proof::Proven if is_delegation(next, proof, &parent.zone, max) => {
+                            debug!(zone = %next, "unsigned delegation");
+                            (Ok(Trust::Insecure), ttl)
                         }
+                        Proof::Proven => (Ok(Trust::Secure(parent.clone())), ttl.min(parent.ttl)),
                         Proof::OptOut | Proof::TooManyIterations(_) => (Ok(Trust::Insecure), ttl),
                         Proof::Missing(why) => (
                             Err(Bogus::NsecMissing(format!("{next} DS"), why)),
                             BOGUS_TTL_S,
                         ),
                     },
-                )
+                ))
             }
-            // No such name, or a CNAME there: no zone starts at it, and
-            // data claiming to be signed by one will not verify.
-            _ => Ok(same(DENIAL_TTL_S)),
         }
     }
 
