@@ -210,7 +210,7 @@ impl Fixture {
                     let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
                     *hash = self.cache.answers.fingerprint(key);
                 }
-                self.cache.answers.prefetch(&hashes[..len as usize], &guard);
+                self.cache.answers.warm(&hashes[..len as usize], &guard);
             }
             for _ in 0..len {
                 n += 1;

@@ -339,17 +339,17 @@ impl AnswerCache {
         found
     }
 
-    /// The fingerprint a lookup of `key` uses, for [`AnswerCache::prefetch`].
+    /// The fingerprint a lookup of `key` uses, for [`AnswerCache::warm`].
     #[inline]
     pub fn fingerprint(&self, key: &[u8]) -> u64 {
         self.store.fingerprint(key)
     }
 
     /// Starts loading what lookups of a batch of keys (by fingerprint) will
-    /// read, so their memory misses overlap (see [`Store::prefetch`]).
+    /// read, so their memory misses overlap (see [`Store::warm`]).
     #[inline]
-    pub fn prefetch(&self, hashes: &[u64], guard: &Pinned) {
-        self.store.prefetch(hashes, guard);
+    pub fn warm(&self, hashes: &[u64], guard: &Pinned) {
+        self.store.warm(hashes, guard);
     }
 
     /// [`AnswerCache::find_fresh`], as an owned reference.

@@ -24,7 +24,7 @@
 //! reference count. Writers take the shard's mutex. The two misses of one
 //! lookup are dependent, but those of different lookups are not: a UDP
 //! worker prefetches the slots and then the entries of a whole received
-//! batch ([`Store::prefetch`]), so the batch pays about two misses in all.
+//! batch ([`Store::warm`]), so the batch pays about two misses in all.
 //!
 //! Eviction is CLOCK over each shard's slots, weighted in bytes: a hit sets
 //! the entry's referenced bit (a plain store, once), and the hand spares an
@@ -94,9 +94,10 @@ const SLOTS_PER_LINE: usize = 64 / std::mem::size_of::<Slot>();
 /// Asks the CPU to bring the line holding `at` into its caches. A hint:
 /// it never faults, so a pointer the table has just let go of is harmless.
 #[inline(always)]
-fn prefetch_line<T>(at: *const T) {
+fn load_line<T>(at: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing the program sees and cannot fault.
+    // SAFETY: a prefetch instruction reads nothing the program sees and
+    // cannot fault.
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast());
     }
@@ -108,10 +109,10 @@ fn prefetch_line<T>(at: *const T) {
 /// it is checked against and the answer it renders (inline, see
 /// [`CachedAnswer`]).
 #[inline(always)]
-fn prefetch_entry(entry: *const CachedAnswer) {
+fn load_entry(entry: *const CachedAnswer) {
     let base = entry.cast::<u8>();
     for offset in (0..std::mem::size_of::<CachedAnswer>()).step_by(64) {
-        prefetch_line(base.wrapping_add(offset));
+        load_line(base.wrapping_add(offset));
     }
 }
 
@@ -261,11 +262,11 @@ impl Store {
     /// turn. A UDP worker receives its queries in batches, so it can ask for
     /// every slot of the batch at once, then for every entry, and pay about
     /// two misses for the whole batch instead of two for each query.
-    pub fn prefetch(&self, hashes: &[u64], _guard: &Pinned) {
+    pub fn warm(&self, hashes: &[u64], _guard: &Pinned) {
         for &hash in hashes {
             // SAFETY: as in `find`: tables are freed through the collector.
             let table = unsafe { &*self.shard(hash).table.load(Ordering::Acquire) };
-            prefetch_line(&table.slots[hash as usize & table.mask()]);
+            load_line(&table.slots[hash as usize & table.mask()]);
         }
         for &hash in hashes {
             let tag = tag_of(hash);
@@ -281,7 +282,7 @@ impl Store {
                     t if t == tag => {
                         let entry = slot.entry.load(Ordering::Relaxed);
                         if !entry.is_null() {
-                            prefetch_entry(entry);
+                            load_entry(entry);
                         }
                         break;
                     }

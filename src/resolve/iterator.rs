@@ -204,7 +204,7 @@ impl Resolver {
                     self.cache_records(&ns, Rank::Referral, Security::Indeterminate);
                     self.cache_records(&glue, Rank::Additional, Security::Indeterminate);
                     self.validation.keep_referral(&zone, proof);
-                    cut = self.delegation_from(zone, &ns, &glue);
+                    cut = self.cut_from_referral(zone, &ns, &glue);
                     qmin_labels = cut.zone().num_labels() + 1;
                     continue;
                 }
@@ -377,7 +377,7 @@ impl Resolver {
     /// addresses. NS names without either are resolved when the cut is
     /// asked ([`Resolver::ask_cut`]). The referral's own view (its NS names
     /// and glue) is also kept apart as the parent side of the cut.
-    fn delegation_from(&self, zone: Name, ns: &[Record], glue: &[Record]) -> Cut {
+    fn cut_from_referral(&self, zone: Name, ns: &[Record], glue: &[Record]) -> Cut {
         let parent: Vec<(Name, Vec<IpAddr>)> = ns
             .iter()
             .filter_map(|r| match &r.data {

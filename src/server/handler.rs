@@ -76,9 +76,9 @@ impl Handler {
     /// Starts loading the answer-cache memory that [`Handler::fast`] will
     /// read for each of a batch of queries, so that their cache misses
     /// overlap instead of coming one after another (see
-    /// [`crate::cache::AnswerCache::prefetch`]). Only a hint: a query that
+    /// [`crate::cache::AnswerCache::warm`]). Only a hint: a query that
     /// does not parse is skipped here and handled by `fast`.
-    pub fn prefetch<'p>(&self, packets: impl Iterator<Item = &'p [u8]>, guard: &Pinned) {
+    pub fn warm<'p>(&self, packets: impl Iterator<Item = &'p [u8]>, guard: &Pinned) {
         let mut hashes = [0u64; BATCH];
         let mut n = 0;
         let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
@@ -91,7 +91,7 @@ impl Handler {
         }
         // One lookup has nothing to overlap with.
         if n > 1 {
-            self.cache.answers.prefetch(&hashes[..n], guard);
+            self.cache.answers.warm(&hashes[..n], guard);
         }
     }
 

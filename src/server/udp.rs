@@ -166,7 +166,7 @@ impl Worker {
         let handler = &self.handler;
         // One epoch pin for the batch: the hits below then take none of their own.
         let pinned = crate::cache::pin();
-        handler.prefetch(self.batch.packets(), &pinned);
+        handler.warm(self.batch.packets(), &pinned);
         self.batch.process(
             |packet, src, out| match handler.fast(packet, src, Protocol::Udp, out) {
                 Fast::Reply => Outcome::Reply,
