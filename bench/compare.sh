@@ -28,6 +28,10 @@
 # TAPROOT_PORT UNBOUND_PORT FLOOR_PORT METRICS_PORT LOAD_CPU SERVER_CPU
 # SKIP_BUILD=1 KEEP=1 (keep the work dir with configs and logs). PERF=1 (with
 # KEEP=1): record taproot's cold runs with perf into the work dir.
+# SHIPPED=1 (with VALIDATE=1): taproot runs config/taproot.toml as shipped,
+# changed only where the lab needs it (listen port, one UDP thread as Unbound's
+# num-threads 1, the fake root's hints and trust anchor, loopback upstreams,
+# the metrics port); rate limit, cache size and the rest stay as shipped.
 # VALIDATE=1: sign the tree (ldns-signzone, ECDSA P-256, NSEC) and run both
 # resolvers validating from the fake root's KSK (taproot [dnssec], Unbound
 # module-config "validator iterator"); every answer must then carry AD.
@@ -59,6 +63,7 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
 PERF=${PERF:-0}
 VALIDATE=${VALIDATE:-0}
+SHIPPED=${SHIPPED:-0}
 
 SERVERS=(taproot unbound floor)
 declare -A PORT=([taproot]=$TAPROOT_PORT [unbound]=$UNBOUND_PORT [floor]=$FLOOR_PORT)
@@ -155,6 +160,7 @@ preflight() {
     [ "$(id -u)" = 0 ] || die "run as root: NSD must listen on port 53 (Unbound only queries upstream port 53)"
     [[ "$NET" =~ ^127\.[0-9]+\.[0-9]+$ ]] || die "NET=$NET must be a /24 inside 127.0.0.0/8"
     [ "$(nproc)" -ge 2 ] || die "needs 2 cores (load generator and server apart)"
+    [ "$SHIPPED" = 0 ] || [ "$VALIDATE" = 1 ] || die "SHIPPED=1 needs VALIDATE=1: the shipped config validates"
     local p
     for p in "$TAPROOT_PORT" "$UNBOUND_PORT" "$FLOOR_PORT" "$METRICS_PORT"; do
         if ss -Hltun "sport = :$p" 2>/dev/null | grep -q .; then die "port $p is in use on this machine"; fi
@@ -327,9 +333,33 @@ nsd_queries() {
 # ---------------------------------------------------------------------------
 # The servers
 
+# The shipped config/taproot.toml with only what the lab needs changed.
+write_shipped_config() {
+    local out=$1
+    sed -e "s|^listen = \\[\"127.0.0.1:53\", \"\\[::1\\]:53\"\\]|listen = [\"127.0.0.1:$TAPROOT_PORT\"]|" \
+        -e 's|^threads = 0|threads = 1|' \
+        -e "s|^root_hints_file = \"\"|root_hints_file = \"$WORK/root.hints\"|" \
+        -e 's|^allow_loopback_upstreams = false|allow_loopback_upstreams = true|' \
+        -e "s|^listen = \"127.0.0.1:9153\"|listen = \"127.0.0.1:$METRICS_PORT\"|" \
+        -e "s|^trust_anchor_file = \"\"|trust_anchor_file = \"$WORK/anchor.ds\"|" \
+        "$REPO/config/taproot.toml" >"$out"
+    local want
+    for want in "127.0.0.1:$TAPROOT_PORT" "threads = 1" "$WORK/root.hints" "allow_loopback_upstreams = true" \
+        "127.0.0.1:$METRICS_PORT" "$WORK/anchor.ds"; do
+        grep -qF "$want" "$out" || die "config/taproot.toml changed shape: could not set $want"
+    done
+}
+
 start_taproot() {
     local dir="$WORK/taproot"
     mkdir -p "$dir"
+    if [ "$SHIPPED" = 1 ]; then
+        write_shipped_config "$dir/taproot.toml"
+        "$TAPROOT_BIN" check-config --config "$dir/taproot.toml" >"$dir/check-config.out" 2>&1 ||
+            die "taproot check-config failed: $(cat "$dir/check-config.out")"
+        spawn taproot "$dir/taproot.log" taskset -c "$SERVER_CPU" "$TAPROOT_BIN" --config "$dir/taproot.toml"
+        return
+    fi
     # Defaults except: loopback listener, one UDP thread + one runtime
     # worker, the fake tree, no rate limit (one client sends everything), a
     # cache big enough that the memory phase evicts nothing.
@@ -649,7 +679,7 @@ report() {
     echo
     echo "taproot vs Unbound: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))"
     echo "taproot $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'), $(unbound -V | head -1), $(nsd -v 2>&1 | head -1), dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p')"
-    echo "VALIDATE=$VALIDATE ROUNDS=$ROUNDS RATE=$RATE q/s SECS=$SECS HOT=$HOT COLD=$COLD COLD_Q=$COLD_Q MEM=$MEM MEM_Q=$MEM_Q CACHE_MB=$CACHE_MB; dnsperf on core $LOAD_CPU, servers on core $SERVER_CPU; load average at start: $LOADAVG"
+    echo "VALIDATE=$VALIDATE SHIPPED=$SHIPPED ROUNDS=$ROUNDS RATE=$RATE q/s SECS=$SECS HOT=$HOT COLD=$COLD COLD_Q=$COLD_Q MEM=$MEM MEM_Q=$MEM_Q CACHE_MB=$CACHE_MB; dnsperf on core $LOAD_CPU, servers on core $SERVER_CPU; load average at start: $LOADAVG"
     echo
     python3 "$HELPER" table "$RESULTS"
     echo

@@ -260,6 +260,10 @@ pub struct RateLimitConfig {
     pub burst: u32,
     /// Every Nth limited query gets TC=1 instead of silence; 0 = drop all.
     pub slip: u32,
+    /// Clients never limited. Loopback by default: a local process cannot
+    /// be a spoofed source, and a busy host's own stub resolvers all share
+    /// 127.0.0.1 (Unbound does not rate-limit clients at all by default).
+    pub exempt: Vec<IpNet>,
 }
 
 /// `[metrics]`.
@@ -345,6 +349,10 @@ impl Default for RateLimitConfig {
             qps: 1_000,
             burst: 2_000,
             slip: 2,
+            exempt: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .map(|p| p.parse().expect("literal prefix"))
+                .collect(),
         }
     }
 }

@@ -65,6 +65,8 @@ async fn a_flood_from_one_client_is_limited_while_another_is_served() {
         c.ratelimit.qps = 20;
         c.ratelimit.burst = 20;
         c.ratelimit.slip = 2;
+        // The test's clients are on loopback, which is exempt by default.
+        c.ratelimit.exempt = Vec::new();
     })
     .await;
     let q = client::recursive("www.provider.lab.", RecordType::A);
@@ -98,6 +100,40 @@ async fn a_flood_from_one_client_is_limited_while_another_is_served() {
     assert_eq!(
         client::first_a(&Message::from_vec(&other).expect("decodes")).as_deref(),
         Some("127.3.0.1")
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_clients_are_not_rate_limited_by_default() {
+    let tree = lab_tree().await;
+    // The shipped limit, scaled down so a short burst crosses it.
+    let t = start_taproot(&tree, |c| {
+        c.ratelimit.qps = 20;
+        c.ratelimit.burst = 20;
+    })
+    .await;
+    let q = client::recursive("www.provider.lab.", RecordType::A);
+    ask_udp(t.addr, &q).await; // warm the cache
+    let local = UdpSocket::bind("127.0.0.3:0").await.expect("bind");
+    let bytes = q.to_vec().expect("encode");
+    let mut answered = 0;
+    let mut buf = vec![0u8; 4096];
+    // In lockstep, so no reply is lost to a full socket buffer.
+    for _ in 0..200 {
+        local.send_to(&bytes, t.addr).await.expect("send");
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(300), local.recv_from(&mut buf)).await
+        {
+            let m = Message::from_vec(&buf[..n]).expect("decodes");
+            if !m.metadata.truncation {
+                answered += 1;
+            }
+        }
+    }
+    assert_eq!(
+        answered, 200,
+        "a loopback client is exempt (ratelimit.exempt)"
     );
     t.stop().await;
 }
