@@ -9,20 +9,11 @@ mod support;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, Record, RecordType};
 use support::client;
-use support::e2e::{Nsd, TempDir};
-use support::signed::{Key, ORIGIN, ask_do, ask_signed, keygen, now, serve, sign, zone};
+use support::e2e::Nsd;
+use support::signed::{Key, ORIGIN, ask_do, ask_signed, now, signed_zone, zone};
 use taproot::dnssec::denial::DEFAULT_MAX_NSEC3_ITERATIONS;
 use taproot::dnssec::{Denied, KeySet, Link, Proof, nsec_proof, nsec3_proof};
 use taproot::dnssec::{verify_dnskeys, verify_rrset};
-
-/// Keys for a zone and the zone signed with `flags`, served.
-fn signed_zone(flags: &[&str]) -> (TempDir, Key, Nsd) {
-    let dir = TempDir::new("denial");
-    let ksk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
-    let zsk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", false);
-    let nsd = serve(sign(dir.path(), flags, &[&ksk, &zsk]));
-    (dir, ksk, nsd)
-}
 
 async fn proven_keys(nsd: &Nsd, ksk: &Key) -> KeySet {
     let keys = ask_do(nsd, ORIGIN, RecordType::DNSKEY).await;

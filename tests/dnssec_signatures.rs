@@ -12,7 +12,7 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, RecordType};
 use support::client;
 use support::e2e::{Nsd, TempDir};
-use support::signed::{ORIGIN, ZONE, ask_do, keygen, now, serve, sign, zone};
+use support::signed::{ORIGIN, ZONE, ask_do, keygen, now, serve, sign, signed_zone, zone};
 use taproot::dnssec::{Bogus, Link, verify_dnskeys, verify_rrset};
 
 /// The zone's keys proven from `ds`, and the `www` A RRset's check against them.
@@ -55,10 +55,7 @@ async fn rrsets_signed_with_algorithms_8_10_13_14_and_15_verify() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wildcard_expansion_verifies_with_the_fewer_labels_of_its_signature() {
-    let dir = TempDir::new("dnssec");
-    let ksk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
-    let zsk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", false);
-    let nsd = serve(sign(dir.path(), &[], &[&ksk, &zsk]));
+    let (_dir, ksk, nsd) = signed_zone(&[]);
     let keys = ask_do(&nsd, ORIGIN, RecordType::DNSKEY).await;
     let Ok(Link::Secure(keyset)) = verify_dnskeys(&zone(), &keys, &keys, &ksk.ds, &[], now())
     else {
@@ -133,10 +130,7 @@ async fn each_kind_of_bogus_gets_its_extended_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ds_set_of_unknown_digests_or_algorithms_makes_the_zone_insecure() {
-    let dir = TempDir::new("dnssec");
-    let ksk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
-    let zsk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", false);
-    let nsd = serve(sign(dir.path(), &[], &[&ksk, &zsk]));
+    let (_dir, ksk, nsd) = signed_zone(&[]);
     let keys = ask_do(&nsd, ORIGIN, RecordType::DNSKEY).await;
     let real = &ksk.ds[0];
     let unknown_digest = DS::new(
@@ -160,10 +154,7 @@ async fn a_ds_set_of_unknown_digests_or_algorithms_makes_the_zone_insecure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ds_of_sha1_sha256_or_sha384_digest_proves_the_keys() {
     use hickory_proto::dnssec::DigestType;
-    let dir = TempDir::new("dnssec");
-    let ksk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
-    let zsk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", false);
-    let nsd = serve(sign(dir.path(), &[], &[&ksk, &zsk]));
+    let (_dir, ksk, nsd) = signed_zone(&[]);
     let keys = ask_do(&nsd, ORIGIN, RecordType::DNSKEY).await;
     let real = &ksk.ds[0];
     let key = keys

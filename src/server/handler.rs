@@ -312,14 +312,7 @@ impl Handler {
             Err(_) => {
                 // RFC 8767 §5: the client-response timer fired; answer stale if we can,
                 // while the resolution goes on and refreshes the cache.
-                if let Some(resp) = self.stale(&q, key, &live, limit) {
-                    self.metrics.query(
-                        proto,
-                        q.qtype,
-                        wire::rcode::NOERROR,
-                        false,
-                        start.elapsed(),
-                    );
+                if let Some(resp) = self.stale(&q, key, &live, limit, proto, start) {
                     return Some(resp);
                 }
                 task.await.unwrap_or(Err(ResolveError::Internal))
@@ -333,14 +326,7 @@ impl Handler {
                 u16::from(answer.rcode())
             }
             Err(e) => {
-                if let Some(resp) = self.stale(&q, key, &live, limit) {
-                    self.metrics.query(
-                        proto,
-                        q.qtype,
-                        wire::rcode::NOERROR,
-                        false,
-                        start.elapsed(),
-                    );
+                if let Some(resp) = self.stale(&q, key, &live, limit, proto, start) {
                     return Some(resp);
                 }
                 debug!(qname = %wire::name_to_string(q.qname), error = %e, "SERVFAIL");
@@ -363,8 +349,17 @@ impl Handler {
         Some(out)
     }
 
-    /// An expired answer still inside the serve-stale window, with the stale TTL.
-    fn stale(&self, q: &ClientQuery<'_>, key: &[u8], live: &Live, limit: usize) -> Option<Vec<u8>> {
+    /// An expired answer still inside the serve-stale window, with the
+    /// stale TTL, counted as the answer to the query.
+    fn stale(
+        &self,
+        q: &ClientQuery<'_>,
+        key: &[u8],
+        live: &Live,
+        limit: usize,
+        proto: Protocol,
+        start: Instant,
+    ) -> Option<Vec<u8>> {
         if !live.serve_stale {
             return None;
         }
@@ -382,6 +377,8 @@ impl Handler {
             .stats
             .stale_answers
             .fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .query(proto, q.qtype, wire::rcode::NOERROR, false, start.elapsed());
         Some(out)
     }
 }

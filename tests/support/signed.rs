@@ -20,7 +20,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use taproot::dnssec::TrustAnchors;
 
 use super::client::{self, ask_tcp};
-use super::e2e::{Nsd, Zone, tool};
+use super::e2e::{Nsd, TempDir, Zone, tool};
 
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(127, 0, 12, 1);
 pub const ORIGIN: &str = "sec.lab.";
@@ -100,6 +100,16 @@ pub fn sign_text(dir: &Path, origin: &str, text: &str, flags: &[&str], keys: &[&
     args.extend(keys.iter().map(|k| k.base.as_str()));
     run(dir, "ldns-signzone", &args);
     std::fs::read_to_string(dir.join(&signed)).expect("the signed zone")
+}
+
+/// A fresh ECDSA P-256 KSK and ZSK, [`ZONE`] signed with them and `flags`,
+/// served; the directory holds the keys and lives as long as the test.
+pub fn signed_zone(flags: &[&str]) -> (TempDir, Key, Nsd) {
+    let dir = TempDir::new("dnssec");
+    let ksk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", true);
+    let zsk = keygen(dir.path(), ORIGIN, "ECDSAP256SHA256", false);
+    let nsd = serve(sign(dir.path(), flags, &[&ksk, &zsk]));
+    (dir, ksk, nsd)
 }
 
 /// Serves a (signed) `sec.lab.` text with NSD on [`SERVER`].
