@@ -93,6 +93,8 @@ pub struct Budget {
     pub ns_lookups: Vec<Name>,
     /// The client set CD: bogus data is returned instead of SERVFAIL.
     pub checking_disabled: bool,
+    /// The client set DO: cached RRsets come with their RRSIGs.
+    pub dnssec_ok: bool,
     /// How deep the validator's DS/DNSKEY fetches are nested.
     pub fetch_depth: u8,
 }
@@ -106,6 +108,7 @@ impl Budget {
             primed: false,
             ns_lookups: Vec::new(),
             checking_disabled: false,
+            dnssec_ok: false,
             fetch_depth: 0,
         }
     }
@@ -254,11 +257,13 @@ impl Resolver {
 
     async fn lead(&self, q: &Question, refresh: bool) -> AnswerResult {
         // (name, type, class) and CD: a bogus answer fails only without CD.
-        let mut failure_key = q.key.to_vec();
-        if let Some(variant) = failure_key.last_mut() {
+        let mut buf = [0u8; crate::wire::MAX_NAME_LEN + 5];
+        let len = q.key.len().min(buf.len());
+        buf[..len].copy_from_slice(&q.key[..len]);
+        if let Some(variant) = buf[..len].last_mut() {
             *variant &= crate::wire::VARIANT_CD;
         }
-        let failure_key = &failure_key[..];
+        let failure_key = &buf[..len];
         if let Some(failed) = self.failures.get(failure_key) {
             self.metrics.failure_cached();
             return Err(failed);
@@ -270,6 +275,7 @@ impl Resolver {
         }
         let mut budget = Budget::new(&self.config);
         budget.checking_disabled = q.checking_disabled;
+        budget.dnssec_ok = q.dnssec_ok;
         let resolution = match self
             .resolve_with(&q.name, q.qtype, &mut budget, refresh)
             .await
@@ -317,7 +323,7 @@ impl Resolver {
         let max = self.config.max_cname_chain;
         for link in 0..=max {
             if !(refresh && link == 0) {
-                match self.cached(&name, qtype) {
+                match self.cached(&name, qtype, budget.dnssec_ok) {
                     Some(Cached::Rrset(records, sec)) => {
                         chain.extend(records);
                         return Ok(positive(chain, Vec::new(), security.and(sec)));
@@ -420,14 +426,14 @@ impl Resolver {
         records
     }
 
-    /// What the cache already says about (name, type). Secure RRsets come
-    /// with their RRSIGs, for DO clients.
-    fn cached(&self, name: &Name, qtype: RecordType) -> Option<Cached> {
+    /// What the cache already says about (name, type). With `dnssec_ok`,
+    /// secure RRsets come with their RRSIGs (only a DO client is shown them).
+    fn cached(&self, name: &Name, qtype: RecordType, dnssec_ok: bool) -> Option<Cached> {
         if let Some(set) = self.cache.records.get(name, qtype)
             && set.rank >= Rank::NonAuthAnswer
         {
             let mut records = set.records;
-            if set.security == Security::Secure {
+            if dnssec_ok && set.security == Security::Secure {
                 records.extend(self.cache.records.signatures(name, qtype));
             }
             return Some(Cached::Rrset(records, set.security));
@@ -438,7 +444,7 @@ impl Resolver {
         {
             let target = target.0.to_lowercase();
             let mut records = set.records;
-            if set.security == Security::Secure {
+            if dnssec_ok && set.security == Security::Secure {
                 records.extend(self.cache.records.signatures(name, RecordType::CNAME));
             }
             return Some(Cached::Cname(records, target, set.security));
