@@ -101,7 +101,7 @@ impl Delegation {
 /// The stores and what they share: the clock, the TTL policy, the counters.
 pub struct Cache {
     /// Behind both `answers` and `records`.
-    store: Arc<Store>,
+    store: Arc<Store<CachedAnswer>>,
     pub answers: AnswerCache,
     pub records: RecordCache,
     /// Zone cuts assembled from `records`, kept whole while their parts live.
@@ -126,7 +126,10 @@ impl Cache {
         } else {
             0
         };
-        let store = Arc::new(Store::new(bytes / 8 * 7, stats.clone()));
+        let evictions = stats.clone();
+        let store = Arc::new(Store::new(bytes / 8 * 7, move |e: &CachedAnswer| {
+            evictions.eviction(e.kind())
+        }));
         Cache {
             answers: AnswerCache::new(store.clone(), stale_window, clock.clone(), stats.clone()),
             records: RecordCache::new(

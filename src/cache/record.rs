@@ -51,7 +51,7 @@ pub struct RrsetView {
 }
 
 pub struct RecordCache {
-    store: Arc<Store>,
+    store: Arc<Store<CachedAnswer>>,
     policy: Arc<TtlPolicy>,
     stale_window: u32,
     clock: Clock,
@@ -66,7 +66,7 @@ pub(super) fn records_of(entry: &CachedAnswer) -> Option<Vec<Record>> {
 
 impl RecordCache {
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<Store<CachedAnswer>>,
         policy: Arc<TtlPolicy>,
         stale_window: u32,
         clock: Clock,

@@ -17,7 +17,7 @@
 //! array, an `Arc` clone), which is four dependent misses and two locked
 //! instructions. Here a read is an open-addressing probe of 16-byte slots
 //! (fingerprint, pointer) and one load of the entry, whose wire form is
-//! inline (see [`CachedAnswer`]): two dependent misses, no lock and no
+//! inline (see `CachedAnswer`): two dependent misses, no lock and no
 //! write shared with other readers. Readers are protected by epochs
 //! (crossbeam-epoch): a removed entry is freed only once every thread that
 //! could still hold it has left its pinned section, so a hit needs no
@@ -36,20 +36,59 @@
 //! carries its own question, so a read confirms the match and a
 //! fingerprint collision is a miss, never a wrong answer.
 
+//!
+//! The module is self-contained (std, crossbeam-epoch, foldhash) and
+//! generic over its [`Entry`], so that `loom/` can compile this very file
+//! against loom's atomics and model-check its readers against its writers
+//! (`--cfg taproot_loom`; see `loom/README.md`).
+
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 
 use crossbeam_epoch::Guard;
 
-use super::answer::CachedAnswer;
-use super::stats::{CacheKind, CacheStats};
+#[cfg(taproot_loom)]
+use loom::sync::{
+    Mutex, MutexGuard,
+    atomic::{AtomicPtr, AtomicU64, Ordering},
+};
+#[cfg(not(taproot_loom))]
+use std::sync::{
+    Mutex, MutexGuard,
+    atomic::{AtomicPtr, AtomicU64, Ordering},
+};
 
-/// Shards, each with its own writer lock and table; a power of two.
-const SHARDS: usize = 64;
+/// Keyed per process, so a remote party cannot aim collisions at one
+/// slot; under loom, fixed, since a model must run the same way each time.
+#[cfg(not(taproot_loom))]
+type Keyed = foldhash::fast::RandomState;
+#[cfg(taproot_loom)]
+type Keyed = foldhash::fast::FixedState;
 
-/// Slots a shard's table starts with; a power of two.
-const MIN_SLOTS: usize = 64;
+/// What the store needs of what it holds.
+pub trait Entry: Send + Sync + 'static {
+    /// True when this entry is the one stored under `key`: fingerprints
+    /// collide, keys do not.
+    fn answers_key(&self, key: &[u8]) -> bool;
+    /// Records a hit for the eviction hand (CLOCK's referenced bit).
+    fn touch(&self);
+    /// Clears the referenced bit, saying whether it was set.
+    fn take_reference(&self) -> bool;
+    /// Told once, when the store lets go of it.
+    fn supersede(&self);
+    /// What it costs against the budget, in bytes (see [`TABLE_OVERHEAD`]).
+    fn weight(&self) -> u64;
+    /// Whole answers and RRsets are counted apart ([`Store::count_by_kind`]).
+    fn is_answer(&self) -> bool;
+}
+
+/// Shards, each with its own writer lock and table; a power of two. One
+/// under loom, so that a model's few keys meet in one table.
+const SHARDS: usize = if cfg!(taproot_loom) { 1 } else { 64 };
+
+/// Slots a shard's table starts with; a power of two. Four under loom, so
+/// that a model's third insert rebuilds the table.
+const MIN_SLOTS: usize = if cfg!(taproot_loom) { 4 } else { 64 };
 
 /// Slot tags: no entry ever, and an entry removed (probes go on past it).
 const EMPTY: u64 = 0;
@@ -58,20 +97,9 @@ const TOMBSTONE: u64 = 1;
 /// A table slot and its share of the room left free for short probes, at
 /// the worst: live slots are between 3/8 and 3/4 of the table (16 bytes a
 /// slot, so up to 43 an entry), and while a shard grows, its old table
-/// (half the size) waits for the epoch collector.
-const TABLE_OVERHEAD: usize = 64;
-
-/// The `Arc` counts (16 bytes) and the allocator's share: size-class
-/// rounding and page bookkeeping. Measured with mimalloc, the daemon's
-/// allocator: `examples/cache_memory` grows by 285 bytes a name, against
-/// 176 for the entry and at most 64 for the table.
-const ALLOC_OVERHEAD: usize = 48;
-
-/// What an entry costs: its allocations and its share of the table.
-pub fn weight(entry: &CachedAnswer) -> u64 {
-    (std::mem::size_of::<CachedAnswer>() + entry.heap_bytes() + ALLOC_OVERHEAD + TABLE_OVERHEAD)
-        as u64
-}
+/// (half the size) waits for the epoch collector. [`Entry::weight`] counts
+/// it in.
+pub const TABLE_OVERHEAD: usize = 64;
 
 /// A pinned section of the global epoch collector: while it lives, entries
 /// read from the store stay alive. It is the only guard the store takes, so
@@ -89,7 +117,7 @@ pub fn pin() -> Pinned {
 }
 
 /// Slots in one 64-byte cache line.
-const SLOTS_PER_LINE: usize = 64 / std::mem::size_of::<Slot>();
+const SLOTS_PER_LINE: usize = 64 / std::mem::size_of::<Slot<u8>>();
 
 /// Asks the CPU to bring the line holding `at` into its caches. A hint:
 /// it never faults, so a pointer the table has just let go of is harmless.
@@ -106,33 +134,37 @@ fn load_line<T>(at: *const T) {
 }
 
 /// Prefetches the lines of an entry a hit reads: its header, the question
-/// it is checked against and the answer it renders (inline, see
-/// [`CachedAnswer`]).
+/// it is checked against and the answer it renders (the cache keeps them
+/// inline).
 #[inline(always)]
-fn load_entry(entry: *const CachedAnswer) {
+fn load_entry<E>(entry: *const E) {
     let base = entry.cast::<u8>();
-    for offset in (0..std::mem::size_of::<CachedAnswer>()).step_by(64) {
+    for offset in (0..std::mem::size_of::<E>()).step_by(64) {
         load_line(base.wrapping_add(offset));
     }
 }
 
-#[derive(Default)]
-struct Slot {
+struct Slot<E> {
     /// [`EMPTY`], [`TOMBSTONE`] or the entry's fingerprint (see [`tag_of`]).
     tag: AtomicU64,
-    /// An `Arc<CachedAnswer>` turned into a raw pointer: the table's own count.
-    entry: AtomicPtr<CachedAnswer>,
+    /// An `Arc<E>` turned into a raw pointer: the table's own count.
+    entry: AtomicPtr<E>,
 }
 
-struct Table {
+struct Table<E> {
     /// A power of two long.
-    slots: Box<[Slot]>,
+    slots: Box<[Slot<E>]>,
 }
 
-impl Table {
-    fn with_slots(n: usize) -> Table {
+impl<E> Table<E> {
+    fn with_slots(n: usize) -> Table<E> {
         Table {
-            slots: (0..n).map(|_| Slot::default()).collect(),
+            slots: (0..n)
+                .map(|_| Slot {
+                    tag: AtomicU64::new(EMPTY),
+                    entry: AtomicPtr::new(std::ptr::null_mut()),
+                })
+                .collect(),
         }
     }
 
@@ -154,9 +186,9 @@ struct Books {
     hand: usize,
 }
 
-struct Shard {
+struct Shard<E> {
     /// Read without a lock; replaced (and the old one retired) when it grows.
-    table: AtomicPtr<Table>,
+    table: AtomicPtr<Table<E>>,
     books: Mutex<Books>,
 }
 
@@ -164,7 +196,7 @@ struct Shard {
 struct Retired<T>(*mut T);
 
 // SAFETY: the pointee may move to the thread that runs the deferred drop
-// (`T: Send`: `CachedAnswer` is, a `Table` holds atomics only), and the
+// (`T: Send`: an `Entry` is, a `Table` holds atomics only), and the
 // collector is its only owner once retired.
 unsafe impl<T: Send> Send for Retired<T> {}
 
@@ -181,16 +213,17 @@ fn tag_of(hash: u64) -> u64 {
     hash.max(2)
 }
 
-pub struct Store {
-    shards: Box<[Shard]>,
+pub struct Store<E: Entry> {
+    shards: Box<[Shard<E>]>,
     /// Each shard's byte budget.
     shard_bytes: u64,
-    hasher: foldhash::fast::RandomState,
-    stats: Arc<CacheStats>,
+    hasher: Keyed,
+    /// Told of each entry the hand evicts (the cache counts them by kind).
+    on_evict: Box<dyn Fn(&E) + Send + Sync>,
 }
 
-impl Store {
-    pub fn new(max_bytes: u64, stats: Arc<CacheStats>) -> Store {
+impl<E: Entry> Store<E> {
+    pub fn new(max_bytes: u64, on_evict: impl Fn(&E) + Send + Sync + 'static) -> Store<E> {
         Store {
             shards: (0..SHARDS)
                 .map(|_| Shard {
@@ -199,8 +232,8 @@ impl Store {
                 })
                 .collect(),
             shard_bytes: (max_bytes / SHARDS as u64).max(1),
-            hasher: foldhash::fast::RandomState::default(),
-            stats,
+            hasher: Keyed::default(),
+            on_evict: Box::new(on_evict),
         }
     }
 
@@ -212,20 +245,16 @@ impl Store {
     }
 
     #[inline]
-    fn shard(&self, hash: u64) -> &Shard {
-        // The top bits pick the shard; the low bits the slot.
-        &self.shards[(hash >> 58) as usize % SHARDS]
+    fn shard(&self, hash: u64) -> &Shard<E> {
+        // The top bits pick the shard (with 64 shards, `hash >> 58`); the
+        // low bits the slot.
+        &self.shards[(((hash >> 32) * SHARDS as u64) >> 32) as usize]
     }
 
     /// The entry for `key` (fingerprinted as `hash`), fresh or not, alive
     /// as long as `guard`.
     #[inline]
-    pub fn find<'g>(
-        &'g self,
-        hash: u64,
-        key: &[u8],
-        _guard: &'g Pinned,
-    ) -> Option<&'g CachedAnswer> {
+    pub fn find<'g>(&'g self, hash: u64, key: &[u8], _guard: &'g Pinned) -> Option<&'g E> {
         let tag = tag_of(hash);
         // SAFETY: tables are freed through the epoch collector only, and
         // `_guard` keeps this thread pinned.
@@ -294,7 +323,7 @@ impl Store {
 
     /// The entry for `key` (fingerprinted as `hash`), fresh or not, as an
     /// owned reference (a reference-count increment; the hot path uses [`Store::find`]).
-    pub fn get(&self, hash: u64, key: &[u8]) -> Option<Arc<CachedAnswer>> {
+    pub fn get(&self, hash: u64, key: &[u8]) -> Option<Arc<E>> {
         let guard = pin();
         // SAFETY: `find` returned it, and `guard` is still pinned.
         self.find(hash, key, &guard)
@@ -308,10 +337,10 @@ impl Store {
     /// `entry` must be one [`Store::find`] returned, under a guard that is
     /// still pinned: its memory is then an `Arc` the store made with
     /// `Arc::into_raw` and has not released, whose count this raises. Any
-    /// other `&CachedAnswer` (one on the stack, in another `Arc`) would
-    /// have its count forged.
-    pub(super) unsafe fn owned(entry: &CachedAnswer) -> Arc<CachedAnswer> {
-        let ptr: *const CachedAnswer = entry;
+    /// other `&E` (one on the stack, in another `Arc`) would have its
+    /// count forged.
+    pub unsafe fn owned(entry: &E) -> Arc<E> {
+        let ptr: *const E = entry;
         // SAFETY: the caller's promise: `ptr` came from `Arc::into_raw`,
         // and the table's count keeps it alive while the guard is pinned.
         unsafe {
@@ -320,14 +349,14 @@ impl Store {
         }
     }
 
-    fn lock(shard: &Shard) -> MutexGuard<'_, Books> {
+    fn lock(shard: &Shard<E>) -> MutexGuard<'_, Books> {
         shard.books.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stores `entry` under `hash`; whatever it replaces is marked
     /// superseded. An entry heavier than a shard's budget is not kept.
-    pub fn insert(&self, hash: u64, entry: Arc<CachedAnswer>) {
-        let w = weight(&entry);
+    pub fn insert(&self, hash: u64, entry: Arc<E>) {
+        let w = entry.weight();
         if w > self.shard_bytes {
             return;
         }
@@ -335,7 +364,7 @@ impl Store {
         let guard = pin();
         let shard = self.shard(hash);
         let mut books = Self::lock(shard);
-        let is_answer = entry.kind() == CacheKind::Answer;
+        let is_answer = entry.is_answer();
         let new = Arc::into_raw(entry).cast_mut();
 
         // SAFETY: only this shard's writer, whose lock we hold, replaces or
@@ -354,9 +383,9 @@ impl Store {
                     let old = slot.entry.swap(new, Ordering::AcqRel);
                     // SAFETY: a live slot's pointer is the table's count.
                     let old_ref = unsafe { &*old };
-                    books.weight = books.weight - weight(old_ref) + w;
-                    books.answers = books.answers + usize::from(is_answer)
-                        - usize::from(old_ref.kind() == CacheKind::Answer);
+                    books.weight = books.weight - old_ref.weight() + w;
+                    books.answers =
+                        books.answers + usize::from(is_answer) - usize::from(old_ref.is_answer());
                     Self::retire(old, &guard);
                     self.evict(shard, &mut books, &guard);
                     return;
@@ -389,7 +418,7 @@ impl Store {
 
     /// The first empty slot on `hash`'s probe path (the table has one:
     /// it is never more than 3/4 full).
-    fn empty_slot(table: &Table, hash: u64) -> usize {
+    fn empty_slot(table: &Table<E>, hash: u64) -> usize {
         let mut i = hash as usize & table.mask();
         while table.slots[i].tag.load(Ordering::Relaxed) != EMPTY {
             i = (i + 1) & table.mask();
@@ -399,7 +428,7 @@ impl Store {
 
     /// Replaces the shard's table with one sized for its live entries at
     /// half load, without tombstones; the old one goes to the collector.
-    fn rebuild<'t>(shard: &Shard, books: &Books, guard: &Pinned) -> &'t Table {
+    fn rebuild<'t>(shard: &Shard<E>, books: &Books, guard: &Pinned) -> &'t Table<E> {
         let old_ptr = shard.table.load(Ordering::Acquire);
         // SAFETY: see `insert`; the caller holds the shard's lock.
         let old = unsafe { &*old_ptr };
@@ -429,7 +458,7 @@ impl Store {
 
     /// Marks a removed entry superseded and drops the table's count once no
     /// reader can hold it.
-    fn retire(entry: *mut CachedAnswer, guard: &Pinned) {
+    fn retire(entry: *mut E, guard: &Pinned) {
         // SAFETY: the caller took it out of a live slot: the table's count.
         unsafe { &*entry }.supersede();
         let retired = Retired(entry);
@@ -439,24 +468,25 @@ impl Store {
             .defer(move || drop(unsafe { Arc::from_raw(retired.into_ptr().cast_const()) }));
     }
 
-    /// Empties slot `i` of `table`, settling the books.
-    fn remove(table: &Table, i: usize, books: &mut Books, guard: &Pinned) -> CacheKind {
+    /// Empties slot `i` of `table`, settling the books; the entry is
+    /// readable until `guard` unpins.
+    fn remove<'g>(table: &Table<E>, i: usize, books: &mut Books, guard: &'g Pinned) -> &'g E {
         let slot = &table.slots[i];
         slot.tag.store(TOMBSTONE, Ordering::Release);
         let old = slot.entry.swap(std::ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: a live slot's pointer is the table's count.
+        // and `guard`, pinned before the retirement, keeps it after it.
         let old_ref = unsafe { &*old };
-        let kind = old_ref.kind();
         books.live -= 1;
         books.tombstones += 1;
-        books.weight -= weight(old_ref);
-        books.answers -= usize::from(kind == CacheKind::Answer);
+        books.weight -= old_ref.weight();
+        books.answers -= usize::from(old_ref.is_answer());
         Self::retire(old, guard);
-        kind
+        old_ref
     }
 
     /// Moves the CLOCK hand until the shard is within its budget.
-    fn evict(&self, shard: &Shard, books: &mut Books, guard: &Pinned) {
+    fn evict(&self, shard: &Shard<E>, books: &mut Books, guard: &Pinned) {
         if books.weight <= self.shard_bytes {
             return;
         }
@@ -477,13 +507,12 @@ impl Store {
             if entry.take_reference() {
                 continue;
             }
-            let kind = Self::remove(table, i, books, guard);
-            self.stats.eviction(kind);
+            (self.on_evict)(Self::remove(table, i, books, guard));
         }
     }
 
     /// Keeps the entries `keep` says yes to; the others go at once.
-    pub fn retain(&self, keep: impl Fn(&CachedAnswer) -> bool) {
+    pub fn retain(&self, keep: impl Fn(&E) -> bool) {
         let guard = pin();
         for shard in self.shards.iter() {
             let mut books = Self::lock(shard);
@@ -537,7 +566,7 @@ impl Store {
     }
 }
 
-impl Drop for Store {
+impl<E: Entry> Drop for Store<E> {
     fn drop(&mut self) {
         for shard in self.shards.iter() {
             let table_ptr = shard.table.load(Ordering::Acquire);
@@ -558,7 +587,7 @@ impl Drop for Store {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(taproot_loom)))]
 mod tests {
     use std::sync::atomic::AtomicBool;
 
@@ -567,7 +596,8 @@ mod tests {
     use hickory_proto::rr::{Name, RData, Record, RecordType};
 
     use super::*;
-    use crate::cache::answer::name_wire_lower;
+    use crate::cache::answer::{CachedAnswer, name_wire_lower};
+    use crate::cache::stats::{CacheKind, CacheStats};
     use crate::cache::{Resolution, encode};
 
     /// The key and a one-record answer for `h<i>.store.lab.` A, its address
@@ -591,19 +621,22 @@ mod tests {
         (key, Arc::new(answer))
     }
 
-    fn store(max_bytes: u64) -> Store {
-        Store::new(max_bytes, Arc::new(CacheStats::default()))
+    fn store(max_bytes: u64) -> (Store<CachedAnswer>, Arc<CacheStats>) {
+        let stats = Arc::new(CacheStats::default());
+        let counts = stats.clone();
+        let store = Store::new(max_bytes, move |e: &CachedAnswer| counts.eviction(e.kind()));
+        (store, stats)
     }
 
     /// The last octet of the address in the entry found for `key`.
-    fn found(s: &Store, key: &[u8]) -> Option<u8> {
+    fn found(s: &Store<CachedAnswer>, key: &[u8]) -> Option<u8> {
         s.get(s.fingerprint(key), key)
             .map(|e| *e.wire.last().expect("an address"))
     }
 
     #[test]
     fn entries_are_found_by_key_through_growth_and_replacement() {
-        let s = store(1 << 30);
+        let (s, _) = store(1 << 30);
         // Far past the first table's 64 slots in every shard: many rebuilds.
         for i in 0..20_000 {
             let (key, e) = entry(i, 1);
@@ -630,7 +663,7 @@ mod tests {
         // The two counts must come from one look at each shard: summed one
         // after the other, a flush in between made "records" negative (a
         // panic in debug builds, a wrapped number on /metrics in release).
-        let s = Arc::new(store(1 << 30));
+        let s = Arc::new(store(1 << 30).0);
         let entries: Vec<_> = (0..256).map(|i| entry(i, 1)).collect();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = {
@@ -663,7 +696,7 @@ mod tests {
 
     #[test]
     fn a_fingerprint_collision_is_a_miss_not_a_wrong_answer() {
-        let s = store(1 << 20);
+        let (s, _) = store(1 << 20);
         let (key_a, a) = entry(1, 1);
         let (key_b, _) = entry(2, 2);
         // Stored under b's fingerprint: a lookup of b lands on a's entry.
@@ -674,7 +707,7 @@ mod tests {
 
     #[test]
     fn retain_removes_what_it_is_told_and_probes_still_work() {
-        let s = store(1 << 30);
+        let (s, _) = store(1 << 30);
         for i in 0..5_000 {
             let (key, e) = entry(i, (i % 2) as u8);
             s.insert(s.fingerprint(&key), e);
@@ -697,7 +730,7 @@ mod tests {
     #[test]
     fn eviction_keeps_each_shard_in_budget_and_spares_a_referenced_entry() {
         let budget = 256 * 1024;
-        let s = store(budget);
+        let (s, stats) = store(budget);
         let (hot_key, hot) = entry(0, 9);
         s.insert(s.fingerprint(&hot_key), hot);
         for i in 1..50_000 {
@@ -708,12 +741,12 @@ mod tests {
         }
         assert!(s.weight() <= budget, "{} > {budget}", s.weight());
         assert!(s.len() < 50_000);
-        assert!(s.stats.evictions(CacheKind::Answer) > 0);
+        assert!(stats.evictions(CacheKind::Answer) > 0);
     }
 
     #[test]
     fn an_entry_heavier_than_a_shard_is_not_kept() {
-        let s = store(64 * 100);
+        let (s, _) = store(64 * 100);
         let (key, e) = entry(1, 1);
         s.insert(s.fingerprint(&key), e);
         assert!(s.is_empty());
@@ -725,7 +758,7 @@ mod tests {
     #[test]
     fn concurrent_readers_only_ever_see_their_own_key() {
         const KEYS: usize = 4_096;
-        let s = Arc::new(store(512 * 1024)); // small: the hand keeps evicting
+        let s = Arc::new(store(512 * 1024).0); // small: the hand keeps evicting
         let entries: Arc<Vec<(Vec<u8>, Arc<CachedAnswer>)>> =
             Arc::new((0..KEYS).map(|i| entry(i, (i % 250) as u8)).collect());
         let stop = Arc::new(AtomicBool::new(false));
