@@ -219,6 +219,42 @@ async fn a_popular_name_is_refreshed_before_it_expires() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolution_outrun_by_a_stale_answer_goes_on_and_refreshes_the_cache() {
+    let tree = lab_tree().await;
+    let t = start_taproot(&tree, |c| {
+        c.cache.client_timeout_ms = 400;
+        c.resolver.upstream_timeout_ms = 1_500;
+        c.resolver.query_budget_ms = 3_000;
+    })
+    .await;
+    let q = client::recursive("short.provider.lab.", RecordType::A);
+    let fresh = ask_udp(t.addr, &q).await;
+    assert_eq!(client::first_a(&fresh).as_deref(), Some("127.3.0.2"));
+    // Slower than the client timer, faster than the upstream timeout.
+    tree.set_behaviour(lab::PROVIDER, Behaviour::Delay(Duration::from_millis(900)));
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let before = asked(&tree, "short.provider.lab.");
+    let stale = ask_udp(t.addr, &q).await;
+    assert_eq!(
+        stale.answers[0].ttl, 30,
+        "answered stale on the client timer"
+    );
+    // The resolution left behind finishes and stores a fresh answer.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let refreshed = ask_udp(t.addr, &q).await;
+    assert_eq!(client::first_a(&refreshed).as_deref(), Some("127.3.0.2"));
+    assert!(
+        refreshed.answers[0].ttl < 30,
+        "still the stale answer (TTL 30), not the refreshed one (TTL 2)"
+    );
+    assert!(
+        asked(&tree, "short.provider.lab.") > before,
+        "the refresh came from upstream"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_upstream_is_dead_an_expired_answer_is_served_stale() {
     let tree = lab_tree().await;
     let t = start_taproot(&tree, |c| {

@@ -23,7 +23,7 @@ use super::ratelimit::{RateLimiter, Verdict};
 use crate::cache::{Cache, Pinned};
 use crate::config::{AclAction, Config, Mode};
 use crate::metrics::{Metrics, Protocol};
-use crate::resolve::{Question, ResolveError, Resolver, referral};
+use crate::resolve::{Question, Resolver, referral};
 use crate::wire::{self, ClientQuery, Rejection, flags, qtype};
 
 /// Settings that a reload may change without a restart.
@@ -305,17 +305,21 @@ impl Handler {
             checking_disabled: q.flags & flags::CD != 0,
             key: key.into(),
         };
+        // Polled here: both callers run `slow` in a task of its own, which
+        // is what `Resolver::answer` needs of its leader. Only when it is
+        // left behind for a stale answer does it get a task of its own.
         let resolver = self.resolver.clone();
-        let mut task = tokio::spawn(async move { resolver.answer(&question, false).await });
-        let result = match tokio::time::timeout(live.client_timeout, &mut task).await {
-            Ok(joined) => joined.unwrap_or(Err(ResolveError::Internal)),
+        let mut resolution = Box::pin(async move { resolver.answer(&question, false).await });
+        let result = match tokio::time::timeout(live.client_timeout, &mut resolution).await {
+            Ok(result) => result,
             Err(_) => {
                 // RFC 8767 §5: the client-response timer fired; answer stale if we can,
                 // while the resolution goes on and refreshes the cache.
                 if let Some(resp) = self.stale(&q, key, &live, limit, proto, start) {
+                    drop(tokio::spawn(resolution));
                     return Some(resp);
                 }
-                task.await.unwrap_or(Err(ResolveError::Internal))
+                resolution.await
             }
         };
         let mut out = Vec::with_capacity(512);
