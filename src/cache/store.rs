@@ -35,7 +35,6 @@
 //! Keys are 64-bit keyed fingerprints of the key bytes; an entry always
 //! carries its own question, so a read confirms the match and a
 //! fingerprint collision is a miss, never a wrong answer.
-
 //!
 //! The module is self-contained (std, crossbeam-epoch, foldhash) and
 //! generic over its [`Entry`], so that `loom/` can compile this very file
