@@ -57,7 +57,7 @@ use taproot::config::{CacheConfig, Config, RateLimitConfig};
 use taproot::metrics::{Metrics, Protocol};
 use taproot::resolve::Resolver;
 use taproot::server::handler::{Fast, Handler, Live};
-use taproot::wire::{self, ClientEdns, ClientQuery, MAX_NAME_LEN, flags};
+use taproot::wire::{self, ClientEdns, ClientQuery, KEY_MAX, flags};
 
 /// 2^20 cached answers: "1M entries", and a power of two for the scramble.
 const ENTRIES: usize = 1 << 20;
@@ -128,7 +128,7 @@ fn store_like_the_resolver(cache: &Cache, key: &[u8], qname: &str, last: u8) {
 }
 
 fn answer_key_of(qname_wire: &[u8]) -> Vec<u8> {
-    let mut buf = [0u8; MAX_NAME_LEN + 5];
+    let mut buf = [0u8; KEY_MAX];
     wire::answer_key(qname_wire, QTYPE_A, QCLASS_IN, 0, &mut buf).to_vec()
 }
 
@@ -179,9 +179,10 @@ impl Fixture {
         now_ms: u64,
         guard: &'g Pinned,
     ) -> Option<&'g CachedAnswer> {
-        let mut keybuf = [0u8; MAX_NAME_LEN + 5];
+        let mut keybuf = [0u8; KEY_MAX];
         let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
-        self.cache.answers.find_fresh(key, now_ms, guard)
+        let hash = self.cache.answers.fingerprint(key);
+        self.cache.answers.find_fresh(key, hash, now_ms, guard)
     }
 
     /// Times `iters` lookups of the names `pick` draws, in batches of
@@ -196,7 +197,7 @@ impl Fixture {
         mut pick: impl FnMut(u64) -> usize,
     ) -> Duration {
         let mut buf = [0u8; 32];
-        let mut keybuf = [0u8; MAX_NAME_LEN + 5];
+        let mut keybuf = [0u8; KEY_MAX];
         let mut hashes = [0u64; BATCH as usize];
         let start = Instant::now();
         let mut n = 0u64;
@@ -325,7 +326,7 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
         b.iter(|| {
             n = n.wrapping_add(1);
             let qname = write_qname(scrambled(n), &mut buf);
-            let mut keybuf = [0u8; MAX_NAME_LEN + 5];
+            let mut keybuf = [0u8; KEY_MAX];
             let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
             black_box(fx.cache.answers.lookup_fresh(key, fx.cache.clock.now_ms()))
         })
@@ -342,7 +343,7 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
         b.iter(|| {
             n = n.wrapping_add(1);
             let qname = fx.qname(scrambled(n));
-            let mut keybuf = [0u8; MAX_NAME_LEN + 5];
+            let mut keybuf = [0u8; KEY_MAX];
             let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
             let now = fx.cache.clock.now_ms();
             let answer = fx.cache.answers.lookup_fresh(key, now).expect("a hit");
@@ -368,7 +369,7 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
         b.iter(|| {
             n = n.wrapping_add(1);
             let qname = &misses[n & 0xffff];
-            let mut keybuf = [0u8; MAX_NAME_LEN + 5];
+            let mut keybuf = [0u8; KEY_MAX];
             let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
             black_box(fx.cache.answers.lookup_fresh(key, fx.cache.clock.now_ms()))
         })
@@ -456,7 +457,8 @@ fn handler_benches(c: &mut Criterion, fx: &Fixture) {
             b.iter(|| {
                 n = n.wrapping_add(1);
                 let packet = &fx.packets[scrambled(n)];
-                let verdict = h.fast(packet, src, Protocol::Udp, &mut out);
+                let prepared = h.prepare(packet);
+                let verdict = h.fast(packet, &prepared, src, Protocol::Udp, &mut out);
                 debug_assert_eq!(verdict, Fast::Reply);
                 black_box(verdict)
             })

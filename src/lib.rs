@@ -10,7 +10,7 @@
 //!                                  resolve::Resolver ──► cache (closest delegation)
 //!                                                │
 //!                                                ▼
-//!                     root ──► TLD ──► second level ──► zone   (resolve::iterator)
+//!                     root ──► TLD ──► second level ──► zone   (resolve::walk)
 //!                                                │
 //!                                                ▼
 //!                               cache (records, negatives, answers) ──► client

@@ -12,6 +12,8 @@ pub const HEADER_LEN: usize = 12;
 pub const MAX_NAME_LEN: usize = 255;
 /// RFC 1035 §2.3.4.
 pub const MAX_LABEL_LEN: usize = 63;
+/// The longest cache key: a name, type, class and variant (see [`answer_key`]).
+pub const KEY_MAX: usize = MAX_NAME_LEN + 5;
 /// RFC 6891 §6.1.2: the OPT pseudo-RR type.
 pub const TYPE_OPT: u16 = 41;
 
@@ -106,6 +108,49 @@ impl ClientQuery<'_> {
             Some(e) => e.payload.clamp(512, SERVER_EDNS_PAYLOAD) as usize,
             None => 512,
         }
+    }
+    /// The parse without its borrow of the packet, to be carried where the
+    /// packet's borrow cannot go (into a miss's task) and reattached there
+    /// with [`ParsedQuery::attach`] instead of parsing again.
+    pub fn detach(&self) -> ParsedQuery {
+        ParsedQuery {
+            id: self.id,
+            flags: self.flags,
+            qtype: self.qtype,
+            qclass: self.qclass,
+            question_end: self.question_end,
+            edns: self.edns,
+        }
+    }
+}
+
+/// A [`ClientQuery`] detached from its packet (the question name is at a
+/// fixed offset, so it needs no pointer of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsedQuery {
+    id: u16,
+    flags: u16,
+    qtype: u16,
+    qclass: u16,
+    question_end: usize,
+    edns: Option<ClientEdns>,
+}
+
+impl ParsedQuery {
+    /// The query again, over the packet it was parsed from; `None` when
+    /// `raw` is too short to be that packet.
+    #[inline]
+    pub fn attach(self, raw: &[u8]) -> Option<ClientQuery<'_>> {
+        let qname = raw.get(HEADER_LEN..self.question_end.checked_sub(4)?)?;
+        Some(ClientQuery {
+            id: self.id,
+            flags: self.flags,
+            qname,
+            qtype: self.qtype,
+            qclass: self.qclass,
+            question_end: self.question_end,
+            edns: self.edns,
+        })
     }
 }
 
@@ -327,7 +372,7 @@ pub fn answer_key<'b>(
     qtype: u16,
     qclass: u16,
     variant: u8,
-    out: &'b mut [u8; MAX_NAME_LEN + 5],
+    out: &'b mut [u8; KEY_MAX],
 ) -> &'b [u8] {
     let n = qname.len().min(MAX_NAME_LEN);
     for (o, b) in out[..n].iter_mut().zip(qname) {
@@ -453,6 +498,10 @@ mod tests {
         assert_eq!(q.edns.map(|e| e.payload), Some(1232));
         assert!(q.dnssec_ok());
         assert_eq!(name_to_string(q.qname), "www.Example.com.");
+        let again = q.detach().attach(&raw).expect("same packet");
+        assert_eq!(again.qname, q.qname);
+        assert_eq!(again.detach(), q.detach());
+        assert!(q.detach().attach(&raw[..HEADER_LEN + 3]).is_none());
     }
 
     #[test]
@@ -487,8 +536,8 @@ mod tests {
 
     #[test]
     fn key_is_case_insensitive() {
-        let mut a = [0u8; MAX_NAME_LEN + 5];
-        let mut b = [0u8; MAX_NAME_LEN + 5];
+        let mut a = [0u8; KEY_MAX];
+        let mut b = [0u8; KEY_MAX];
         assert_eq!(
             answer_key(b"\x03WwW\x00", 1, 1, 0, &mut a),
             answer_key(b"\x03www\x00", 1, 1, 0, &mut b)

@@ -159,7 +159,7 @@ async fn a_ds_of_sha1_sha256_or_sha384_digest_proves_the_keys() {
     let real = &ksk.ds[0];
     let key = keys
         .iter()
-        .filter_map(taproot::dnssec::verify::dnskey)
+        .filter_map(taproot::dnssec::dnskey)
         .find(|k| k.calculate_key_tag().ok() == Some(real.key_tag()))
         .expect("the KSK is published");
     for digest_type in [DigestType::SHA1, DigestType::SHA256, DigestType::SHA384] {

@@ -208,7 +208,11 @@ fn upward_referral_with_aa() -> Behaviour {
 
 fn metrics_text(t: &Taproot) -> String {
     let h = &t.running.handler;
-    h.metrics.render(&h.cache, h.resolver.inflight())
+    h.metrics.render(
+        &h.cache,
+        h.resolver.inflight(),
+        h.resolver.validation.keys.len(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,7 +47,11 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::with_capacity(1232);
     for proto in [Protocol::Udp, Protocol::Tcp] {
         out.clear();
-        if let Fast::Reply = running.handler.fast(data, client, proto, &mut out) {
+        let prepared = running.handler.prepare(data);
+        if let Fast::Reply = running
+            .handler
+            .fast(data, &prepared, client, proto, &mut out)
+        {
             assert!(out.len() >= 12, "a reply has a whole header");
             if data.len() >= 2 {
                 assert_eq!(out[..2], data[..2], "the reply carries the query's ID");

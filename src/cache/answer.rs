@@ -336,19 +336,21 @@ impl AnswerCache {
             .filter(|a| a.servable() && a.is_within_stale_window(now))
     }
 
-    /// A fresh servable entry for `key`, counting the hit or the miss,
-    /// alive as long as `guard`: no reference count is taken, so a hit
-    /// writes nothing another thread reads (see [`super::store`]).
+    /// A fresh servable entry for `key` (whose [`AnswerCache::fingerprint`]
+    /// is `hash`: the caller has it already), counting the hit or the
+    /// miss, alive as long as `guard`: no reference count is taken, so a
+    /// hit writes nothing another thread reads (see [`super::store`]).
     #[inline]
     pub fn find_fresh<'g>(
         &'g self,
         key: &[u8],
+        hash: u64,
         now_ms: u64,
         guard: &'g Pinned,
     ) -> Option<&'g CachedAnswer> {
         let found = self
             .store
-            .find(self.store.fingerprint(key), key, guard)
+            .find(hash, key, guard)
             .filter(|a| a.servable() && a.is_fresh(now_ms));
         match found {
             Some(_) => self.stats.hit(CacheKind::Answer),
@@ -375,7 +377,7 @@ impl AnswerCache {
         let guard = store::pin();
         // SAFETY: `find_fresh` returns what `Store::find` found, and
         // `guard` is still pinned.
-        self.find_fresh(key, now_ms, &guard)
+        self.find_fresh(key, self.fingerprint(key), now_ms, &guard)
             .map(|entry| unsafe { Store::owned(entry) })
     }
 

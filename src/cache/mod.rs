@@ -18,6 +18,7 @@
 
 pub mod answer;
 mod delegation;
+mod expiring;
 pub mod negative;
 pub mod parent_side;
 pub mod record;
@@ -31,10 +32,11 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 
 pub use answer::{AnswerCache, CachedAnswer};
+pub use expiring::Expiring;
 pub use negative::{NegativeCache, NegativeKind};
 pub use parent_side::ParentSide;
 pub use record::{Rank, RecordCache};
-pub use resolution::{Resolution, encode};
+pub use resolution::{Resolution, encode, to_wire};
 pub use stats::{CacheKind, CacheStats};
 pub use store::{Pinned, pin};
 pub use ttl::TtlPolicy;
@@ -312,6 +314,7 @@ impl Cache {
             answer_entries,
             record_entries,
             negative_entries: self.negatives.entry_count(),
+            parent_side_entries: self.parent_side.len(),
             bytes: self.store.weight() + self.negatives.weighted_size(),
         }
     }
@@ -332,6 +335,8 @@ pub struct CacheUsage {
     pub answer_entries: u64,
     pub record_entries: u64,
     pub negative_entries: u64,
+    /// Referrals' cuts kept for the last resort (not counted in `bytes`).
+    pub parent_side_entries: u64,
     pub bytes: u64,
 }
 

@@ -11,11 +11,10 @@
 //! has failed.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use super::{Delegation, NameServer};
+use super::{Delegation, Expiring, NameServer};
 use crate::clock::Clock;
 
 /// The most parent-side cuts remembered; the least used go first.
@@ -23,26 +22,14 @@ const MAX_CUTS: u64 = 50_000;
 /// Longest a parent-side cut is kept, whatever its TTL says.
 const MAX_TTL_S: u32 = 86_400;
 
-/// A referral's cut and when it expires, in clock milliseconds.
-#[derive(Clone)]
-struct Kept {
-    delegation: Delegation,
-    until_ms: u64,
-}
-
 pub struct ParentSide {
-    cuts: moka::sync::Cache<Name, Kept>,
-    clock: Clock,
+    cuts: Expiring<Delegation>,
 }
 
 impl ParentSide {
     pub fn new(clock: Clock) -> ParentSide {
         ParentSide {
-            cuts: moka::sync::Cache::builder()
-                .max_capacity(MAX_CUTS)
-                .time_to_live(Duration::from_secs(u64::from(MAX_TTL_S)))
-                .build(),
-            clock,
+            cuts: Expiring::new(clock, MAX_CUTS, MAX_TTL_S),
         }
     }
 
@@ -59,29 +46,30 @@ impl ParentSide {
                 })
                 .collect(),
         };
-        let until_ms = self.clock.now_ms() + u64::from(ttl.min(MAX_TTL_S)) * 1000;
-        self.cuts.insert(
-            delegation.zone.clone(),
-            Kept {
-                delegation,
-                until_ms,
-            },
-        );
+        self.cuts.insert(delegation.zone.clone(), delegation, ttl);
     }
 
     /// The parent-side cut of `zone`, while it lives.
     pub fn get(&self, zone: &Name) -> Option<Delegation> {
-        let kept = self.cuts.get(&zone.to_lowercase())?;
-        (kept.until_ms > self.clock.now_ms()).then_some(kept.delegation)
+        self.cuts.get(zone)
     }
 
     pub fn flush_all(&self) {
-        self.cuts.invalidate_all();
+        self.cuts.flush_all();
+    }
+
+    /// Cuts kept.
+    pub fn len(&self) -> u64 {
+        self.cuts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cuts.is_empty()
     }
 
     /// Forgets the cut of `name`, and with `subtree` every cut below it.
     pub fn flush_name(&self, name: &Name, subtree: bool) {
-        super::invalidate_where(&self.cuts, |zone| {
+        self.cuts.flush_where(|zone| {
             if subtree {
                 name.zone_of(zone)
             } else {

@@ -24,7 +24,7 @@ use super::store::Store;
 use super::ttl::{TtlPolicy, is_fresh, remaining};
 use crate::clock::Clock;
 use crate::dnssec::Security;
-use crate::wire::{self, MAX_NAME_LEN};
+use crate::wire::{self, KEY_MAX, MAX_NAME_LEN};
 
 /// RFC 2181 §5.4.1 trust, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -87,7 +87,7 @@ impl RecordCache {
         name: &Name,
         rtype: RecordType,
         variant: u8,
-        buf: &'b mut [u8; MAX_NAME_LEN + 5],
+        buf: &'b mut [u8; KEY_MAX],
     ) -> &'b [u8] {
         let mut owner = [0u8; MAX_NAME_LEN];
         let mut at = 0;
@@ -119,7 +119,7 @@ impl RecordCache {
         rtype: RecordType,
         now: u64,
     ) -> Option<Arc<CachedAnswer>> {
-        let mut buf = [0u8; MAX_NAME_LEN + 5];
+        let mut buf = [0u8; KEY_MAX];
         let key = wire::answer_key(owner, u16::from(rtype), 1, 0, &mut buf);
         let found = self.live(key, now);
         match found {
@@ -132,7 +132,7 @@ impl RecordCache {
     /// The live RRset for (name, type) with decremented TTLs.
     pub fn get(&self, name: &Name, rtype: RecordType) -> Option<RrsetView> {
         let now = self.clock.now_ms();
-        let mut buf = [0u8; MAX_NAME_LEN + 5];
+        let mut buf = [0u8; KEY_MAX];
         let key = Self::key_in(name, rtype, 0, &mut buf);
         let Some((set, rank)) = self.live(key, now).and_then(|e| e.rank.map(|r| (e, r))) else {
             self.stats.miss(CacheKind::Record);
@@ -156,7 +156,7 @@ impl RecordCache {
     /// empty for an unsigned or unvalidated set.
     pub fn signatures(&self, name: &Name, rtype: RecordType) -> Vec<Record> {
         let now = self.clock.now_ms();
-        let mut buf = [0u8; MAX_NAME_LEN + 5];
+        let mut buf = [0u8; KEY_MAX];
         let key = Self::key_in(name, rtype, wire::VARIANT_DO, &mut buf);
         let Some(set) = self.live(key, now) else {
             return Vec::new();
@@ -217,7 +217,7 @@ impl RecordCache {
         };
         let owner = first.name.to_lowercase();
         let rtype = first.record_type();
-        let mut buf = [0u8; MAX_NAME_LEN + 5];
+        let mut buf = [0u8; KEY_MAX];
         let key = Self::key_in(&owner, rtype, 0, &mut buf);
         let now = self.clock.now_ms();
         let hash = self.store.fingerprint(key);
@@ -281,7 +281,7 @@ impl RecordCache {
                 signed.rank = Some(rank);
                 signed.security = security;
                 signed.set_variant(wire::VARIANT_DO);
-                let mut buf = [0u8; MAX_NAME_LEN + 5];
+                let mut buf = [0u8; KEY_MAX];
                 let key = Self::key_in(&owner, rtype, wire::VARIANT_DO, &mut buf);
                 self.store
                     .insert(self.store.fingerprint(key), Arc::new(signed));

@@ -1,6 +1,7 @@
 //! What a resolution found, before it is encoded: the form in which the walk
-//! hands an answer to the cache, and the one encoder every stored response
-//! goes through.
+//! hands an answer to the cache, and the one encoder every response taproot
+//! builds as a hickory `Message` goes through ([`to_wire`]): stored answers,
+//! referral-mode answers and the RFC 8482 answer to ANY.
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
@@ -68,10 +69,16 @@ pub fn encode(
         })
         .cloned()
         .collect();
+    to_wire(&msg)
+}
+
+/// A response in wire form; `None` (logged) when hickory cannot encode it,
+/// for the caller to answer SERVFAIL instead.
+pub fn to_wire(msg: &Message) -> Option<Vec<u8>> {
     match msg.to_vec() {
         Ok(v) => Some(v),
         Err(e) => {
-            debug!(error = %e, "cannot encode resolution");
+            debug!(error = %e, "cannot encode a response");
             None
         }
     }

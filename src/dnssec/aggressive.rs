@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::denial::{closest_encloser, nsec_covers, wildcard_of};
+use super::nsec;
 use crate::clock::Clock;
 
 /// More spans than this and the table starts over: a bound on memory that
@@ -40,13 +41,6 @@ pub struct Synthesised {
 pub struct AggressiveNsec {
     spans: RwLock<BTreeMap<Name, Span>>,
     clock: Clock,
-}
-
-fn nsec(record: &Record) -> Option<&NSEC> {
-    match &record.data {
-        RData::DNSSEC(DNSSECRData::NSEC(n)) => Some(n),
-        _ => None,
-    }
 }
 
 impl AggressiveNsec {

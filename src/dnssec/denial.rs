@@ -11,9 +11,10 @@
 //! Knot's limit is 150).
 
 use data_encoding::BASE32HEX_NOPAD;
-use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC, NSEC3};
-use hickory_proto::rr::{Name, RData, Record, RecordType, RecordTypeSet};
+use hickory_proto::dnssec::rdata::{NSEC, NSEC3};
+use hickory_proto::rr::{Name, Record, RecordType, RecordTypeSet};
 
+use super::{nsec, nsec3};
 use Proof::Proven;
 
 /// RFC 9276 §3.2: NSEC3 chains with more iterations are treated as insecure.
@@ -40,20 +41,6 @@ pub enum Proof {
     TooManyIterations(u16),
     /// The records do not prove it: bogus (EDE 12, NSEC Missing).
     Missing(&'static str),
-}
-
-fn nsec(record: &Record) -> Option<&NSEC> {
-    match &record.data {
-        RData::DNSSEC(DNSSECRData::NSEC(n)) => Some(n),
-        _ => None,
-    }
-}
-
-fn nsec3(record: &Record) -> Option<&NSEC3> {
-    match &record.data {
-        RData::DNSSEC(DNSSECRData::NSEC3(n)) => Some(n),
-        _ => None,
-    }
 }
 
 /// An NSEC or NSEC3 at a delegation (NS without SOA) speaks for the

@@ -5,11 +5,9 @@
 //! unsigned delegation to `Insecure`, which everything below inherits.
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use hickory_proto::rr::Name;
 
 use super::verify::{Bogus, KeySet};
+use crate::cache::Expiring;
 use crate::clock::Clock;
 
 /// The most names remembered; the least used go first.
@@ -28,45 +26,9 @@ pub enum Trust {
     Insecure,
 }
 
-#[derive(Clone)]
-struct Kept {
-    verdict: Result<Trust, Bogus>,
-    until_ms: u64,
-}
+/// What the chain of trust has proven (or found bogus), by name.
+pub type KeyCache = Expiring<Result<Trust, Bogus>>;
 
-pub struct KeyCache {
-    names: moka::sync::Cache<Name, Kept>,
-    clock: Clock,
-}
-
-impl KeyCache {
-    pub fn new(clock: Clock) -> KeyCache {
-        KeyCache {
-            names: moka::sync::Cache::builder()
-                .max_capacity(MAX_NAMES)
-                .time_to_live(Duration::from_secs(u64::from(MAX_TTL_S)))
-                .build(),
-            clock,
-        }
-    }
-
-    /// The live verdict for `name` (lower-cased).
-    pub fn get(&self, name: &Name) -> Option<Result<Trust, Bogus>> {
-        let kept = self.names.get(name)?;
-        (kept.until_ms > self.clock.now_ms()).then_some(kept.verdict)
-    }
-
-    /// Remembers a verdict for `ttl` seconds.
-    pub fn insert(&self, name: &Name, verdict: Result<Trust, Bogus>, ttl: u32) {
-        let ttl = ttl.min(MAX_TTL_S);
-        if ttl == 0 {
-            return;
-        }
-        let until_ms = self.clock.now_ms() + u64::from(ttl) * 1000;
-        self.names.insert(name.clone(), Kept { verdict, until_ms });
-    }
-
-    pub fn flush_all(&self) {
-        self.names.invalidate_all();
-    }
+pub fn key_cache(clock: Clock) -> KeyCache {
+    Expiring::new(clock, MAX_NAMES, MAX_TTL_S)
 }

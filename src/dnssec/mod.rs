@@ -29,11 +29,43 @@ pub use anchors::{AnchorError, TrustAnchors};
 pub use denial::{Denied, Proof, is_delegation, nsec_proof, nsec3_proof, wildcard_expansion_proof};
 pub use security::Security;
 
-use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, NSEC, NSEC3, RRSIG};
 use hickory_proto::rr::{RData, Record, RecordType};
 
 /// True for an RRSIG over `rtype`.
 pub fn covers(record: &Record, rtype: RecordType) -> bool {
-    matches!(&record.data, RData::DNSSEC(DNSSECRData::RRSIG(sig)) if sig.input().type_covered == rtype)
+    rrsig(record).is_some_and(|sig| sig.input().type_covered == rtype)
+}
+
+/// The RRSIG data of `record`, if it is one.
+pub fn rrsig(record: &Record) -> Option<&RRSIG> {
+    match &record.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig),
+        _ => None,
+    }
+}
+
+/// The DNSKEY data of `record`, if it is one.
+pub fn dnskey(record: &Record) -> Option<&DNSKEY> {
+    match &record.data {
+        RData::DNSSEC(DNSSECRData::DNSKEY(key)) => Some(key),
+        _ => None,
+    }
+}
+
+/// The NSEC data of `record`, if it is one.
+pub fn nsec(record: &Record) -> Option<&NSEC> {
+    match &record.data {
+        RData::DNSSEC(DNSSECRData::NSEC(n)) => Some(n),
+        _ => None,
+    }
+}
+
+/// The NSEC3 data of `record`, if it is one.
+pub fn nsec3(record: &Record) -> Option<&NSEC3> {
+    match &record.data {
+        RData::DNSSEC(DNSSECRData::NSEC3(n)) => Some(n),
+        _ => None,
+    }
 }
 pub use verify::{Bogus, KeySet, Link, verify_dnskeys, verify_rrset};

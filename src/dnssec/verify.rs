@@ -5,9 +5,11 @@
 //! any RRset from its RRSIGs and the zone's proven keys (§5.3). Both return
 //! the reason in RFC 8914 terms when they cannot.
 
-use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS, RRSIG};
+use hickory_proto::dnssec::rdata::{DNSKEY, DS, RRSIG};
 use hickory_proto::dnssec::{PublicKey, Verifier};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+
+use super::{dnskey, rrsig};
 
 /// Why an RRset or a key set is bogus, each an RFC 8914 §4 INFO-CODE.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,22 +60,6 @@ pub enum Link {
     /// implement: the zone is treated as unsigned (RFC 4035 §5.2, RFC 6840
     /// §5.2), its data returned without AD.
     Insecure,
-}
-
-/// The RRSIG data of `record`, if it is one.
-fn rrsig(record: &Record) -> Option<&RRSIG> {
-    match &record.data {
-        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig),
-        _ => None,
-    }
-}
-
-/// The DNSKEY data of `record`, if it is one.
-pub fn dnskey(record: &Record) -> Option<&DNSKEY> {
-    match &record.data {
-        RData::DNSSEC(DNSSECRData::DNSKEY(key)) => Some(key),
-        _ => None,
-    }
 }
 
 /// Proves the DNSKEY RRset of `zone` (`dnskeys`, signed by `rrsigs`) from
@@ -149,7 +135,8 @@ pub fn verify_rrset(
     keys: &KeySet,
     now: u32,
 ) -> Result<u32, Bogus> {
-    let what = format!("{owner} {rtype}");
+    // Named only for a failure: a verified RRset costs no formatting.
+    let what = || format!("{owner} {rtype}");
     let rrset: Vec<&Record> = records
         .iter()
         .filter(|r| r.name == *owner && r.record_type() == rtype)
@@ -161,7 +148,7 @@ pub fn verify_rrset(
         .filter(|(_, s)| s.input().type_covered == rtype)
         .collect();
     if sigs.is_empty() {
-        return Err(Bogus::RrsigsMissing(what));
+        return Err(Bogus::RrsigsMissing(what()));
     }
     let (mut expired, mut early, mut keyless, mut bad) = (0, 0, 0, 0);
     for (sig_record, sig) in sigs {
@@ -211,14 +198,14 @@ pub fn verify_rrset(
         bad += 1;
     }
     Err(if bad > 0 {
-        Bogus::BadSignature(what)
+        Bogus::BadSignature(what())
     } else if keyless > 0 {
         Bogus::DnskeyMissing(keys.zone.to_string())
     } else if expired > 0 {
-        Bogus::SignatureExpired(what)
+        Bogus::SignatureExpired(what())
     } else if early > 0 {
-        Bogus::SignatureNotYetValid(what)
+        Bogus::SignatureNotYetValid(what())
     } else {
-        Bogus::BadSignature(what)
+        Bogus::BadSignature(what())
     })
 }

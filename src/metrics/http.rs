@@ -63,9 +63,14 @@ pub async fn serve(
 /// The Prometheus text exposition format. Rendering runs the caches'
 /// maintenance, so it is kept off the async workers.
 async fn metrics(State(s): State<AppState>) -> Response {
-    let rendered =
-        tokio::task::spawn_blocking(move || s.metrics.render(&s.cache, s.resolver.inflight()))
-            .await;
+    let rendered = tokio::task::spawn_blocking(move || {
+        s.metrics.render(
+            &s.cache,
+            s.resolver.inflight(),
+            s.resolver.validation.keys.len(),
+        )
+    })
+    .await;
     match rendered {
         Ok(body) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
         Err(e) => {

@@ -217,7 +217,7 @@ impl Metrics {
         let cache_entries = IntGaugeVec::new(
             Opts::new(
                 names::CACHE_ENTRIES,
-                "Entries in the cache: answer (assembled answers), record (RRsets, which also answer their own question), negative.",
+                "Entries in the cache: answer (assembled answers), record (RRsets, which also answer their own question), negative; and in the side caches: parent_side (referrals' cuts for the last resort), dnssec_key (proven keys by name).",
             ),
             &["kind"],
         )
@@ -403,7 +403,9 @@ impl Metrics {
     ///
     /// Runs the caches' pending maintenance first, so entry counts, bytes and
     /// evictions are current rather than as of the last write.
-    pub fn render(&self, cache: &Cache, inflight: usize) -> String {
+    /// The text exposition; `key_entries` is the DNSSEC key cache's size
+    /// (the resolver's, not the cache's).
+    pub fn render(&self, cache: &Cache, inflight: usize, key_entries: u64) -> String {
         let _guard = self.scrape_lock.lock();
         cache.sync();
         let stats = &cache.stats;
@@ -433,6 +435,12 @@ impl Metrics {
         self.cache_entries
             .with_label_values(&["negative"])
             .set(usage.negative_entries as i64);
+        self.cache_entries
+            .with_label_values(&["parent_side"])
+            .set(usage.parent_side_entries as i64);
+        self.cache_entries
+            .with_label_values(&["dnssec_key"])
+            .set(key_entries as i64);
         self.cache_bytes.set(usage.bytes as i64);
         self.inflight.set(inflight as i64);
         let mut out = String::new();
@@ -477,7 +485,7 @@ mod tests {
         m.query(Protocol::Udp, 1, 0, true, Duration::ZERO);
         m.query(Protocol::Tcp, 99, 0, false, Duration::ZERO);
         m.query(Protocol::Udp, 1, 9, true, Duration::ZERO);
-        let text = m.render(&cache, 0);
+        let text = m.render(&cache, 0, 0);
         let q = |labels: &str| value(&text, &format!("{}{{{labels}}}", names::QUERIES));
         assert_eq!(q(r#"protocol="udp",qtype="A",rcode="NOERROR""#), Some(1.0));
         assert_eq!(
@@ -497,8 +505,8 @@ mod tests {
         cache.stats.prefetches.fetch_add(2, Ordering::Relaxed);
         cache.stats.stale_answers.fetch_add(3, Ordering::Relaxed);
         // Two scrapes in a row must not count anything twice.
-        let _ = m.render(&cache, 7);
-        let text = m.render(&cache, 7);
+        let _ = m.render(&cache, 7, 0);
+        let text = m.render(&cache, 7, 0);
         let hits = format!("{}{{kind=\"answer\"}}", names::CACHE_HITS);
         let misses = format!("{}{{kind=\"record\"}}", names::CACHE_MISSES);
         assert_eq!(value(&text, &hits), Some(1.0));
@@ -508,7 +516,7 @@ mod tests {
         assert_eq!(value(&text, names::CACHE_STALE), Some(3.0));
         assert_eq!(value(&text, names::INFLIGHT), Some(7.0));
         cache.stats.hit(CacheKind::Answer);
-        let text = m.render(&cache, 0);
+        let text = m.render(&cache, 0, 0);
         assert_eq!(value(&text, &hits), Some(2.0));
         assert_eq!(value(&text, names::INFLIGHT), Some(0.0));
     }

@@ -271,15 +271,8 @@ fn signatures(section: &[Record], records: &[Record]) -> Vec<Record> {
 fn delegation_proof(authorities: &[Record], child: &Name) -> Vec<Record> {
     authorities
         .iter()
-        .filter(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::DS(_)) => r.name == *child,
-            RData::DNSSEC(DNSSECRData::NSEC(_) | DNSSECRData::NSEC3(_)) => true,
-            RData::DNSSEC(DNSSECRData::RRSIG(sig)) => matches!(
-                sig.input().type_covered,
-                RecordType::DS | RecordType::NSEC | RecordType::NSEC3
-            ),
-            _ => false,
-        })
+        .filter(|r| r.record_type() == RecordType::DS && r.name == *child)
+        .chain(proof_records(authorities, RecordType::DS))
         .cloned()
         .collect()
 }
@@ -287,18 +280,22 @@ fn delegation_proof(authorities: &[Record], child: &Name) -> Vec<Record> {
 /// What a validator needs from an authority section besides the SOA: the
 /// NSEC and NSEC3 records and the RRSIGs over them and over the SOA.
 fn denial_records(authorities: &[Record]) -> Vec<Record> {
-    authorities
-        .iter()
-        .filter(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::NSEC(_) | DNSSECRData::NSEC3(_)) => true,
-            RData::DNSSEC(DNSSECRData::RRSIG(sig)) => matches!(
-                sig.input().type_covered,
-                RecordType::SOA | RecordType::NSEC | RecordType::NSEC3
-            ),
-            _ => false,
-        })
+    proof_records(authorities, RecordType::SOA)
         .cloned()
         .collect()
+}
+
+/// The NSEC and NSEC3 records of an authority section, and the RRSIGs over
+/// them and over the `signed` RRset.
+fn proof_records(authorities: &[Record], signed: RecordType) -> impl Iterator<Item = &Record> {
+    authorities.iter().filter(move |r| match &r.data {
+        RData::DNSSEC(DNSSECRData::NSEC(_) | DNSSECRData::NSEC3(_)) => true,
+        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => {
+            let covered = sig.input().type_covered;
+            covered == signed || matches!(covered, RecordType::NSEC | RecordType::NSEC3)
+        }
+        _ => false,
+    })
 }
 
 fn last_resort(answer: Classified, why: &'static str) -> Classified {

@@ -153,13 +153,13 @@ impl Infra {
         out
     }
 
-    /// Per-attempt timeout: twice SRTT + 4·RTTVAR, at least twice
+    /// Per-attempt timeout for a server with stats `s` (the caller has
+    /// read them already): twice SRTT + 4·RTTVAR, at least twice
     /// [`MIN_TIMEOUT_MS`], at most the configured maximum; unknown servers
     /// get the maximum. Each timeout doubles the SRTT the next one is
     /// computed from ([`Infra::record_failure`]), and the walk's retry round
     /// waits the maximum, so a server that slowed down is not given up on.
-    pub fn timeout_for(&self, addr: IpAddr) -> Duration {
-        let s = self.stats(addr);
+    pub fn timeout_for(&self, s: &ServerStats) -> Duration {
         match s.srtt_ms {
             Some(srtt) => {
                 let rto = (srtt + 4.0 * s.rttvar_ms).max(MIN_TIMEOUT_MS) * 2.0;

@@ -1,12 +1,13 @@
 //! Recursive resolution: what happens on a cache miss.
 //!
 //! [`Resolver::answer`] coalesces identical questions in flight, runs the
-//! walk ([`iterator`]) under a per-question [`Budget`], and stores the final
+//! walk ([`walk`]) under a per-question [`Budget`], and stores the final
 //! response in the answer cache, from which the server renders it exactly as
 //! it renders a hit. The walk is split the way Unbound's iterator is:
 //! [`hints`] (where to start), [`transport`] (talking to servers), [`infra`]
 //! (which server to ask), [`scrub`] (what a server may say), [`classify`]
-//! (what it said), [`iterator`] (the state machine), [`validate`] (whether
+//! (what it said), [`cut`] (one zone cut's servers), [`walk`] (from cut to
+//! cut, root first), [`validate`] (whether
 //! to believe it: DNSSEC), [`failures`] (what failed a moment ago, RFC 9520).
 //!
 //! The walk returns what it found without caching it; [`Resolver::resolve_with`]
@@ -14,17 +15,18 @@
 //! chain, so an answer is only as secure as its weakest link.
 
 pub mod classify;
+pub mod cut;
 pub mod error;
 pub mod failures;
 pub mod hints;
 pub mod inflight;
 pub mod infra;
-pub mod iterator;
 pub mod referral;
 pub mod scrub;
 mod sockets;
 pub mod transport;
 pub mod validate;
+pub mod walk;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -40,7 +42,7 @@ pub use error::ResolveError;
 use crate::cache::negative::NegativeView;
 use crate::cache::{Cache, CachedAnswer, NegativeKind, Rank, Resolution};
 use crate::config::ResolverConfig;
-use crate::dnssec::Security;
+use crate::dnssec::{Security, covers};
 use crate::metrics::Metrics;
 use failures::FailureCache;
 use hints::RootHint;
@@ -257,7 +259,7 @@ impl Resolver {
 
     async fn lead(&self, q: &Question, refresh: bool) -> AnswerResult {
         // (name, type, class) and CD: a bogus answer fails only without CD.
-        let mut buf = [0u8; crate::wire::MAX_NAME_LEN + 5];
+        let mut buf = [0u8; crate::wire::KEY_MAX];
         let len = q.key.len().min(buf.len());
         buf[..len].copy_from_slice(&q.key[..len]);
         if let Some(variant) = buf[..len].last_mut() {
@@ -359,7 +361,7 @@ impl Resolver {
             let sec = sec.unwrap_or(Security::Indeterminate);
             security = security.and(sec);
             match found.step {
-                iterator::Step::Answer {
+                walk::Step::Answer {
                     chain: c,
                     rrset,
                     proof,
@@ -375,7 +377,7 @@ impl Resolver {
                     }
                     return Ok(positive(self.clamped(chain), proof, security));
                 }
-                iterator::Step::Cname { chain: c, target } => {
+                walk::Step::Cname { chain: c, target } => {
                     if cacheable {
                         self.cache_chain(&c, found.rank, sec);
                     }
@@ -383,13 +385,13 @@ impl Resolver {
                     check_loop(&chain, &target)?;
                     name = target.to_lowercase();
                 }
-                iterator::Step::Negative {
+                walk::Step::Negative {
                     kind,
                     chain: c,
                     soa,
                     proof,
                 } => {
-                    let end = iterator::chain_end(&name, &c);
+                    let end = walk::chain_end(&name, &c);
                     let soa = if cacheable {
                         self.cache_chain(&c, found.rank, sec);
                         self.cache_negative(&end, qtype, kind, soa, proof.clone(), sec)
@@ -478,6 +480,21 @@ impl Resolver {
                     || (seg & 0xfe00) == 0xfc00
                     || (seg & 0xffc0) == 0xfe80)
             }
+        }
+    }
+
+    /// Caches chain links, except CNAMEs synthesised from a DNAME (the DNAME is cached).
+    fn cache_chain(&self, chain: &[Record], rank: Rank, security: Security) {
+        let has_dname = chain.iter().any(|r| r.record_type() == RecordType::DNAME);
+        if has_dname {
+            let keep: Vec<Record> = chain
+                .iter()
+                .filter(|r| r.record_type() != RecordType::CNAME && !covers(r, RecordType::CNAME))
+                .cloned()
+                .collect();
+            self.cache_records(&keep, rank, security);
+        } else {
+            self.cache_records(chain, rank, security);
         }
     }
 

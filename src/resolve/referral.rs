@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::classify::Classified;
 use super::{Budget, ResolveError, Resolver};
-use crate::cache::{Delegation, NegativeKind, Rank};
+use crate::cache::{Delegation, NegativeKind, Rank, to_wire};
 use crate::dnssec::Security;
 use crate::wire::ClientQuery;
 
@@ -23,7 +23,13 @@ use crate::wire::ClientQuery;
 const HINTS_TTL: u32 = 3_600_000;
 
 /// Builds the answer to `q` in referral mode. `ra` is the RA bit to set.
-pub async fn answer(resolver: &Resolver, q: &ClientQuery<'_>, name: &Name, ra: bool) -> Vec<u8> {
+/// `None` when it cannot be encoded (see [`to_wire`]).
+pub async fn answer(
+    resolver: &Resolver,
+    q: &ClientQuery<'_>,
+    name: &Name,
+    ra: bool,
+) -> Option<Vec<u8>> {
     let qtype = RecordType::from(q.qtype);
     let mut msg = Message::new(q.id, MessageType::Response, OpCode::Query);
     msg.metadata.recursion_desired = q.rd();
@@ -32,7 +38,7 @@ pub async fn answer(resolver: &Resolver, q: &ClientQuery<'_>, name: &Name, ra: b
     msg.add_query(Query::query(name.clone(), qtype));
 
     if from_cache(resolver, name, qtype, &mut msg) {
-        return encode(msg);
+        return to_wire(&msg);
     }
     let cut = resolver.cache.closest_delegation(name, false);
     if cut.as_ref().is_none_or(|c| c.zone.is_root()) {
@@ -40,7 +46,7 @@ pub async fn answer(resolver: &Resolver, q: &ClientQuery<'_>, name: &Name, ra: b
             debug!(qname = %name, error = %e, "root referral failed");
         }
         if from_cache(resolver, name, qtype, &mut msg) {
-            return encode(msg);
+            return to_wire(&msg);
         }
     }
     match resolver.cache.closest_delegation(name, false) {
@@ -75,7 +81,7 @@ pub async fn answer(resolver: &Resolver, q: &ClientQuery<'_>, name: &Name, ra: b
             }
         }
     }
-    encode(msg)
+    to_wire(&msg)
 }
 
 /// Fills `msg` from cached data for (name, type): the RRset, a CNAME for
@@ -101,15 +107,6 @@ fn from_cache(resolver: &Resolver, name: &Name, qtype: RecordType, msg: &mut Mes
         return true;
     }
     false
-}
-
-fn encode(msg: Message) -> Vec<u8> {
-    let id = msg.metadata.id;
-    msg.to_vec().unwrap_or_else(|_| {
-        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
-        m.metadata.response_code = ResponseCode::ServFail;
-        m.to_vec().unwrap_or_default()
-    })
 }
 
 impl Resolver {

@@ -24,13 +24,15 @@ use hickory_proto::dnssec::rdata::{DNSSECRData, DS, RRSIG};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::debug;
 
-use super::iterator::{Found, Step, chain_end};
+use super::walk::{Found, Step, chain_end};
 use super::{Budget, ResolveError, Resolver};
+use crate::cache::Expiring;
 use crate::cache::{NegativeKind, Rank};
 use crate::clock::Clock;
 use crate::config::DnssecConfig;
 use crate::dnssec::aggressive::AggressiveNsec;
-use crate::dnssec::keys::{BOGUS_TTL_S, KeyCache, Trust};
+use crate::dnssec::keys::{BOGUS_TTL_S, KeyCache, Trust, key_cache};
+use crate::dnssec::rrsig;
 use crate::dnssec::{
     AnchorError, Bogus, Denied, KeySet, Link, Proof, Security, TrustAnchors, covers, is_delegation,
     nsec_proof, nsec3_proof, verify_dnskeys, verify_rrset, wildcard_expansion_proof,
@@ -43,7 +45,7 @@ const MAX_FETCH_DEPTH: u8 = 6;
 const DENIAL_TTL_S: u32 = 300;
 /// Referrals' DS proofs remembered, and for how long at most.
 const MAX_REFERRAL_PROOFS: u64 = 50_000;
-const REFERRAL_PROOF_TTL_S: u64 = 3_600;
+const REFERRAL_PROOF_TTL_S: u32 = 3_600;
 
 /// DNSSEC state shared by every resolution.
 pub struct Validation {
@@ -58,14 +60,7 @@ pub struct Validation {
     /// zone, unchecked: the chain of trust checks it with the parent's keys
     /// before it uses it, and asks the parent itself when it does not
     /// verify. Saves the DS query Unbound also saves.
-    referrals: moka::sync::Cache<Name, Arc<ReferralProof>>,
-    clock: Clock,
-}
-
-/// A referral's DS proof and when it expires, in clock milliseconds.
-struct ReferralProof {
-    records: Vec<Record>,
-    until_ms: u64,
+    referrals: Expiring<Arc<Vec<Record>>>,
 }
 
 impl Validation {
@@ -81,10 +76,9 @@ impl Validation {
             // `Config::validate` has named any bad entry already.
             negative: config.negative_anchors().unwrap_or_default(),
             max_iterations: config.max_nsec3_iterations,
-            keys: KeyCache::new(clock.clone()),
+            keys: key_cache(clock.clone()),
             aggressive: AggressiveNsec::new(clock.clone()),
-            referrals: referral_proofs(),
-            clock,
+            referrals: Expiring::new(clock, MAX_REFERRAL_PROOFS, REFERRAL_PROOF_TTL_S),
         })
     }
 
@@ -95,10 +89,9 @@ impl Validation {
             anchors: TrustAnchors::default(),
             negative: Vec::new(),
             max_iterations: crate::dnssec::denial::DEFAULT_MAX_NSEC3_ITERATIONS,
-            keys: KeyCache::new(clock.clone()),
+            keys: key_cache(clock.clone()),
             aggressive: AggressiveNsec::new(clock.clone()),
-            referrals: referral_proofs(),
-            clock,
+            referrals: Expiring::new(clock, MAX_REFERRAL_PROOFS, REFERRAL_PROOF_TTL_S),
         }
     }
 
@@ -108,38 +101,20 @@ impl Validation {
             return;
         }
         let ttl = proof.iter().map(|r| r.ttl).min().unwrap_or(0);
-        if ttl == 0 {
-            return;
-        }
-        let until_ms = self.clock.now_ms() + u64::from(ttl) * 1000;
-        self.referrals.insert(
-            zone.to_lowercase(),
-            Arc::new(ReferralProof {
-                records: proof,
-                until_ms,
-            }),
-        );
+        self.referrals.insert(zone.clone(), Arc::new(proof), ttl);
     }
 
     /// The live DS proof a referral to `zone` carried.
     fn referral_proof(&self, zone: &Name) -> Option<Vec<Record>> {
-        let kept = self.referrals.get(zone)?;
-        (kept.until_ms > self.clock.now_ms()).then(|| kept.records.clone())
+        self.referrals.get(zone).map(|proof| proof.as_ref().clone())
     }
 
     /// Forgets proven keys and NSEC ranges (an admin's cache flush).
     pub fn flush(&self) {
         self.keys.flush_all();
         self.aggressive.flush_all();
-        self.referrals.invalidate_all();
+        self.referrals.flush_all();
     }
-}
-
-fn referral_proofs() -> moka::sync::Cache<Name, Arc<ReferralProof>> {
-    moka::sync::Cache::builder()
-        .max_capacity(MAX_REFERRAL_PROOFS)
-        .time_to_live(std::time::Duration::from_secs(REFERRAL_PROOF_TTL_S))
-        .build()
 }
 
 /// A validation's verdict: the status, or why the data is bogus.
@@ -167,13 +142,6 @@ fn unix_now() -> u32 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as u32)
         .unwrap_or(0)
-}
-
-fn rrsig(record: &Record) -> Option<&RRSIG> {
-    match &record.data {
-        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig),
-        _ => None,
-    }
 }
 
 /// The (owner, type) of each RRset in `records`, RRSIGs aside, in order.
@@ -502,7 +470,7 @@ impl Resolver {
             None => {
                 at = anchor.clone();
                 let (trust, ttl) = self.anchor_trust(&anchor, budget).await?;
-                validation.keys.insert(&anchor, trust.clone(), ttl);
+                validation.keys.insert(anchor.clone(), trust.clone(), ttl);
                 trust
             }
         };
@@ -512,14 +480,14 @@ impl Resolver {
                 Ok(Trust::Insecure) => {
                     validation
                         .keys
-                        .insert(&name, Ok(Trust::Insecure), DENIAL_TTL_S);
+                        .insert(name.clone(), Ok(Trust::Insecure), DENIAL_TTL_S);
                     return Ok(Ok(Some(Trust::Insecure)));
                 }
                 Ok(Trust::Secure(keys)) => keys,
             };
             let next = name.trim_to(at.num_labels() as usize + 1);
             let (trust, ttl) = self.child_trust(&next, &parent, budget).await?;
-            validation.keys.insert(&next, trust.clone(), ttl);
+            validation.keys.insert(next.clone(), trust.clone(), ttl);
             verdict = trust;
             at = next;
         }

@@ -102,20 +102,21 @@ impl Batch {
         Ok(n)
     }
 
-    /// The datagrams received whole, in order: what [`Batch::process`]
-    /// will hand on.
-    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
+    /// The datagrams received whole, in order, with their slot numbers:
+    /// what [`Batch::process`] will hand on.
+    pub fn packets(&self) -> impl Iterator<Item = (usize, &[u8])> {
         (0..self.received)
             .filter(|&i| self.sources[i].is_some() && !self.truncated[i])
-            .map(|i| &self.bufs[i * SLOT..i * SLOT + self.lens[i]])
+            .map(|i| (i, &self.bufs[i * SLOT..i * SLOT + self.lens[i]]))
     }
 
-    /// Hands each received datagram to `each` with a reply buffer to fill;
+    /// Hands each received datagram (with its slot number, as
+    /// [`Batch::packets`] gave it) to `each` with a reply buffer to fill;
     /// replies are queued for [`Batch::flush`]. `malformed` is told of
     /// datagrams cut short by the slot size.
     pub fn process(
         &mut self,
-        mut each: impl FnMut(&[u8], SocketAddr, &mut Vec<u8>) -> Outcome,
+        mut each: impl FnMut(usize, &[u8], SocketAddr, &mut Vec<u8>) -> Outcome,
         mut malformed: impl FnMut(),
     ) {
         for i in 0..self.received {
@@ -131,7 +132,7 @@ impl Batch {
             let Some(out) = self.replies.get_mut(slot) else {
                 continue;
             };
-            if let Outcome::Reply = each(packet, src, out) {
+            if let Outcome::Reply = each(i, packet, src, out) {
                 self.reply_to[slot] = SocketAddrAny::from(src);
                 self.queued += 1;
             }

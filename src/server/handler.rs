@@ -20,11 +20,11 @@ use tracing::debug;
 use super::acl::Acl;
 use super::batch::BATCH;
 use super::ratelimit::{RateLimiter, Verdict};
-use crate::cache::{Cache, Pinned};
+use crate::cache::{Cache, Pinned, to_wire};
 use crate::config::{AclAction, Config, Mode};
 use crate::metrics::{Metrics, Protocol};
-use crate::resolve::{Question, Resolver, referral};
-use crate::wire::{self, ClientQuery, Rejection, flags, qtype};
+use crate::resolve::{Question, ResolveError, Resolver, referral};
+use crate::wire::{self, ClientQuery, ParsedQuery, Rejection, flags, qtype};
 
 /// Settings that a reload may change without a restart.
 pub struct Live {
@@ -72,22 +72,75 @@ pub struct Handler {
 /// RFC 8482 §4.2: the synthesised answer to ANY.
 const ANY_HINFO_TTL: u32 = 3789;
 
+/// A query read once for every step that needs it: its parse (detached
+/// from the packet), its answer-cache key and the key's fingerprint.
+/// [`Handler::prepare`] makes it; [`Handler::warm`] reads the fingerprints
+/// of a batch, [`Handler::fast`] answers from it, and a miss carries it
+/// into [`Handler::slow`], so no step parses the packet again.
+#[derive(Clone)]
+pub struct Prepared {
+    parsed: Result<ParsedQuery, Rejection>,
+    key: [u8; wire::KEY_MAX],
+    key_len: usize,
+    fingerprint: u64,
+}
+
+impl Prepared {
+    /// The query over `raw`, the packet it was prepared from.
+    fn query<'r>(&self, raw: &'r [u8]) -> Result<ClientQuery<'r>, Rejection> {
+        let parsed = self.parsed?;
+        parsed
+            .attach(raw)
+            .ok_or(Rejection::Drop(wire::DropReason::TooShort))
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.key[..self.key_len]
+    }
+}
+
+impl Default for Prepared {
+    /// A slot no packet has been prepared into: it answers nothing.
+    fn default() -> Prepared {
+        Prepared {
+            parsed: Err(Rejection::Drop(wire::DropReason::TooShort)),
+            key: [0; wire::KEY_MAX],
+            key_len: 0,
+            fingerprint: 0,
+        }
+    }
+}
+
 impl Handler {
+    /// Parses a request and computes its cache key and fingerprint, once.
+    #[inline]
+    pub fn prepare(&self, raw: &[u8]) -> Prepared {
+        let mut p = Prepared::default();
+        self.prepare_into(raw, &mut p);
+        p
+    }
+
+    /// [`Handler::prepare`] into a slot the caller reuses (a batch's).
+    #[inline]
+    pub fn prepare_into(&self, raw: &[u8], p: &mut Prepared) {
+        p.parsed = wire::parse_query(raw).map(|q| {
+            let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.variant(), &mut p.key);
+            p.key_len = key.len();
+            p.fingerprint = self.cache.answers.fingerprint(key);
+            q.detach()
+        });
+    }
+
     /// Starts loading the answer-cache memory that [`Handler::fast`] will
     /// read for each of a batch of queries, so that their cache misses
     /// overlap instead of coming one after another (see
-    /// [`crate::cache::AnswerCache::warm`]). Only a hint: a query that
-    /// does not parse is skipped here and handled by `fast`.
-    pub fn warm<'p>(&self, packets: impl Iterator<Item = &'p [u8]>, guard: &Pinned) {
+    /// [`crate::cache::AnswerCache::warm`]).
+    pub fn warm<'p>(&self, prepared: impl Iterator<Item = &'p Prepared>, guard: &Pinned) {
         let mut hashes = [0u64; BATCH];
         let mut n = 0;
-        let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
-        for raw in packets.take(BATCH) {
-            if let Ok(q) = wire::parse_query(raw) {
-                let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.variant(), &mut keybuf);
-                hashes[n] = self.cache.answers.fingerprint(key);
-                n += 1;
-            }
+        for p in prepared.filter(|p| p.parsed.is_ok()).take(BATCH) {
+            hashes[n] = p.fingerprint;
+            n += 1;
         }
         // One lookup has nothing to overlap with.
         if n > 1 {
@@ -95,13 +148,21 @@ impl Handler {
         }
     }
 
-    /// Answers what can be answered without waiting. `out` is the caller's
-    /// reusable buffer; on [`Fast::Reply`] it holds the response.
+    /// Answers what can be answered without waiting. `prepared` is `raw`
+    /// prepared by [`Handler::prepare`]; `out` is the caller's reusable
+    /// buffer, which on [`Fast::Reply`] holds the response.
     #[inline]
-    pub fn fast(&self, raw: &[u8], src: SocketAddr, proto: Protocol, out: &mut Vec<u8>) -> Fast {
+    pub fn fast(
+        &self,
+        raw: &[u8],
+        prepared: &Prepared,
+        src: SocketAddr,
+        proto: Protocol,
+        out: &mut Vec<u8>,
+    ) -> Fast {
         let start = Instant::now();
         let live = self.live.load();
-        let q = match wire::parse_query(raw) {
+        let q = match prepared.query(raw) {
             Ok(q) => q,
             Err(Rejection::Drop(reason)) => {
                 self.metrics.dropped(reason.as_str());
@@ -173,11 +234,14 @@ impl Handler {
             qtype::ANY => return self.any(&q, raw, proto, start, out, live.mode),
             _ => {}
         }
-        let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
-        let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.variant(), &mut keybuf);
+        let key = prepared.key();
         let now = self.cache.clock.now_ms();
         let guard = crate::cache::pin();
-        let Some(answer) = self.cache.answers.find_fresh(key, now, &guard) else {
+        let found = self
+            .cache
+            .answers
+            .find_fresh(key, prepared.fingerprint, now, &guard);
+        let Some(answer) = found else {
             return Fast::Miss;
         };
         let recursion = recursion_offered(live.mode, action);
@@ -236,27 +300,29 @@ impl Handler {
             ANY_HINFO_TTL,
             RData::HINFO(HINFO::new("RFC8482".into(), String::new())),
         ));
-        match msg.to_vec() {
-            Ok(mut v) => {
+        match to_wire(&msg) {
+            Some(mut v) => {
                 append_opt_if(q, &mut v, None);
                 *out = v;
                 self.metrics
                     .query(proto, q.qtype, wire::rcode::NOERROR, true, start.elapsed());
                 Fast::Reply
             }
-            Err(_) => self.error(q, raw, wire::rcode::SERVFAIL, proto, start, out),
+            None => self.error(q, raw, wire::rcode::SERVFAIL, proto, start, out),
         }
     }
 
-    /// The miss path: recursion, referral mode and serve-stale.
+    /// The miss path: recursion, referral mode and serve-stale, for the
+    /// query [`Handler::fast`] reported a miss for, as it prepared it.
     pub async fn slow(
         self: Arc<Self>,
         raw: Vec<u8>,
+        prepared: Prepared,
         src: SocketAddr,
         proto: Protocol,
     ) -> Option<Vec<u8>> {
         let start = Instant::now();
-        let q = wire::parse_query(&raw).ok()?;
+        let q = prepared.query(&raw).ok()?;
         let live = self.live.load_full();
         let action = live.acl.check(src.ip());
         let Ok(name) = Name::read(&mut BinDecoder::new(q.qname)) else {
@@ -276,7 +342,19 @@ impl Handler {
         };
         let recursion = recursion_offered(live.mode, action);
         if !recursion || !q.rd() {
-            let mut resp = referral::answer(&self.resolver, &q, &name, recursion).await;
+            let resp = referral::answer(&self.resolver, &q, &name, recursion).await;
+            let Some(mut resp) = resp else {
+                self.metrics.servfail(ResolveError::Internal.reason());
+                return Some(wire::error_response(
+                    q.id,
+                    q.flags,
+                    Some((&raw, &q)),
+                    wire::rcode::SERVFAIL,
+                    recursion,
+                    0,
+                    None,
+                ));
+            };
             append_opt_if(&q, &mut resp, None);
             if resp.len() > limit {
                 resp = wire::error_response(
@@ -296,8 +374,7 @@ impl Handler {
                 .query(proto, q.qtype, rcode, false, start.elapsed());
             return Some(resp);
         }
-        let mut keybuf = [0u8; wire::MAX_NAME_LEN + 5];
-        let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.variant(), &mut keybuf);
+        let key = prepared.key();
         let question = Question {
             name,
             qtype: RecordType::from(q.qtype),

@@ -138,7 +138,8 @@ async fn connection(
             Ok(Ok(_)) => {}
             _ => break,
         }
-        match handler.fast(&buf, peer, Protocol::Tcp, &mut out) {
+        let prepared = handler.prepare(&buf);
+        match handler.fast(&buf, &prepared, peer, Protocol::Tcp, &mut out) {
             Fast::Reply => {
                 if tx.send(out.clone()).await.is_err() {
                     break;
@@ -149,7 +150,7 @@ async fn connection(
                 let handler = handler.clone();
                 let tx = tx.clone();
                 tracker.spawn(async move {
-                    if let Some(resp) = handler.slow(buf, peer, Protocol::Tcp).await {
+                    if let Some(resp) = handler.slow(buf, prepared, peer, Protocol::Tcp).await {
                         let _ = tx.send(resp).await;
                     }
                 });

@@ -27,8 +27,8 @@ use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use super::batch::{Batch, Outcome};
-use super::handler::{Fast, Handler};
+use super::batch::{BATCH, Batch, Outcome};
+use super::handler::{Fast, Handler, Prepared};
 use crate::metrics::Protocol;
 use crate::wire::DropReason;
 
@@ -76,6 +76,8 @@ struct Worker {
     /// Wakes the event loop when a resolution finishes.
     finished: Arc<Notify>,
     batch: Batch,
+    /// The batch's queries as [`Handler::prepare`] read them, by slot.
+    prepared: Box<[Prepared]>,
 }
 
 /// Runs one worker until `stop.stop` is set, then lets its resolutions finish.
@@ -115,6 +117,7 @@ pub fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, tracker: TaskTracker
         runtime: runtime.handle().clone(),
         finished: Arc::new(Notify::new()),
         batch: Batch::default(),
+        prepared: (0..BATCH).map(|_| Prepared::default()).collect(),
     };
     let fd = w.socket.as_raw_fd();
     while !stop.stop.load(Ordering::Relaxed) {
@@ -166,27 +169,43 @@ impl Worker {
         let handler = &self.handler;
         // One epoch pin for the batch: the hits below then take none of their own.
         let pinned = crate::cache::pin();
-        handler.warm(self.batch.packets(), &pinned);
+        let prepared = &mut self.prepared;
+        for (i, packet) in self.batch.packets() {
+            if let Some(slot) = prepared.get_mut(i) {
+                handler.prepare_into(packet, slot);
+            }
+        }
+        handler.warm(
+            self.batch.packets().filter_map(|(i, _)| prepared.get(i)),
+            &pinned,
+        );
         self.batch.process(
-            |packet, src, out| match handler.fast(packet, src, Protocol::Udp, out) {
-                Fast::Reply => Outcome::Reply,
-                Fast::Drop => Outcome::Nothing,
-                Fast::Miss => {
-                    started = true;
-                    let raw = packet.to_vec();
-                    let handler = handler.clone();
-                    let socket = self.socket.clone();
-                    let finished = self.finished.clone();
-                    // On this thread's runtime: `serve` drives it from here on.
-                    drop(self.runtime.spawn(self.tracker.track_future(async move {
-                        if let Some(resp) = handler.slow(raw, src, Protocol::Udp).await
-                            && let Err(e) = socket.send_to(&resp, src)
-                        {
-                            debug!(client = %src, error = %e, "UDP send failed");
-                        }
-                        finished.notify_one();
-                    })));
-                    Outcome::Nothing
+            |i, packet, src, out| {
+                let Some(prepared) = prepared.get(i) else {
+                    return Outcome::Nothing;
+                };
+                match handler.fast(packet, prepared, src, Protocol::Udp, out) {
+                    Fast::Reply => Outcome::Reply,
+                    Fast::Drop => Outcome::Nothing,
+                    Fast::Miss => {
+                        started = true;
+                        let raw = packet.to_vec();
+                        let prepared = prepared.clone();
+                        let handler = handler.clone();
+                        let socket = self.socket.clone();
+                        let finished = self.finished.clone();
+                        // On this thread's runtime: `serve` drives it from here on.
+                        drop(self.runtime.spawn(self.tracker.track_future(async move {
+                            if let Some(resp) =
+                                handler.slow(raw, prepared, src, Protocol::Udp).await
+                                && let Err(e) = socket.send_to(&resp, src)
+                            {
+                                debug!(client = %src, error = %e, "UDP send failed");
+                            }
+                            finished.notify_one();
+                        })));
+                        Outcome::Nothing
+                    }
                 }
             },
             || handler.metrics.dropped(DropReason::TooShort.as_str()),

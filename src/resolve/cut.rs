@@ -1,26 +1,22 @@
-//! The walk (RFC 1034 §5.3.3): from the closest known zone cut down to the
-//! zone that holds the answer, one referral at a time, with QNAME
-//! minimisation (RFC 9156, relaxed) and bounded glueless sub-resolutions.
+//! One zone cut and its servers: which to ask, in what order, and what
+//! to do when they fail. [`super::walk`] moves from cut to cut.
 //!
 //! At each cut the servers are asked in this order, each step only when
 //! the one before it gave nothing usable (Unbound's iterator does the
 //! same): the servers with addresses, fastest first and those lame for the
 //! zone last; then the NS names still without an address, looked up one
-//! by one; then the parent side's NS names and glue, kept from the
-//! referral, for a child whose own NS data is broken. A timed-out server
-//! gets a second round with the full timeout. A minimised query that fails
-//! is asked again with the full name instead.
-//!
-//! What bounds a question: `max_upstream_queries` (32, Unbound's
-//! max-sent-count) and the time budget; priming at most once; NS
-//! dependency cycles stopped as soon as a name is needed to find itself.
+//! by one (bounded glueless sub-resolutions); then the parent side's NS
+//! names and glue, kept from the referral, for a child whose own NS data
+//! is broken. A timed-out server gets a second round with the full
+//! timeout. NS dependency cycles are stopped as soon as a name is needed
+//! to find itself.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 use tracing::{debug, trace};
 
 use super::classify::{Classified, classify};
@@ -28,61 +24,20 @@ use super::infra::ZoneFailure;
 use super::scrub::scrub;
 use super::transport::{self, Question as WireQuestion, TransportError};
 use super::{Budget, ResolveError, Resolver};
-use crate::cache::{Delegation, NameServer, NegativeKind, Rank, address};
-use crate::dnssec::{Security, covers};
+use crate::cache::{Delegation, NameServer, address};
 
-/// RFC 9156 §2.3: at most this many extra labels are added one at a time.
-const MAX_MINIMISE_STEPS: u8 = 10;
 /// How deep glueless NS lookups may nest inside each other.
 const MAX_GLUELESS_DEPTH: u8 = 4;
-
-/// What the walk found for one name.
-// One Step is returned per walk and consumed at once; boxing the SOA (a
-// Record is ~300 bytes since hickory's DNSSEC types joined RData) would
-// cost an allocation on every negative answer to save a memcpy.
-// Records carry the RRSIGs over them, so a validator can check them and a
-// DO client can be given them.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Step {
-    Answer {
-        chain: Vec<Record>,
-        rrset: Vec<Record>,
-        /// NSEC/NSEC3 proof that a wildcard answer is the closest match.
-        proof: Vec<Record>,
-    },
-    Cname {
-        chain: Vec<Record>,
-        target: Name,
-    },
-    Negative {
-        kind: NegativeKind,
-        chain: Vec<Record>,
-        soa: Option<Record>,
-        /// NSEC/NSEC3 records and the RRSIGs over them and the SOA.
-        proof: Vec<Record>,
-    },
-}
-
-/// What the walk found and where: not yet validated, not yet cached.
-#[derive(Debug)]
-pub struct Found {
-    pub step: Step,
-    /// The zone whose servers answered.
-    pub zone: Name,
-    /// The trust the answer earns once validated (RFC 2181 §5.4.1).
-    pub rank: Rank,
-}
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A usable reply from one of a zone's servers.
 pub(super) struct Reply {
     pub(super) classified: Classified,
-    aa: bool,
+    pub(super) aa: bool,
     /// The scrubbed additional section (priming keeps the root servers'
     /// addresses from it).
-    additionals: Vec<Record>,
+    pub(super) additionals: Vec<Record>,
 }
 
 /// What one server did with one query.
@@ -99,8 +54,8 @@ enum Outcome {
 }
 
 /// A zone cut being queried, and what this walk has done with it so far.
-struct Cut {
-    delegation: Delegation,
+pub(super) struct Cut {
+    pub(super) delegation: Delegation,
     /// Addresses already asked the current question.
     asked: Vec<IpAddr>,
     /// NS names whose addresses were looked up (or ruled out).
@@ -110,7 +65,7 @@ struct Cut {
 }
 
 impl Cut {
-    fn new(delegation: Delegation) -> Cut {
+    pub(super) fn new(delegation: Delegation) -> Cut {
         Cut {
             delegation,
             asked: Vec::new(),
@@ -119,7 +74,7 @@ impl Cut {
         }
     }
 
-    fn zone(&self) -> &Name {
+    pub(super) fn zone(&self) -> &Name {
         &self.delegation.zone
     }
 
@@ -131,179 +86,12 @@ impl Cut {
     }
 
     /// Starts a new question at the same cut: every server may be asked again.
-    fn next_question(&mut self) {
+    pub(super) fn next_question(&mut self) {
         self.asked.clear();
     }
 }
 
 impl Resolver {
-    /// Walks from the closest cached delegation to the answer for
-    /// (qname, qtype). Referrals are cached on the way; the answer is
-    /// returned for the caller to validate and cache.
-    pub(super) async fn walk(
-        &self,
-        qname: &Name,
-        qtype: RecordType,
-        budget: &mut Budget,
-    ) -> Result<Found, ResolveError> {
-        // RFC 4035 §3.1.4.1: a DS RRset is the parent's data; start above
-        // the child's own cut even when that cut is cached.
-        let start = if qtype == RecordType::DS && !qname.is_root() {
-            qname.base_name()
-        } else {
-            qname.clone()
-        };
-        let mut cut = self.start_cut(&start, budget).await?;
-        let total_labels = qname.num_labels();
-        let mut minimise = self.config.qname_minimisation;
-        let mut qmin_labels = cut.zone().num_labels() + 1;
-        let mut minimise_steps = 0u8;
-        let mut referrals = 0u32;
-        loop {
-            let minimised =
-                minimise && qmin_labels < total_labels && minimise_steps < MAX_MINIMISE_STEPS;
-            let (sname, stype) = if minimised {
-                (qname.trim_to(qmin_labels as usize), RecordType::A)
-            } else {
-                (qname.clone(), qtype)
-            };
-            cut.next_question();
-            let reply = match self
-                .ask_cut(&mut cut, &sname, stype, budget, minimised)
-                .await
-            {
-                Ok(reply) => reply,
-                Err(ResolveError::NoReachableAuthority(_)) if minimised => {
-                    // RFC 9156 §2.3, relaxed: some servers fail on the names
-                    // minimisation makes up (empty non-terminals, A at a
-                    // cut). Ask the full name once instead.
-                    debug!(qname = %qname, sname = %sname, zone = %cut.zone(), "minimised query failed; asking the full name");
-                    minimise = false;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let Reply { classified, aa, .. } = reply;
-            let rank = if aa {
-                Rank::AuthAnswer
-            } else {
-                Rank::NonAuthAnswer
-            };
-            let step = match classified {
-                Classified::Referral {
-                    zone,
-                    ns,
-                    glue,
-                    proof,
-                } => {
-                    referrals += 1;
-                    if referrals > self.config.max_referral_depth {
-                        return Err(ResolveError::ReferralDepth(self.config.max_referral_depth));
-                    }
-                    debug!(qname = %qname, zone = %zone, from = %cut.zone(), "referral");
-                    self.cache_records(&ns, Rank::Referral, Security::Indeterminate);
-                    self.cache_records(&glue, Rank::Additional, Security::Indeterminate);
-                    self.validation.keep_referral(&zone, proof);
-                    cut = self.cut_from_referral(zone, &ns, &glue);
-                    qmin_labels = cut.zone().num_labels() + 1;
-                    continue;
-                }
-                _ if minimised => {
-                    minimise_steps += 1;
-                    match classified {
-                        // The name exists and no cut is there: add a label (RFC 9156 §3).
-                        Classified::Answer { .. } | Classified::NoData { .. } => qmin_labels += 1,
-                        // Anything else: relaxed mode asks the full name.
-                        _ => minimise = false,
-                    }
-                    continue;
-                }
-                Classified::Answer {
-                    chain,
-                    rrset,
-                    zone_ns,
-                    proof,
-                } => {
-                    // The child's NS set from an authority section is not
-                    // validated: with validation on it only guides the walk.
-                    let ns_rank = if aa && !self.validation.enabled {
-                        Rank::AuthAuthority
-                    } else {
-                        Rank::Referral
-                    };
-                    self.cache_records(&zone_ns, ns_rank, Security::Indeterminate);
-                    Step::Answer {
-                        chain,
-                        rrset,
-                        proof,
-                    }
-                }
-                Classified::Cname { chain, target } => Step::Cname { chain, target },
-                Classified::NxDomain { chain, soa, proof } => Step::Negative {
-                    kind: NegativeKind::NxDomain,
-                    chain,
-                    soa,
-                    proof,
-                },
-                Classified::NoData { chain, soa, proof } => Step::Negative {
-                    kind: NegativeKind::NoData,
-                    chain,
-                    soa,
-                    proof,
-                },
-                Classified::LastResort { .. }
-                | Classified::Lame(_)
-                | Classified::ServerError(_) => {
-                    // ask_cut unwraps or rejects these; treat as unreachable if it did not.
-                    return Err(ResolveError::NoReachableAuthority(cut.zone().to_string()));
-                }
-            };
-            return Ok(Found {
-                step,
-                zone: cut.zone().clone(),
-                rank,
-            });
-        }
-    }
-
-    /// Caches chain links, except CNAMEs synthesised from a DNAME (the DNAME is cached).
-    pub(super) fn cache_chain(&self, chain: &[Record], rank: Rank, security: Security) {
-        let has_dname = chain.iter().any(|r| r.record_type() == RecordType::DNAME);
-        if has_dname {
-            let keep: Vec<Record> = chain
-                .iter()
-                .filter(|r| r.record_type() != RecordType::CNAME && !covers(r, RecordType::CNAME))
-                .cloned()
-                .collect();
-            self.cache_records(&keep, rank, security);
-        } else {
-            self.cache_records(chain, rank, security);
-        }
-    }
-
-    /// The deepest cached cut that can be queried, resolving glueless NS
-    /// names where needed; the root (primed) when nothing else is known.
-    async fn start_cut(&self, qname: &Name, budget: &mut Budget) -> Result<Cut, ResolveError> {
-        let mut name = qname.clone();
-        while let Some(found) = self.cache.closest_delegation(&name, false) {
-            let mut cut = Cut::new(self.with_usable_addresses(found));
-            if cut.delegation.has_addresses() {
-                return Ok(cut);
-            }
-            match self.fill_addresses(&mut cut, budget).await {
-                Ok(true) => return Ok(cut),
-                // A cycle through this cut: a referral from above may carry glue.
-                Ok(false) | Err(ResolveError::NsCycle(_)) => {}
-                Err(e) => return Err(e),
-            }
-            if cut.zone().is_root() {
-                break;
-            }
-            name = cut.zone().base_name();
-        }
-        self.prime(budget).await
-    }
-
     /// The root servers from the hints, before priming.
     pub fn hints_delegation(&self) -> Delegation {
         self.with_usable_addresses(Delegation {
@@ -317,97 +105,6 @@ impl Resolver {
                 })
                 .collect(),
         })
-    }
-
-    /// RFC 8109 priming: ask a hinted root server for `. NS` and cache the
-    /// answer and its glue; falls back to the hints when priming fails.
-    /// At most once per client question: a glueless lookup that finds no
-    /// cached root starts from the hints instead of priming again. When
-    /// every hinted server has just failed, the question fails at once.
-    async fn prime(&self, budget: &mut Budget) -> Result<Cut, ResolveError> {
-        let hints = self.hints_delegation();
-        if !hints.has_addresses() {
-            return Err(ResolveError::ForbiddenUpstream(".".into()));
-        }
-        if budget.primed {
-            return Ok(Cut::new(hints));
-        }
-        budget.primed = true;
-        let root = Name::root();
-        let addrs = hints.addresses();
-        match self
-            .ask_servers(&root, &addrs, &root, RecordType::NS, budget, false)
-            .await
-        {
-            Ok(Reply {
-                classified: Classified::Answer { rrset, .. },
-                additionals,
-                ..
-            }) => {
-                debug!(servers = rrset.len(), "primed the root");
-                // Unvalidated, so not for clients when validation is on.
-                let rank = if self.validation.enabled {
-                    Rank::Referral
-                } else {
-                    Rank::AuthAnswer
-                };
-                self.cache_records(&rrset, rank, Security::Indeterminate);
-                self.cache_records(&additionals, Rank::Additional, Security::Indeterminate);
-                Ok(Cut::new(
-                    self.cache
-                        .closest_delegation(&root, true)
-                        .map(|d| self.with_usable_addresses(d))
-                        .filter(Delegation::has_addresses)
-                        .unwrap_or(hints),
-                ))
-            }
-            Ok(_) => Ok(Cut::new(hints)),
-            Err(ResolveError::NoReachableAuthority(_)) => {
-                if addrs.iter().all(|a| self.infra.is_held_down(*a)) {
-                    Err(ResolveError::NoReachableAuthority(".".into()))
-                } else {
-                    Ok(Cut::new(hints))
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The cut a referral points to: glue from the message, then cached
-    /// addresses. NS names without either are resolved when the cut is
-    /// asked ([`Resolver::ask_cut`]). The referral's own view (its NS names
-    /// and glue) is also kept apart as the parent side of the cut.
-    fn cut_from_referral(&self, zone: Name, ns: &[Record], glue: &[Record]) -> Cut {
-        let parent: Vec<(Name, Vec<IpAddr>)> = ns
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::NS(n) => Some(n.0.to_lowercase()),
-                _ => None,
-            })
-            .map(|name| {
-                let addrs: Vec<IpAddr> = glue
-                    .iter()
-                    .filter(|g| g.name.to_lowercase() == name)
-                    .filter_map(|g| address(&g.data))
-                    .collect();
-                (name, addrs)
-            })
-            .collect();
-        if let Some(ttl) = ns.iter().map(|r| r.ttl).min() {
-            self.cache
-                .parent_side
-                .insert(&zone, &parent, self.cache.policy.positive(ttl));
-        }
-        let servers = parent
-            .into_iter()
-            .map(|(name, mut addrs)| {
-                if addrs.is_empty() {
-                    addrs = self.cache.addresses_of(&name);
-                }
-                NameServer { name, addrs }
-            })
-            .collect();
-        Cut::new(self.with_usable_addresses(Delegation { zone, servers }))
     }
 
     pub(super) fn with_usable_addresses(&self, mut cut: Delegation) -> Delegation {
@@ -428,7 +125,7 @@ impl Resolver {
     /// only by `ns.a.lab`): it is skipped at once, and when nothing else
     /// is left the cut fails with [`ResolveError::NsCycle`], which stops
     /// the lookups that led here as well.
-    fn fill_addresses<'a>(
+    pub(super) fn fill_addresses<'a>(
         &'a self,
         cut: &'a mut Cut,
         budget: &'a mut Budget,
@@ -521,7 +218,7 @@ impl Resolver {
     /// those with addresses; when all of those failed, the NS names not yet
     /// resolved; last, the parent side's servers and glue (Unbound's
     /// `processLastResort`), for a child whose own NS data is broken.
-    async fn ask_cut(
+    pub(super) async fn ask_cut(
         &self,
         cut: &mut Cut,
         sname: &Name,
@@ -635,7 +332,7 @@ impl Resolver {
             let wait = if retry {
                 self.infra.max_timeout()
             } else {
-                self.infra.timeout_for(addr)
+                self.infra.timeout_for(&known)
             };
             let timeout = wait.min(budget.remaining_time());
             let question = WireQuestion {
@@ -727,16 +424,4 @@ impl Resolver {
             });
         }
     }
-}
-
-/// The name a negative answer is about: the last CNAME target, or the question.
-pub(super) fn chain_end(qname: &Name, chain: &[Record]) -> Name {
-    chain
-        .iter()
-        .rev()
-        .find_map(|r| match &r.data {
-            RData::CNAME(t) => Some(t.0.to_lowercase()),
-            _ => None,
-        })
-        .unwrap_or_else(|| qname.to_lowercase())
 }
