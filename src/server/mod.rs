@@ -17,6 +17,7 @@
 pub mod acl;
 mod batch;
 pub mod handler;
+mod listen;
 pub mod ratelimit;
 pub mod tcp;
 pub mod udp;
@@ -125,14 +126,11 @@ impl Server {
                 addr: want,
                 source,
             };
-            let first = udp::bind(want).map_err(|e| bind_err("UDP", e))?;
-            // With port 0 the first socket picks the port and the rest follow it.
-            let addr = first.local_addr().map_err(|e| bind_err("UDP", e))?;
-            let mut sockets = vec![first];
-            for _ in 1..threads {
-                sockets.push(udp::bind(addr).map_err(|e| bind_err("UDP", e))?);
-            }
-            let listener = tcp::bind(addr).map_err(|e| bind_err("TCP", e))?;
+            let listen::Bound {
+                addr,
+                udp: sockets,
+                tcp: listener,
+            } = listen::bind(want, threads)?;
             let listener =
                 tokio::net::TcpListener::from_std(listener).map_err(|e| bind_err("TCP", e))?;
             for (i, socket) in sockets.into_iter().enumerate() {

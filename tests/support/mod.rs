@@ -65,19 +65,9 @@ pub async fn start_taproot_on(
 ) -> Taproot {
     let (mut config, hints) = test_config(tree);
     tweak(&mut config);
-    // Port 0 lets the kernel pick a free UDP port, and TCP then binds the
-    // same number, which another test may hold for TCP: pick again.
-    let mut tries = 0;
-    let running = loop {
-        match Server::start_with_clock(config.clone(), clock.clone()).await {
-            Err(taproot::server::StartError::Bind { source, .. })
-                if source.kind() == std::io::ErrorKind::AddrInUse && tries < 5 =>
-            {
-                tries += 1;
-            }
-            started => break started.expect("taproot starts"),
-        }
-    };
+    let running = Server::start_with_clock(config, clock)
+        .await
+        .expect("taproot starts");
     let addr = running.addr();
     Taproot {
         running,
