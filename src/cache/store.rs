@@ -82,12 +82,19 @@ pub trait Entry: Send + Sync + 'static {
 }
 
 /// Shards, each with its own writer lock and table; a power of two. One
-/// under loom, so that a model's few keys meet in one table.
-const SHARDS: usize = if cfg!(taproot_loom) { 1 } else { 64 };
+/// under loom, so that a model's few keys meet in one table; two under
+/// miri, whose runs of the tests below are a hundredth of the size.
+const SHARDS: usize = if cfg!(taproot_loom) {
+    1
+} else if cfg!(miri) {
+    2
+} else {
+    64
+};
 
-/// Slots a shard's table starts with; a power of two. Four under loom, so
-/// that a model's third insert rebuilds the table.
-const MIN_SLOTS: usize = if cfg!(taproot_loom) { 4 } else { 64 };
+/// Slots a shard's table starts with; a power of two. Four under loom and
+/// miri, so that a few keys already rebuild the table.
+const MIN_SLOTS: usize = if cfg!(any(taproot_loom, miri)) { 4 } else { 64 };
 
 /// Slot tags: no entry ever, and an entry removed (probes go on past it).
 const EMPTY: u64 = 0;
@@ -627,6 +634,13 @@ mod tests {
         (store, stats)
     }
 
+    /// A test's count of entries or rounds: `native` normally, `miri` under
+    /// miri, which runs each operation thousands of times slower (SHARDS and
+    /// MIN_SLOTS shrink with it, so the same rebuilds and evictions happen).
+    fn sized(native: usize, miri: usize) -> usize {
+        if cfg!(miri) { miri } else { native }
+    }
+
     /// The last octet of the address in the entry found for `key`.
     fn found(s: &Store<CachedAnswer>, key: &[u8]) -> Option<u8> {
         s.get(s.fingerprint(key), key)
@@ -636,24 +650,26 @@ mod tests {
     #[test]
     fn entries_are_found_by_key_through_growth_and_replacement() {
         let (s, _) = store(1 << 30);
-        // Far past the first table's 64 slots in every shard: many rebuilds.
-        for i in 0..20_000 {
+        // Far past the first table's slots in every shard: many rebuilds.
+        let n = sized(20_000, 200);
+        assert!(n > 4 * SHARDS * MIN_SLOTS);
+        for i in 0..n {
             let (key, e) = entry(i, 1);
             s.insert(s.fingerprint(&key), e);
         }
-        assert_eq!(s.len(), 20_000);
+        assert_eq!(s.len(), n);
         let (key, _) = entry(7, 0);
         let old = s.get(s.fingerprint(&key), &key).expect("cached");
         let (_, newer) = entry(7, 2);
         s.insert(s.fingerprint(&key), newer);
         assert!(old.is_superseded(), "a replaced entry is marked");
         assert_eq!(found(&s, &key), Some(2));
-        assert_eq!(s.len(), 20_000, "a replacement is not a new entry");
-        for i in (0..20_000).step_by(97) {
+        assert_eq!(s.len(), n, "a replacement is not a new entry");
+        for i in (0..n).step_by(7) {
             let (key, _) = entry(i, 0);
             assert!(found(&s, &key).is_some(), "h{i} lost");
         }
-        let (absent, _) = entry(20_001, 0);
+        let (absent, _) = entry(n + 1, 0);
         assert_eq!(found(&s, &absent), None);
     }
 
@@ -663,7 +679,8 @@ mod tests {
         // after the other, a flush in between made "records" negative (a
         // panic in debug builds, a wrapped number on /metrics in release).
         let s = Arc::new(store(1 << 30).0);
-        let entries: Vec<_> = (0..256).map(|i| entry(i, 1)).collect();
+        let n = sized(256, 16);
+        let entries: Vec<_> = (0..n).map(|i| entry(i, 1)).collect();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = {
             let (s, stop) = (s.clone(), stop.clone());
@@ -679,9 +696,9 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         let mut looks = 0u32;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            while std::time::Instant::now() < deadline && looks < 200_000 {
+            while std::time::Instant::now() < deadline && looks < sized(200_000, 200) as u32 {
                 let (answers, records) = s.count_by_kind();
-                assert!(answers + records <= 256, "{answers} + {records}");
+                assert!(answers + records <= n as u64, "{answers} + {records}");
                 looks += 1;
             }
         }));
@@ -707,45 +724,52 @@ mod tests {
     #[test]
     fn retain_removes_what_it_is_told_and_probes_still_work() {
         let (s, _) = store(1 << 30);
-        for i in 0..5_000 {
+        let n = sized(5_000, 100);
+        for i in 0..n {
             let (key, e) = entry(i, (i % 2) as u8);
             s.insert(s.fingerprint(&key), e);
         }
         s.retain(|e| e.wire.last() == Some(&1));
-        assert_eq!(s.len(), 2_500);
-        for i in 0..5_000 {
+        assert_eq!(s.len(), n / 2);
+        for i in 0..n {
             let (key, _) = entry(i, 0);
             assert_eq!(found(&s, &key).is_some(), i % 2 == 1, "h{i}");
         }
         // Removed keys can be stored again (tombstones are reused or rebuilt away).
-        for i in (0..5_000).step_by(2) {
+        for i in (0..n).step_by(2) {
             let (key, e) = entry(i, 3);
             s.insert(s.fingerprint(&key), e);
         }
-        assert_eq!(s.len(), 5_000);
-        assert_eq!(s.count_by_kind(), (5_000, 0), "all are assembled answers");
+        assert_eq!(s.len(), n);
+        assert_eq!(
+            s.count_by_kind(),
+            (n as u64, 0),
+            "all are assembled answers"
+        );
     }
 
     #[test]
     fn eviction_keeps_each_shard_in_budget_and_spares_a_referenced_entry() {
-        let budget = 256 * 1024;
+        // About a dozen entries a shard.
+        let budget = SHARDS as u64 * 4096;
+        let n = sized(50_000, 400);
         let (s, stats) = store(budget);
         let (hot_key, hot) = entry(0, 9);
         s.insert(s.fingerprint(&hot_key), hot);
-        for i in 1..50_000 {
+        for i in 1..n {
             // The hot entry is read between inserts, as a popular name is.
             assert_eq!(found(&s, &hot_key), Some(9), "evicted after {i} inserts");
             let (key, e) = entry(i, 1);
             s.insert(s.fingerprint(&key), e);
         }
         assert!(s.weight() <= budget, "{} > {budget}", s.weight());
-        assert!(s.len() < 50_000);
+        assert!(s.len() < n);
         assert!(stats.evictions(CacheKind::Answer) > 0);
     }
 
     #[test]
     fn an_entry_heavier_than_a_shard_is_not_kept() {
-        let (s, _) = store(64 * 100);
+        let (s, _) = store(SHARDS as u64 * 100);
         let (key, e) = entry(1, 1);
         s.insert(s.fingerprint(&key), e);
         assert!(s.is_empty());
@@ -756,26 +780,32 @@ mod tests {
     /// holds is freed under it (the bytes it reads stay intact).
     #[test]
     fn concurrent_readers_only_ever_see_their_own_key() {
-        const KEYS: usize = 4_096;
-        let s = Arc::new(store(512 * 1024).0); // small: the hand keeps evicting
+        let keys = sized(4_096, 64);
+        let budget = SHARDS as u64 * 8 * 1024; // small: the hand keeps evicting
+        let s = Arc::new(store(budget).0);
         let entries: Arc<Vec<(Vec<u8>, Arc<CachedAnswer>)>> =
-            Arc::new((0..KEYS).map(|i| entry(i, (i % 250) as u8)).collect());
+            Arc::new((0..keys).map(|i| entry(i, (i % 250) as u8)).collect());
+        let (writes, flush_every, reads) = if cfg!(miri) {
+            (600, 100, 1_200)
+        } else {
+            (200_000, 20_000, 400_000)
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for w in 0..2 {
             let (s, entries, stop) = (s.clone(), entries.clone(), stop.clone());
             threads.push(std::thread::spawn(move || {
                 let mut n = w;
-                for round in 0..200_000 {
+                for round in 0..writes {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    n = (n * 7 + 13) % KEYS;
+                    n = (n * 7 + 13) % keys;
                     let (key, _) = &entries[n];
                     let fresh = entry(n, (n % 250) as u8).1;
                     s.insert(s.fingerprint(key), fresh);
-                    if round % 20_000 == 0 {
-                        s.retain(|e| e.wire.len() % 3 != 0 || round % 40_000 != 0);
+                    if round % flush_every == 0 {
+                        s.retain(|e| e.wire.len() % 3 != 0 || round % (2 * flush_every) != 0);
                     }
                 }
             }));
@@ -786,8 +816,8 @@ mod tests {
             readers.push(std::thread::spawn(move || {
                 let mut hits = 0u64;
                 let mut n = r;
-                for _ in 0..400_000 {
-                    n = (n * 31 + 7) % KEYS;
+                for _ in 0..reads {
+                    n = (n * 31 + 7) % keys;
                     let (key, _) = &entries[n];
                     let guard = pin();
                     if let Some(e) = s.find(s.fingerprint(key), key, &guard) {
@@ -805,6 +835,6 @@ mod tests {
             t.join().expect("writer");
         }
         assert!(hits > 0, "readers found nothing");
-        assert!(s.weight() <= 512 * 1024);
+        assert!(s.weight() <= budget);
     }
 }
