@@ -2,8 +2,8 @@
 //! about it, each entry living for its own TTL on taproot's clock. They
 //! hold what the answer and record caches do not: the parent side of each
 //! cut ([`super::ParentSide`]), the key cache's verdicts
-//! ([`crate::dnssec::keys`]) and the DS proofs referrals carried
-//! ([`crate::resolve::validate`]).
+//! ([`crate::dnssec::keys`]) and the DS proofs referrals carried (the
+//! validator's, in the resolver: the cache links to nothing above it).
 //!
 //! moka bounds the count (the least used go first) and drops whatever
 //! outlives the longest TTL allowed; it cannot expire an entry by a TTL
