@@ -785,11 +785,11 @@ mod tests {
         let s = Arc::new(store(budget).0);
         let entries: Arc<Vec<(Vec<u8>, Arc<CachedAnswer>)>> =
             Arc::new((0..keys).map(|i| entry(i, (i % 250) as u8)).collect());
-        let (writes, flush_every, reads) = if cfg!(miri) {
-            (600, 100, 1_200)
-        } else {
-            (200_000, 20_000, 400_000)
-        };
+        let (writes, flush_every, reads) = (
+            sized(200_000, 600),
+            sized(20_000, 100),
+            sized(400_000, 1_200),
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for w in 0..2 {
