@@ -7,8 +7,14 @@
 # evictions happen in minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Add miri to the machine's nightly when it has one (installing "nightly"
+# again would fetch the newest, which may lack miri), else install one.
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
-  rustup toolchain install nightly --profile minimal --component miri --component rust-src
+  if rustup toolchain list | grep -q '^nightly'; then
+    rustup component add miri rust-src --toolchain nightly
+  else
+    rustup toolchain install nightly --profile minimal --component miri --component rust-src
+  fi
 fi
 # -Zmiri-tree-borrows: crossbeam-epoch breaks Stacked Borrows' rules in its
 #   own participant list (crossbeam-rs/crossbeam#545) and is checked under
