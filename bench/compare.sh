@@ -16,15 +16,21 @@
 #   5. cold misses, each round: COLD never-seen names (their zone's delegation
 #      is cached) at COLD_Q outstanding; wall time, names/s, upstream queries
 #      per name (counted by NSD itself, see nsd_queries), server CPU per name
-#   6. memory: VmRSS before and after caching MEM more distinct names
-#   7. one table: medians over rounds, ratio taproot/unbound, the floor
+#   6. lossy, each round: LOSSY cold names under rrl.lab.'s wildcard, served
+#      by an NSD (127.0.7.4) with response rate limiting on (RRL_RATE/s per
+#      client /24 and per bucket, all names one wildcard bucket, slip 2: past
+#      the limit every second answer is TC=1, the others are dropped), as a
+#      real authoritative treats a busy resolver; SERVFAIL share and names/s,
+#      and the kernel's UDP receive-buffer errors (nstat UdpRcvbufErrors)
+#   7. memory: VmRSS before and after caching MEM more distinct names
+#   8. one table: medians over rounds, ratio taproot/unbound, the floor
 #
 # All traffic stays on loopback: the servers get a root hints file naming the
 # fake root on 127.0.7.1, never built-in hints. Every process this script
 # starts runs in its own session and is killed on exit (trap). Run as root
 # (NSD must listen on port 53: Unbound only queries upstream port 53).
 #
-# Knobs (environment): ROUNDS RATE SECS HOT COLD COLD_Q MEM MEM_Q CACHE_MB NET
+# Knobs (environment): ROUNDS RATE SECS HOT COLD COLD_Q LOSSY LOSSY_Q RRL_RATE MEM MEM_Q CACHE_MB NET
 # TAPROOT_PORT UNBOUND_PORT FLOOR_PORT METRICS_PORT LOAD_CPU SERVER_CPU
 # SKIP_BUILD=1 KEEP=1 (keep the work dir with configs and logs). PERF=1 (with
 # KEEP=1): record taproot's cold runs with perf into the work dir.
@@ -49,6 +55,9 @@ SECS=${SECS:-10}             # seconds per cache-hit run
 HOT=${HOT:-5000}             # cached names the cache-hit runs cycle through
 COLD=${COLD:-2000}           # never-seen names per cold run (fresh ones each round)
 COLD_Q=${COLD_Q:-100}        # queries outstanding in a cold run
+LOSSY=${LOSSY:-2000}         # cold names per lossy run, all under rrl.lab.'s wildcard
+LOSSY_Q=${LOSSY_Q:-200}      # queries outstanding in a lossy run
+RRL_RATE=${RRL_RATE:-200}    # rrl.lab.'s NSD: rrl-ratelimit (NSD's default), rrl-slip 2
 MEM=${MEM:-200000}           # distinct names cached in the memory phase (1000000 works too)
 MEM_Q=${MEM_Q:-200}          # queries outstanding while filling
 CACHE_MB=${CACHE_MB:-4096}   # taproot's cache.size_mb (Unbound: 2 GiB msg + 2 GiB rrset cache)
@@ -211,6 +220,17 @@ EOF
 ns1.nic   IN A   $NET.2
 bench     IN NS  ns.bench
 ns.bench  IN A   $NET.3
+rrl       IN NS  ns.rrl
+ns.rrl    IN A   $NET.4
+EOF
+    # The lossy phase's zone: one wildcard, so every name is one RRL bucket.
+    cat >"$WORK/zones/rrl.zone" <<EOF
+\$ORIGIN rrl.lab.
+\$TTL 86400
+@         IN SOA ns hostmaster 1 1800 900 604800 600
+@         IN NS  ns
+ns        IN A   $NET.4
+*         IN A   198.18.255.1
 EOF
     {
         cat <<EOF
@@ -242,6 +262,13 @@ EOF
         awk -v a=$((r * COLD)) -v n="$COLD" 'BEGIN { for (i = a; i < a + n; i++) printf "c%d.bench.lab. A\n", i }' >"$WORK/cold-$r.txt"
     done
     awk -v n="$MEM" 'BEGIN { for (i = 0; i < n; i++) printf "m%d.bench.lab. A\n", i }' >"$WORK/mem.txt"
+    # Lossy names, fresh for each resolver and round.
+    local s
+    for ((r = 0; r < ROUNDS; r++)); do
+        for s in taproot unbound; do
+            awk -v p="$s$r" -v n="$LOSSY" 'BEGIN { for (i = 0; i < n; i++) printf "%sx%d.rrl.lab. A\n", p, i }' >"$WORK/lossy-$s-$r.txt"
+        done
+    done
 }
 
 # sign_zone ORIGIN ZONEFILE [DS-FILE-OF-CHILD]: appends the child's DS line,
@@ -273,7 +300,7 @@ sign_tree() {
 # zone, so a referral really leads elsewhere), foreground (-d), with a
 # control socket (a unix socket needs no TLS keys) to read its query counter.
 start_nsd() {
-    local ip=$1 origin=$2 zonefile=$3 dir="$WORK/nsd-$1"
+    local ip=$1 origin=$2 zonefile=$3 extra=${4:-} dir="$WORK/nsd-$1"
     mkdir -p "$dir"
     cp "$WORK/zones/$zonefile" "$dir/"
     cat >"$dir/nsd.conf" <<EOF
@@ -293,6 +320,7 @@ server:
   verbosity: 1
   hide-version: yes
   refuse-any: yes
+$extra
 remote-control:
   control-enable: yes
   control-interface: "$dir/nsd.ctl"
@@ -309,14 +337,15 @@ start_tree() {
     start_nsd "$NET.1" . root.zone
     start_nsd "$NET.2" lab. lab.zone
     start_nsd "$NET.3" bench.lab. bench.zone
+    start_nsd "$NET.4" rrl.lab. rrl.zone "$(printf '  rrl-ratelimit: %s\n  rrl-slip: 2' "$RRL_RATE")"
     local ip origin
-    for pair in "$NET.1 ." "$NET.2 lab." "$NET.3 bench.lab."; do
+    for pair in "$NET.1 ." "$NET.2 lab." "$NET.3 bench.lab." "$NET.4 rrl.lab."; do
         read -r ip origin <<<"$pair"
         # A 1M-name zone takes NSD a few seconds to load.
         wait_for 120 "NSD $ip" nsd_authoritative "$ip" "$origin" ||
             die "NSD on $ip did not serve $origin; its log: $(cat "$WORK/nsd-$ip/nsd.log")"
     done
-    log "NSD serves . lab. bench.lab. on $NET.1-3:53 ($((HOT + ROUNDS * COLD + MEM)) names in bench.lab.)"
+    log "NSD serves . lab. bench.lab. rrl.lab. (RRL $RRL_RATE/s) on $NET.1-4:53 ($((HOT + ROUNDS * COLD + MEM)) names in bench.lab.)"
 }
 
 # Queries all three NSDs received so far (TCP and UDP): the upstream traffic
@@ -624,6 +653,31 @@ cold_run() {
     log "cold r$r $s: $noerror/$COLD NOERROR in ${runtime}s, $((q1 - q0)) upstream queries (NSD)"
 }
 
+# The kernel's count of UDP datagrams dropped for a full receive buffer,
+# machine-wide: a resolver that reads its upstream sockets too slowly loses
+# answers there, not at the rate limiter.
+udp_rcvbuf_errors() {
+    nstat -az UdpRcvbufErrors 2>/dev/null | awk '$1 == "UdpRcvbufErrors" { n = $2 } END { print n + 0 }'
+}
+
+# One lossy run against resolver $1 in round $2: cold names behind the
+# rate-limiting NSD.
+lossy_run() {
+    local s=$1 r=$2 out="$WORK/lossy-$1-$2.out" e0 e1
+    local sent completed lost qps avg max p50 p99 noerror runtime
+    # Let the previous run's RRL bucket drain (NSD counts per second).
+    sleep 2
+    e0=$(udp_rcvbuf_errors)
+    run_dnsperf "$out" 120 -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/lossy-$s-$r.txt" -n 1 -q "$LOSSY_Q" -t 12 -l 120
+    e1=$(udp_rcvbuf_errors)
+    read -r sent completed lost qps avg max p50 p99 noerror runtime < <(parse "$out")
+    record lossy_names_s "$s" "$r" "$(calc "$noerror / $runtime")"
+    record lossy_fail_pct "$s" "$r" "$(calc "100 * ($LOSSY - $noerror) / $LOSSY")"
+    record lossy_avg_ms "$s" "$r" "$(calc "$avg / 1000")"
+    record lossy_rcvbuf_errors "$s" "$r" $((e1 - e0))
+    log "lossy r$r $s: $noerror/$LOSSY NOERROR in ${runtime}s, UdpRcvbufErrors +$((e1 - e0))"
+}
+
 rounds() {
     local r i s order
     for ((r = 0; r < ROUNDS; r++)); do
@@ -636,6 +690,9 @@ rounds() {
         done
         for s in "${order[@]}"; do
             [ "$s" = floor ] || cold_run "$s" "$r"
+        done
+        for s in "${order[@]}"; do
+            [ "$s" = floor ] || lossy_run "$s" "$r"
         done
     done
 }

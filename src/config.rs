@@ -152,10 +152,17 @@ pub struct ResolverConfig {
     pub allow_loopback_upstreams: bool,
     /// RFC 9156 QNAME minimisation (relaxed).
     pub qname_minimisation: bool,
-    /// The most any one upstream attempt waits.
+    /// The most any one upstream attempt waits; the real wait is the
+    /// server's RTO (see [`crate::resolve::infra`]), up to this.
     pub upstream_timeout_ms: u64,
-    /// Attempts per server before trying the next one.
+    /// Times one question sends again to a server that timed out, each
+    /// with its backed-off RTO (the zone's other servers are tried in
+    /// between). 9: Unbound's 5 attempts per server (`outbound-msg-retry`)
+    /// of up to two UDP sends each.
     pub retries: u32,
+    /// The RTO a server backs off to at most; a server there is down and
+    /// only probed (Unbound's `infra-cache-max-rtt`).
+    pub infra_max_rtt_ms: u32,
     /// Total time for one client question before SERVFAIL.
     pub query_budget_ms: u64,
     /// Upstream queries for one client question (NXNSAttack bound; Unbound's max-sent-count).
@@ -312,7 +319,8 @@ impl Default for ResolverConfig {
             allow_loopback_upstreams: false,
             qname_minimisation: true,
             upstream_timeout_ms: 1_500,
-            retries: 1,
+            retries: 9,
+            infra_max_rtt_ms: crate::resolve::infra::DEFAULT_MAX_RTT_MS,
             query_budget_ms: 10_000,
             max_upstream_queries: 32,
             failure_cache_ttl_s: 5,
@@ -528,6 +536,12 @@ impl Config {
             return Err(bad(
                 "resolver.upstream_timeout_ms",
                 "timeouts must be greater than zero",
+            ));
+        }
+        if u64::from(self.resolver.infra_max_rtt_ms) < self.resolver.upstream_timeout_ms {
+            return Err(bad(
+                "resolver.infra_max_rtt_ms",
+                "must be at least resolver.upstream_timeout_ms",
             ));
         }
         if self.resolver.failure_cache_ttl_s > MAX_FAILURE_CACHE_TTL_S {

@@ -224,7 +224,7 @@ async fn a_resolution_outrun_by_a_stale_answer_goes_on_and_refreshes_the_cache()
     let t = start_taproot(&tree, |c| {
         c.cache.client_timeout_ms = 400;
         c.resolver.upstream_timeout_ms = 1_500;
-        c.resolver.query_budget_ms = 3_000;
+        c.resolver.query_budget_ms = 4_000;
     })
     .await;
     let q = client::recursive("short.provider.lab.", RecordType::A);
@@ -239,8 +239,11 @@ async fn a_resolution_outrun_by_a_stale_answer_goes_on_and_refreshes_the_cache()
         stale.answers[0].ttl, 30,
         "answered stale on the client timer"
     );
-    // The resolution left behind finishes and stores a fresh answer.
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // The resolution left behind finishes and stores a fresh answer. The
+    // server's RTO is a few ms, so the resolution backs off from there
+    // (50, 100, 200, 400, 800 ms) before a wait of 1.5 s hears the 900 ms
+    // answer: about 2.5 s.
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
     let refreshed = ask_udp(t.addr, &q).await;
     assert_eq!(client::first_a(&refreshed).as_deref(), Some("127.3.0.2"));
     assert!(

@@ -28,7 +28,7 @@ use std::time::Duration;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::NS;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use support::client::{self, ask_udp, first_a};
+use support::client::{self, ask_udp, ask_udp_within, first_a};
 use support::tree::{Behaviour, FakeTree, Rewrite};
 use support::{Taproot, start_taproot, start_taproot_on};
 use taproot::clock::Clock;
@@ -351,7 +351,7 @@ async fn a_minimised_query_that_fails_is_asked_again_with_the_full_name() {
     assert_eq!(first_a(&reply).as_deref(), Some("127.10.4.1"));
     let infra = &t.running.handler.resolver.infra;
     assert!(
-        !infra.is_held_down(DEEP),
+        !infra.is_down(DEEP),
         "minimisation's failures hold no server down"
     );
     assert_eq!(
@@ -449,7 +449,15 @@ c.root.lab.    IN A   127.0.9.23
         tree.set_behaviour(addr, Behaviour::Drop);
     }
     let t = start_taproot(&tree, |c| c.resolver.upstream_timeout_ms = 150).await;
-    let reply = ask(&t, "www.example.lab.", RecordType::A).await;
+    // Each dead server is asked up to five times (its RTO doubling), so the
+    // failure takes longer than one client retry; the query budget bounds it.
+    let reply = ask_udp_within(
+        t.addr,
+        &client::recursive("www.example.lab.", RecordType::A),
+        Duration::from_secs(12),
+    )
+    .await
+    .expect("SERVFAIL within the query budget");
     assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
     let sent = tree.total_queries();
     assert!(sent <= 32, "{sent} queries: {:?}", tree.query_log());
@@ -502,5 +510,66 @@ async fn slow_servers_are_all_retried_with_a_longer_wait_before_giving_up() {
     let slow = ask(&t, "two.example.lab.", RecordType::A).await;
     assert_eq!(slow.metadata.response_code, ResponseCode::NoError);
     assert_eq!(first_a(&slow).as_deref(), Some("127.10.0.3"));
+    t.stop().await;
+}
+
+/// `example.lab.` is served by `ns.example.net2.`, whose own zone names a
+/// dead address for it; the `net2.` referral's glue for that name is the
+/// live one. Unbound's last resort tries the parent-side glue of the NS
+/// names themselves (`iter_lookup_parent_glue_from_cache`), and so must
+/// taproot, not just the parent side of the zone being asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_servers_own_parent_side_glue_is_tried_when_its_zone_gives_a_dead_address() {
+    let net = |last: u8| IpAddr::V4(Ipv4Addr::new(127, 0, 13, last));
+    let root = r#"
+$TTL 86400
+@              IN SOA a.root.lab. hostmaster.root.lab. 1 1800 900 604800 86400
+@              IN NS  a.root.lab.
+a.root.lab.    IN A   127.0.13.1
+lab.           IN NS  ns.lab.
+ns.lab.        IN A   127.0.13.2
+net2.          IN NS  ns.net2.
+ns.net2.       IN A   127.0.13.3
+"#;
+    let lab = r#"
+$TTL 3600
+@             IN SOA ns.lab. hostmaster.lab. 1 1800 900 604800 600
+@             IN NS  ns
+ns            IN A   127.0.13.2
+example       IN NS  ns.example.net2.
+"#;
+    let net2 = r#"
+$TTL 3600
+@                IN SOA ns.net2. hostmaster.net2. 1 1800 900 604800 600
+@                IN NS  ns
+ns               IN A   127.0.13.3
+example          IN NS  ns.example
+ns.example       IN A   127.0.13.4
+"#;
+    // The child zone says its server is at .98, where nothing listens.
+    let example_net2 = r#"
+$TTL 3600
+@     IN SOA ns hostmaster 1 1800 900 604800 600
+@     IN NS  ns
+ns    IN A   127.0.13.98
+"#;
+    let example_lab = r#"
+$TTL 3600
+@     IN SOA ns.example.net2. hostmaster 1 1800 900 604800 600
+@     IN NS  ns.example.net2.
+www   IN A   127.10.13.1
+"#;
+    let tree = FakeTree::builder()
+        .zone(".", root, &[net(1)])
+        .zone("lab.", lab, &[net(2)])
+        .zone("net2.", net2, &[net(3)])
+        .zone("example.net2.", example_net2, &[net(4)])
+        .zone("example.lab.", example_lab, &[net(4)])
+        .start()
+        .await;
+    let t = start_taproot(&tree, |_| {}).await;
+    let reply = ask(&t, "www.example.lab.", RecordType::A).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(first_a(&reply).as_deref(), Some("127.10.13.1"));
     t.stop().await;
 }

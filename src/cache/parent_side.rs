@@ -54,6 +54,28 @@ impl ParentSide {
         self.cuts.get(zone)
     }
 
+    /// The glue addresses the parent side gave for the name server
+    /// `host` itself, from the referral to whichever zone above it holds
+    /// them (for `ns.example.net`, the `example.net` cut from `net.`).
+    pub fn glue_for(&self, host: &Name) -> Vec<IpAddr> {
+        let host = host.to_lowercase();
+        let mut zone = host.base_name();
+        let mut addrs = Vec::new();
+        while !zone.is_root() {
+            if let Some(cut) = self.cuts.get(&zone) {
+                for s in cut.servers.iter().filter(|s| s.name == host) {
+                    for a in &s.addrs {
+                        if !addrs.contains(a) {
+                            addrs.push(*a);
+                        }
+                    }
+                }
+            }
+            zone = zone.base_name();
+        }
+        addrs
+    }
+
     pub fn flush_all(&self) {
         self.cuts.flush_all();
     }

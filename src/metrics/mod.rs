@@ -32,6 +32,7 @@ pub mod names {
     pub const UPSTREAM_QUERIES: &str = "taproot_upstream_queries_total";
     pub const UPSTREAM_RTT: &str = "taproot_upstream_rtt_seconds";
     pub const UPSTREAM_REJECTED: &str = "taproot_upstream_rejected_total";
+    pub const UPSTREAM_SERVER_EVENTS: &str = "taproot_upstream_server_events_total";
     pub const INFLIGHT: &str = "taproot_resolutions_inflight";
     pub const REFERRALS: &str = "taproot_referral_answers_total";
     pub const SERVFAIL: &str = "taproot_servfail_total";
@@ -45,7 +46,7 @@ pub mod names {
     /// Every family `/metrics` exposes from its first scrape on: taproot's
     /// own and the process collector's. (`UPSTREAM_REJECTED` appears once a
     /// forged or stray upstream reply was counted.)
-    pub const ALWAYS_EXPORTED: [&str; 23] = [
+    pub const ALWAYS_EXPORTED: [&str; 24] = [
         QUERIES,
         QUERY_DURATION,
         CACHE_HITS,
@@ -57,6 +58,7 @@ pub mod names {
         CACHE_STALE,
         UPSTREAM_QUERIES,
         UPSTREAM_RTT,
+        UPSTREAM_SERVER_EVENTS,
         INFLIGHT,
         REFERRALS,
         SERVFAIL,
@@ -71,6 +73,9 @@ pub mod names {
         "process_open_fds",
     ];
 }
+
+/// The `event` label values of `taproot_upstream_server_events_total`.
+pub const SERVER_EVENTS: [&str; 4] = ["backoff", "down", "probe", "skipped_down"];
 
 /// The qtype label values; anything else is `other`.
 pub const QTYPES: [(u16, &str); 15] = [
@@ -142,6 +147,7 @@ pub struct Metrics {
     upstream_queries: IntCounterVec,
     upstream_rtt: Histogram,
     upstream_rejected: IntCounter,
+    upstream_server_events: IntCounterVec,
     pub inflight: IntGauge,
     referrals: IntCounter,
     servfail: IntCounterVec,
@@ -297,6 +303,12 @@ impl Metrics {
                 names::UPSTREAM_REJECTED,
                 "Upstream datagrams rejected for a wrong ID, question or format (spoofing attempts).",
             ),
+            upstream_server_events: counter_vec(
+                &registry,
+                names::UPSTREAM_SERVER_EVENTS,
+                "What lost answers did to upstream servers' records: backoff (a loss doubled the RTO), down (the RTO reached infra_max_rtt_ms), probe (a question asked a down server), skipped_down (a question found only down servers another question was probing).",
+                &["event"],
+            ),
             inflight,
             referrals: counter(
                 &registry,
@@ -343,6 +355,9 @@ impl Metrics {
             m.cache_hits.with_label_values(&[kind.as_str()]);
             m.cache_misses.with_label_values(&[kind.as_str()]);
         }
+        for event in SERVER_EVENTS {
+            m.upstream_server_events.with_label_values(&[event]);
+        }
         for result in ["secure", "insecure", "bogus", "indeterminate"] {
             m.validations.with_label_values(&[result]);
         }
@@ -368,6 +383,13 @@ impl Metrics {
     pub fn upstream_query(&self, transport: &str, result: &str) {
         self.upstream_queries
             .with_label_values(&[transport, result])
+            .inc();
+    }
+    /// What happened to an upstream server's record (see
+    /// [`SERVER_EVENTS`]).
+    pub fn upstream_server_event(&self, event: &str) {
+        self.upstream_server_events
+            .with_label_values(&[event])
             .inc();
     }
     pub fn upstream_rtt(&self, rtt: Duration) {

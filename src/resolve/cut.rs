@@ -7,8 +7,9 @@
 //! zone last; then the NS names still without an address, looked up one
 //! by one (bounded glueless sub-resolutions); then the parent side's NS
 //! names and glue, kept from the referral, for a child whose own NS data
-//! is broken. A timed-out server gets a second round with the full
-//! timeout. NS dependency cycles are stopped as soon as a name is needed
+//! is broken. A server that timed out is asked again in the same question
+//! with its backed-off timeout ([`super::infra`]), so one lost packet costs
+//! one RTO, never the answer. NS dependency cycles are stopped as soon as a name is needed
 //! to find itself.
 
 use std::future::Future;
@@ -20,7 +21,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use tracing::{debug, trace};
 
 use super::classify::{Classified, classify};
-use super::infra::ZoneFailure;
+use super::infra::{Loss, Pick, ZoneFailure};
 use super::scrub::scrub;
 use super::transport::{self, Question as WireQuestion, TransportError};
 use super::{Budget, ResolveError, Resolver};
@@ -53,6 +54,27 @@ enum Outcome {
     Failed,
 }
 
+/// How hard one question tries a zone's servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Persistence {
+    /// The question itself: a server that timed out is asked again, up to
+    /// `1 + retries` attempts, and lame or failing servers are marked.
+    Full,
+    /// A minimised query (RFC 9156): one attempt per server and no marks,
+    /// since its failures may be minimisation's doing and the walk asks
+    /// the full name next.
+    Minimised,
+    /// One attempt per server, marks kept: priming, whose fallback is the
+    /// same servers from the hints.
+    Once,
+}
+
+/// A server that timed out in the current question, and how often.
+struct Retries {
+    addr: IpAddr,
+    timeouts: u32,
+}
+
 /// A zone cut being queried, and what this walk has done with it so far.
 pub(super) struct Cut {
     pub(super) delegation: Delegation,
@@ -62,6 +84,8 @@ pub(super) struct Cut {
     looked_up: Vec<Name>,
     /// Whether the parent-side servers were added (Unbound's last resort).
     parent_side_added: bool,
+    /// Whether the NS names' own parent-side glue was added.
+    parent_glue_added: bool,
 }
 
 impl Cut {
@@ -71,6 +95,7 @@ impl Cut {
             asked: Vec::new(),
             looked_up: Vec::new(),
             parent_side_added: false,
+            parent_glue_added: false,
         }
     }
 
@@ -112,6 +137,25 @@ impl Resolver {
             s.addrs.retain(|a| self.usable(a));
         }
         cut
+    }
+
+    /// Adds to `cut` the addresses the parent side gave for its NS names
+    /// themselves: `ns.example.net`'s glue from the `net.` referral, when
+    /// the `example.net` zone says something else or nothing usable
+    /// (Unbound's `iter_lookup_parent_glue_from_cache` in
+    /// `processLastResort`). Returns whether an address not in the cut
+    /// was added.
+    fn add_parent_glue(&self, cut: &mut Cut) -> bool {
+        let mut added = false;
+        for server in &mut cut.delegation.servers {
+            for addr in self.cache.parent_side.glue_for(&server.name) {
+                if self.usable(&addr) && !server.addrs.contains(&addr) {
+                    server.addrs.push(addr);
+                    added = true;
+                }
+            }
+        }
+        added
     }
 
     /// Resolves the addresses of NS names of `cut` that came without glue
@@ -226,6 +270,11 @@ impl Resolver {
         budget: &mut Budget,
         minimised: bool,
     ) -> Result<Reply, ResolveError> {
+        let persistence = if minimised {
+            Persistence::Minimised
+        } else {
+            Persistence::Full
+        };
         let mut cycle = None;
         loop {
             let fresh = cut.fresh_addresses();
@@ -233,7 +282,7 @@ impl Resolver {
                 cut.asked.extend(&fresh);
                 let zone = cut.zone().clone();
                 match self
-                    .ask_servers(&zone, &fresh, sname, stype, budget, minimised)
+                    .ask_servers(&zone, &fresh, sname, stype, budget, persistence)
                     .await
                 {
                     // The walk asks the full name next; the cut's other
@@ -258,21 +307,40 @@ impl Resolver {
                     continue;
                 }
             }
+            if !cut.parent_glue_added {
+                cut.parent_glue_added = true;
+                if self.add_parent_glue(cut) {
+                    debug!(zone = %cut.zone(), "trying the parent-side glue of the NS names");
+                    continue;
+                }
+            }
             return Err(
                 cycle.unwrap_or_else(|| ResolveError::NoReachableAuthority(cut.zone().to_string()))
             );
         }
     }
 
-    /// Asks `addrs`, servers of `zone`, in infra order. Timeouts are
-    /// retried for `retries` more rounds, each waiting the full
-    /// `upstream_timeout_ms`; lame and error answers are not retried. A
-    /// [`Outcome::LastResort`] answer is returned only when no server gave
-    /// a better one.
+    /// Asks `addrs`, servers of `zone`, one at a time in infra order
+    /// ([`Infra::pick`](super::infra::Infra::pick)) until one gives a usable
+    /// answer. A server that timed out is asked again later in the same
+    /// question with its backed-off RTO, up to `1 + retries` attempts
+    /// (Unbound's `outbound-msg-retry`), and the zone's other servers,
+    /// ordered by RTO, come in between. Once a server's RTO has grown to
+    /// `upstream_timeout_ms` it gets one last attempt that waits that long:
+    /// a server that keeps answering others (a rate limiter, a lossy path)
+    /// keeps a low RTO and many cheap retries, and a dead one costs a
+    /// question a few backed-off timeouts, then (down) none but a probe. A lame, error or malformed answer or a
+    /// network error rules a server out for this question. A down server
+    /// gets one attempt, the probe. A [`Outcome::LastResort`] answer is
+    /// returned only when no server gave a better one, and once there is
+    /// one, timed-out servers are not waited for again.
     ///
-    /// A minimised query (`minimised`) gets one round and marks no server:
-    /// its failures may be minimisation's doing, and the walk asks the
-    /// full name next.
+    /// `persistence` says how many attempts a server gets and whether
+    /// lameness is marked.
+    ///
+    /// [`ResolveError::NoReachableAuthority`] means every server was tried
+    /// (or is down and being probed by another question), which is what
+    /// RFC 9520 asks before a failure is cached.
     pub(super) async fn ask_servers(
         &self,
         zone: &Name,
@@ -280,61 +348,91 @@ impl Resolver {
         sname: &Name,
         stype: RecordType,
         budget: &mut Budget,
-        minimised: bool,
+        persistence: Persistence,
     ) -> Result<Reply, ResolveError> {
-        if addrs.is_empty() {
-            return Err(ResolveError::NoReachableAuthority(zone.to_string()));
-        }
-        let rounds = if minimised { 0 } else { self.config.retries };
-        let mut pending = self.infra.order(addrs, zone);
+        let max_attempts = match persistence {
+            Persistence::Full => 1 + self.config.retries,
+            Persistence::Minimised | Persistence::Once => 1,
+        };
+        let minimised = persistence == Persistence::Minimised;
+        let max_wait = self.infra.max_wait();
+        // Servers that timed out in this question.
+        let mut timed_out: Vec<Retries> = Vec::new();
+        let mut ruled_out: Vec<IpAddr> = Vec::new();
         let mut fallback = None;
-        for round in 0..=rounds {
-            let mut timed_out = Vec::new();
-            for addr in pending {
-                let outcome = self
-                    .ask_server(addr, zone, sname, stype, budget, round > 0, minimised)
-                    .await?;
-                match outcome {
-                    Outcome::Usable(reply) => return Ok(reply),
-                    Outcome::LastResort(reply) => {
-                        fallback.get_or_insert(reply);
-                    }
-                    Outcome::TimedOut => timed_out.push(addr),
-                    Outcome::Failed => {}
-                }
-            }
-            if fallback.is_some() || timed_out.is_empty() {
+        loop {
+            let eligible: Vec<IpAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| !ruled_out.contains(a))
+                .filter(|a| fallback.is_none() || !timed_out.iter().any(|t| t.addr == *a))
+                .collect();
+            if eligible.is_empty() {
                 break;
             }
-            pending = timed_out;
+            let Some(mut pick) = self.infra.pick(&eligible, zone) else {
+                // Only down servers are left, each probed by another question.
+                self.metrics.upstream_server_event("skipped_down");
+                break;
+            };
+            if pick.probe {
+                self.metrics.upstream_server_event("probe");
+            }
+            let tried = timed_out
+                .iter()
+                .find(|t| t.addr == pick.addr)
+                .map_or(0, |t| t.timeouts);
+            // The last chance: the attempts are spent, or the server's RTO
+            // has backed off to the longest wait (it answers no one, not
+            // just a lost packet of ours). It waits the longest, so a server
+            // that slowed down all at once is still heard.
+            let last_chance = pick.probe
+                || tried + 1 >= max_attempts
+                || u128::from(pick.rto_ms) >= max_wait.as_millis();
+            if last_chance {
+                pick.wait = max_wait;
+            }
+            match self
+                .ask_server(pick, zone, sname, stype, budget, minimised)
+                .await?
+            {
+                Outcome::Usable(reply) => return Ok(reply),
+                Outcome::LastResort(reply) => {
+                    fallback.get_or_insert(reply);
+                    ruled_out.push(pick.addr);
+                }
+                Outcome::TimedOut if last_chance => ruled_out.push(pick.addr),
+                Outcome::TimedOut => match timed_out.iter_mut().find(|t| t.addr == pick.addr) {
+                    Some(t) => t.timeouts += 1,
+                    None => timed_out.push(Retries {
+                        addr: pick.addr,
+                        timeouts: 1,
+                    }),
+                },
+                Outcome::Failed => ruled_out.push(pick.addr),
+            }
         }
         fallback.ok_or_else(|| ResolveError::NoReachableAuthority(zone.to_string()))
     }
 
     /// One server, one question: EDNS and 0x20 fallbacks included, the
     /// reply scrubbed and classified, the server's record updated.
-    #[allow(clippy::too_many_arguments)]
     async fn ask_server(
         &self,
-        addr: IpAddr,
+        pick: Pick,
         zone: &Name,
         sname: &Name,
         stype: RecordType,
         budget: &mut Budget,
-        retry: bool,
         minimised: bool,
     ) -> Result<Outcome, ResolveError> {
+        let addr = pick.addr;
         let known = self.infra.stats(addr);
         let mut edns = !known.no_edns;
         let mut use_0x20 = self.config.use_0x20 && !known.no_0x20;
         loop {
             budget.spend()?;
-            let wait = if retry {
-                self.infra.max_timeout()
-            } else {
-                self.infra.timeout_for(&known)
-            };
-            let timeout = wait.min(budget.remaining_time());
+            let timeout = pick.wait.min(budget.remaining_time());
             let question = WireQuestion {
                 name: sname,
                 rtype: stype,
@@ -355,9 +453,13 @@ impl Resolver {
                     let timed_out = matches!(e, TransportError::Timeout(_));
                     self.metrics
                         .upstream_query("udp", if timed_out { "timeout" } else { "error" });
-                    debug!(server = %addr, qname = %sname, error = %e, "upstream failed");
-                    if !minimised {
-                        self.infra.record_failure(addr);
+                    debug!(server = %addr, qname = %sname, error = %e, rto_ms = pick.rto_ms, "upstream failed");
+                    // A network error (ICMP unreachable) is a loss too;
+                    // only a timeout is worth another try in this question.
+                    match self.infra.record_timeout(addr, pick.rto_ms) {
+                        Loss::BackedOff => self.metrics.upstream_server_event("backoff"),
+                        Loss::Down => self.metrics.upstream_server_event("down"),
+                        Loss::AlreadyCounted => {}
                     }
                     return Ok(if timed_out {
                         Outcome::TimedOut

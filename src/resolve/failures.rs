@@ -52,10 +52,19 @@ impl FailureCache {
     }
 
     /// Remembers that resolving `key` failed with `error` for `ttl`.
-    /// Failures that say nothing about the name (overload, an internal
-    /// error) are not kept.
+    /// Failures that say nothing about the name are not kept: overload, an
+    /// internal error, and a question that ran out of time before every
+    /// server was tried (queued behind a slow or rate-limiting server: the
+    /// next question may well get through). RFC 9520 §3.2 caches a failure
+    /// once the zone's servers have all been tried, which
+    /// [`ResolveError::NoReachableAuthority`] says.
     pub fn insert(&self, key: &[u8], error: &ResolveError, ttl: Duration) {
-        if ttl.is_zero() || matches!(error, ResolveError::Overloaded | ResolveError::Internal) {
+        if ttl.is_zero()
+            || matches!(
+                error,
+                ResolveError::Overloaded | ResolveError::Internal | ResolveError::BudgetTime
+            )
+        {
             return;
         }
         let until_ms = self.clock.now_ms() + ttl.as_millis() as u64;
@@ -88,5 +97,7 @@ mod tests {
         assert_eq!(f.get(b"key"), None);
         f.insert(b"busy", &ResolveError::Overloaded, Duration::from_secs(5));
         assert_eq!(f.get(b"busy"), None, "overload says nothing of the name");
+        f.insert(b"slow", &ResolveError::BudgetTime, Duration::from_secs(5));
+        assert_eq!(f.get(b"slow"), None, "nor does running out of time");
     }
 }

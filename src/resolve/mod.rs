@@ -177,7 +177,11 @@ impl Resolver {
         max_running: usize,
     ) -> Arc<Resolver> {
         let (prefetch_tx, mut prefetch_rx) = mpsc::channel::<Box<[u8]>>(1024);
-        let infra = Infra::new(cache.clock.clone(), config.upstream_timeout());
+        let infra = Infra::new(
+            cache.clock.clone(),
+            config.upstream_timeout(),
+            config.infra_max_rtt_ms,
+        );
         let failures = FailureCache::new(
             cache.clock.clone(),
             std::time::Duration::from_secs(u64::from(crate::config::MAX_FAILURE_CACHE_TTL_S)),

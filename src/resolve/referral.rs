@@ -14,6 +14,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::debug;
 
 use super::classify::Classified;
+use super::cut::Persistence;
 use super::{Budget, ResolveError, Resolver};
 use crate::cache::{Delegation, NegativeKind, Rank, to_wire};
 use crate::dnssec::Security;
@@ -130,7 +131,14 @@ impl Resolver {
         };
         let addrs = root.addresses();
         let reply = self
-            .ask_servers(&Name::root(), &addrs, &sname, stype, &mut budget, false)
+            .ask_servers(
+                &Name::root(),
+                &addrs,
+                &sname,
+                stype,
+                &mut budget,
+                Persistence::Full,
+            )
             .await?;
         match reply.classified {
             Classified::Referral { ns, glue, .. } => {

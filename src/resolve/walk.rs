@@ -21,7 +21,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::debug;
 
 use super::classify::Classified;
-use super::cut::{Cut, Reply};
+use super::cut::{Cut, Persistence, Reply};
 use super::{Budget, ResolveError, Resolver};
 use crate::cache::{Delegation, NameServer, NegativeKind, Rank, address};
 use crate::dnssec::Security;
@@ -214,7 +214,14 @@ impl Resolver {
         let root = Name::root();
         let addrs = hints.addresses();
         match self
-            .ask_servers(&root, &addrs, &root, RecordType::NS, budget, false)
+            .ask_servers(
+                &root,
+                &addrs,
+                &root,
+                RecordType::NS,
+                budget,
+                Persistence::Once,
+            )
             .await
         {
             Ok(Reply {
@@ -241,7 +248,7 @@ impl Resolver {
             }
             Ok(_) => Ok(Cut::new(hints)),
             Err(ResolveError::NoReachableAuthority(_)) => {
-                if addrs.iter().all(|a| self.infra.is_held_down(*a)) {
+                if addrs.iter().all(|a| self.infra.is_down(*a)) {
                     Err(ResolveError::NoReachableAuthority(".".into()))
                 } else {
                     Ok(Cut::new(hints))

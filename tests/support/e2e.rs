@@ -350,6 +350,18 @@ pub async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'stati
 /// its `nsd.conf`. Separate from [`Nsd::start`] so a test can start the
 /// servers elsewhere, e.g. inside a network namespace of its own.
 pub fn nsd_configs(zones: &[Zone], port: u16, dir: &Path) -> Vec<(Ipv4Addr, PathBuf)> {
+    nsd_configs_with(zones, port, dir, "")
+}
+
+/// [`nsd_configs`] with more `server:` options for every server, e.g.
+/// response rate limiting (`rrl-ratelimit`, `rrl-slip`), each option on a
+/// line of its own.
+pub fn nsd_configs_with(
+    zones: &[Zone],
+    port: u16,
+    dir: &Path,
+    server_options: &str,
+) -> Vec<(Ipv4Addr, PathBuf)> {
     let ips: BTreeSet<Ipv4Addr> = zones.iter().map(|z| z.server).collect();
     let mut out = Vec::new();
     for ip in ips {
@@ -371,10 +383,12 @@ pub fn nsd_configs(zones: &[Zone], port: u16, dir: &Path) -> Vec<(Ipv4Addr, Path
              \x20 pidfile: \"{home_s}/nsd.pid\"\n\
              \x20 server-count: 1\n\
              \x20 verbosity: 1\n\
-             \x20 hide-version: yes\n\
-             remote-control:\n\
-             \x20 control-enable: no\n"
+             \x20 hide-version: yes\n"
         );
+        for option in server_options.lines().filter(|l| !l.trim().is_empty()) {
+            conf.push_str(&format!("  {}\n", option.trim()));
+        }
+        conf.push_str("remote-control:\n  control-enable: no\n");
         for (i, zone) in zones.iter().filter(|z| z.server == ip).enumerate() {
             let file = format!("zone{i}.zone");
             std::fs::write(home.join(&file), &zone.text).expect("write a zone file");
@@ -402,10 +416,15 @@ pub struct Nsd {
 impl Nsd {
     /// Starts NSD for `zones`; panics (with NSD's log) if it cannot.
     pub fn start(zones: Vec<Zone>) -> Nsd {
+        Self::start_with(zones, "")
+    }
+
+    /// [`Nsd::start`] with more `server:` options (see [`nsd_configs_with`]).
+    pub fn start_with(zones: Vec<Zone>, server_options: &str) -> Nsd {
         let nsd = tool("nsd");
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::try_start(&nsd, &zones) {
+            match Self::try_start(&nsd, &zones, server_options) {
                 Ok(n) => return n,
                 Err(log) => last = log,
             }
@@ -413,13 +432,13 @@ impl Nsd {
         panic!("NSD did not start in three tries; last log:\n{last}");
     }
 
-    fn try_start(nsd: &Path, zones: &[Zone]) -> Result<Nsd, String> {
+    fn try_start(nsd: &Path, zones: &[Zone], server_options: &str) -> Result<Nsd, String> {
         let ips: BTreeSet<Ipv4Addr> = zones.iter().map(|z| z.server).collect();
         let addrs: Vec<IpAddr> = ips.iter().map(|ip| IpAddr::V4(*ip)).collect();
         let port = free_port(&addrs);
         let dir = TempDir::new("nsd");
         let mut servers = Vec::new();
-        for (ip, conf_path) in nsd_configs(zones, port, dir.path()) {
+        for (ip, conf_path) in nsd_configs_with(zones, port, dir.path(), server_options) {
             let mut cmd = Command::new(nsd);
             cmd.arg("-d").arg("-c").arg(&conf_path);
             let log = conf_path.with_file_name("nsd.log");

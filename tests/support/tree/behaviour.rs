@@ -24,6 +24,19 @@ pub enum Behaviour {
     /// query had one); over TCP, answer normally. Forces the resolver to
     /// retry over TCP (RFC 7766 §5).
     Truncate,
+    /// A lossy path or a rate limiter with slip (NSD's RRL, `rrl-slip`):
+    /// of the UDP queries since the behaviour was set, counted from 1,
+    /// every `drop_every`-th gets no answer, and every `truncate_every`-th
+    /// not dropped an empty TC=1 reply; the rest, and all of TCP,
+    /// are answered normally. 0 turns a part off. Deterministic, so a test
+    /// knows the share it asked for.
+    Lossy {
+        drop_every: usize,
+        truncate_every: usize,
+    },
+    /// The first this many UDP queries since the behaviour was set get no
+    /// answer; then the server answers normally (one lost burst).
+    DropFirst(usize),
     /// Answer REFUSED with no records.
     Refused,
     /// Answer SERVFAIL with no records.

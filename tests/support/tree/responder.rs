@@ -60,6 +60,8 @@ struct Server {
     zones: Vec<Arc<Zone>>,
     behaviour: Mutex<Behaviour>,
     queries: AtomicUsize,
+    /// UDP queries since the behaviour was set (for the lossy behaviours).
+    udp_since_set: AtomicUsize,
 }
 
 /// State shared by every listener of a tree.
@@ -84,6 +86,7 @@ impl Responder {
                         zones: Vec::new(),
                         behaviour: Mutex::new(Behaviour::Normal),
                         queries: AtomicUsize::new(0),
+                        udp_since_set: AtomicUsize::new(0),
                     })
                     .zones
                     .push(zone.clone());
@@ -110,7 +113,9 @@ impl Responder {
     pub(super) fn set_behaviour(&self, ip: IpAddr, behaviour: Behaviour) -> bool {
         match self.servers.get(&ip) {
             Some(server) => {
-                *lock(&server.behaviour) = behaviour;
+                let mut current = lock(&server.behaviour);
+                *current = behaviour;
+                server.udp_since_set.store(0, Ordering::Relaxed);
                 true
             }
             None => false,
@@ -182,8 +187,23 @@ impl Responder {
         );
 
         let behaviour = lock(&state.behaviour).clone();
+        let nth_udp = match transport {
+            Transport::Udp => state.udp_since_set.fetch_add(1, Ordering::Relaxed) + 1,
+            Transport::Tcp => 0,
+        };
+        let every = |n: usize| n > 0 && nth_udp > 0 && nth_udp % n == 0;
         let (delay, message) = match behaviour {
             Behaviour::Drop => return None,
+            Behaviour::Lossy { drop_every, .. } if every(drop_every) => return None,
+            Behaviour::Lossy { truncate_every, .. } if every(truncate_every) => {
+                let mut message = reply_to(&query);
+                message.metadata.truncation = true;
+                (Duration::ZERO, message)
+            }
+            Behaviour::DropFirst(n) if nth_udp > 0 && nth_udp <= n => return None,
+            Behaviour::Lossy { .. } | Behaviour::DropFirst(_) => {
+                (Duration::ZERO, self.answer(&state.zones, &query))
+            }
             Behaviour::Garbage => {
                 return Some(Reply {
                     delay: Duration::ZERO,
