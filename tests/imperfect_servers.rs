@@ -19,6 +19,9 @@
 //!    ├─ deep.lab.      127.0.9.9 (refuses minimised names)
 //!    └─ a.lab. NS ns.b.lab.,  b.lab. NS ns.a.lab.  (an NS cycle, no glue)
 //! ```
+//!
+//! Some tests add 127.0.9.66, a spoofer's server with its own copy of
+//! `example.lab.`: where a poisoned delegation would send the walk.
 
 mod support;
 
@@ -26,10 +29,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::NS;
+use hickory_proto::rr::rdata::{A, NS};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use support::client::{self, ask_udp, first_a};
-use support::tree::{Behaviour, FakeTree, Rewrite};
+use support::tree::{Behaviour, FakeTree, FakeTreeBuilder, Rewrite};
 use support::{Taproot, start_taproot, start_taproot_on};
 use taproot::clock::Clock;
 
@@ -42,6 +45,7 @@ const HOSTS: IpAddr = ip(6);
 const ALIVE: IpAddr = ip(7);
 const BROKEN: IpAddr = ip(8);
 const DEEP: IpAddr = ip(9);
+const SPOOF: IpAddr = ip(66);
 
 const fn ip(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 9, last))
@@ -150,7 +154,21 @@ $TTL 3600
 www    IN A   127.10.5.2
 "#;
 
+/// The spoofer's own `example.lab.`: every name points at it.
+const SPOOF_ZONE: &str = r#"
+$TTL 3600
+@      IN SOA bad hostmaster 1 3600 600 86400 300
+@      IN NS  bad
+bad    IN A   127.0.9.66
+www    IN A   127.66.0.1
+one    IN A   127.66.0.2
+"#;
+
 async fn imperfect_tree() -> FakeTree {
+    imperfect_builder().start().await
+}
+
+fn imperfect_builder() -> FakeTreeBuilder {
     FakeTree::builder()
         .zone(".", ROOT_ZONE, &[ROOT])
         .zone("lab.", LAB_ZONE, &[LAB])
@@ -163,8 +181,6 @@ async fn imperfect_tree() -> FakeTree {
         // The cycle's zones exist, but no server can be found for them.
         .zone("a.lab.", CYCLE_A_ZONE, &[ip(90)])
         .zone("b.lab.", CYCLE_B_ZONE, &[ip(91)])
-        .start()
-        .await
 }
 
 async fn ask(t: &Taproot, name: &str, rtype: RecordType) -> Message {
@@ -503,4 +519,80 @@ async fn slow_servers_are_all_retried_with_a_longer_wait_before_giving_up() {
     assert_eq!(slow.metadata.response_code, ResponseCode::NoError);
     assert_eq!(first_a(&slow).as_deref(), Some("127.10.0.3"));
     t.stop().await;
+}
+
+/// A server of example.lab. that answers `bad.example.lab. A` with the
+/// spoofer's address and, in the authority section, claims the whole zone
+/// is served by `bad.example.lab.`; AA as `aa`.
+fn ns_in_answer_authority(aa: bool) -> Behaviour {
+    Behaviour::Rewrite(Rewrite::new(move |query, reply| {
+        let qname = query.queries[0].name().clone();
+        if qname != client::name("bad.example.lab.") {
+            return;
+        }
+        reply.metadata.response_code = ResponseCode::NoError;
+        reply.metadata.authoritative = aa;
+        reply.answers = vec![Record::from_rdata(
+            qname,
+            3600,
+            RData::A(A::new(127, 0, 9, 66)),
+        )];
+        reply.authorities = vec![Record::from_rdata(
+            client::name("example.lab."),
+            86400,
+            RData::NS(NS(client::name("bad.example.lab."))),
+        )];
+        reply.additionals.clear();
+    }))
+}
+
+/// RFC 2181 §5.4.1: the NS set in the authority section of an answer is not
+/// the delegation. An answer for `bad.example.lab.` that names itself the
+/// zone's server must not send later questions for the zone there, with AA
+/// or without, validating or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ns_set_in_an_answers_authority_section_does_not_replace_the_delegation() {
+    for (aa, validation) in [(true, false), (false, false), (true, true), (false, true)] {
+        let tree = imperfect_builder()
+            .zone("example.lab.", SPOOF_ZONE, &[SPOOF])
+            .start()
+            .await;
+        for server in [EX1, EX2] {
+            tree.set_behaviour(server, ns_in_answer_authority(aa));
+        }
+        let t = start_taproot(&tree, |c| {
+            if validation {
+                // The tree is unsigned: validate, but find everything insecure.
+                c.dnssec.validation = true;
+                c.dnssec.negative_trust_anchors = vec![".".into()];
+            }
+        })
+        .await;
+        let case = format!("aa={aa} validation={validation}");
+        let bad = ask(&t, "bad.example.lab.", RecordType::A).await;
+        assert_eq!(first_a(&bad).as_deref(), Some("127.0.9.66"), "{case}");
+        tree.reset_counts();
+        for (name, want) in [
+            ("www.example.lab.", "127.10.0.1"),
+            ("one.example.lab.", "127.10.0.2"),
+        ] {
+            let reply = ask(&t, name, RecordType::A).await;
+            assert_eq!(first_a(&reply).as_deref(), Some(want), "{case}: {name}");
+        }
+        assert_eq!(
+            tree.queries_to(SPOOF),
+            0,
+            "{case}: the zone's real servers are asked: {:?}",
+            tree.query_log()
+        );
+        let ns = ask(&t, "example.lab.", RecordType::NS).await;
+        assert!(
+            ns.answers
+                .iter()
+                .all(|r| r.data != RData::NS(NS(client::name("bad.example.lab.")))),
+            "{case}: the spoofed NS set is not served: {ns:?}"
+        );
+        t.stop().await;
+        tree.shutdown().await;
+    }
 }

@@ -39,8 +39,6 @@ pub enum Classified {
     Answer {
         chain: Vec<Record>,
         rrset: Vec<Record>,
-        /// The child's own NS set from an authoritative answer's authority section.
-        zone_ns: Vec<Record>,
         /// NSEC/NSEC3 records and their RRSIGs (a wildcard answer's proof).
         proof: Vec<Record>,
     },
@@ -202,11 +200,11 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
         if !aa && let Some(referral) = referral(&ns, zone, &end, msg) {
             return referral;
         }
-        let zone_ns = ns.into_iter().filter(|r| r.name.zone_of(&end)).collect();
+        // An NS set beside the answer (the zone's own, say) is not kept:
+        // it is no delegation, and the walk does not cache it.
         return Classified::Answer {
             chain,
             rrset,
-            zone_ns,
             proof,
         };
     }
