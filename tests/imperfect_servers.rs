@@ -596,3 +596,76 @@ async fn an_ns_set_in_an_answers_authority_section_does_not_replace_the_delegati
         tree.shutdown().await;
     }
 }
+
+/// Every empty answer of a server of `zone` carries, instead of the SOA,
+/// the zone's own NS set (`zone NS ns`); AA and RA as given. Answers with
+/// data are left alone.
+fn zone_ns_without_soa(zone: &'static str, ns: &'static str, aa: bool, ra: bool) -> Behaviour {
+    Behaviour::Rewrite(Rewrite::new(move |_, reply| {
+        if !reply.answers.is_empty() {
+            return;
+        }
+        reply.metadata.response_code = ResponseCode::NoError;
+        reply.metadata.authoritative = aa;
+        reply.metadata.recursion_available = ra;
+        reply.authorities = vec![Record::from_rdata(
+            client::name(zone),
+            3600,
+            RData::NS(NS(client::name(ns))),
+        )];
+        reply.additionals.clear();
+    }))
+}
+
+/// An authoritative empty answer with the zone's own NS set and no SOA is
+/// that zone's NODATA (Unbound's `response_type_from_server` reads it so;
+/// RFC 2308 §2.2 NODATA with the NS set, missing the SOA), not a lame
+/// server: the client gets NOERROR and no data, and the server's answers
+/// with data still come through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authoritative_empty_answer_with_the_zones_own_ns_set_is_nodata() {
+    let tree = imperfect_tree().await;
+    tree.set_behaviour(
+        SOLO,
+        zone_ns_without_soa("solo.lab.", "ns.solo.lab.", true, false),
+    );
+    let t = start_taproot(&tree, |_| {}).await;
+    let nodata = ask(&t, "www.solo.lab.", RecordType::TXT).await;
+    assert_eq!(
+        nodata.metadata.response_code,
+        ResponseCode::NoError,
+        "{nodata:?}"
+    );
+    assert!(nodata.answers.is_empty(), "{nodata:?}");
+    let www = ask(&t, "www.solo.lab.", RecordType::A).await;
+    assert_eq!(first_a(&www).as_deref(), Some("127.10.1.1"));
+    t.stop().await;
+}
+
+/// RA=1, AA=0, no data, no SOA, the zone's own NS set: a recursive
+/// resolver with nothing to say (Unbound's REC_LAME), not an answer. When
+/// every other server of the zone is lame too, the client gets SERVFAIL,
+/// not a NODATA made of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recursive_servers_empty_answer_with_the_zones_ns_set_is_never_the_answer() {
+    let tree = imperfect_tree().await;
+    tree.set_behaviour(
+        EX1,
+        zone_ns_without_soa("example.lab.", "ns1.example.lab.", false, true),
+    );
+    tree.set_behaviour(EX2, Behaviour::Lame);
+    tree.set_behaviour(
+        SOLO,
+        zone_ns_without_soa("solo.lab.", "ns.solo.lab.", false, true),
+    );
+    let t = start_taproot(&tree, |_| {}).await;
+    for name in ["www.example.lab.", "www.solo.lab."] {
+        let reply = ask(&t, name, RecordType::TXT).await;
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::ServFail,
+            "{name}: {reply:?}"
+        );
+    }
+    t.stop().await;
+}
