@@ -26,10 +26,10 @@
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::{A, NS};
+use hickory_proto::rr::rdata::{A, NS, NULL};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use support::client::{self, ask_udp, first_a};
 use support::tree::{Behaviour, FakeTree, FakeTreeBuilder, Rewrite};
@@ -668,4 +668,93 @@ async fn a_recursive_servers_empty_answer_with_the_zones_ns_set_is_never_the_ans
         );
     }
     t.stop().await;
+}
+
+/// Adds to every reply a DNSKEY whose protocol field is 2 (RFC 4034
+/// §2.1.2 allows only 3): hickory refuses the whole message.
+fn undecodable_dnskey() -> Behaviour {
+    Behaviour::Rewrite(Rewrite::new(|query, reply| {
+        reply.answers.push(Record::from_rdata(
+            query.queries[0].name().clone(),
+            3600,
+            RData::Unknown {
+                code: RecordType::DNSKEY,
+                // Flags 256 (zone key), protocol 2, algorithm 8, a key.
+                rdata: NULL::with(vec![1, 0, 2, 8, 3, 1, 0, 1]),
+            },
+        ));
+    }))
+}
+
+/// Asks with a client that waits longer than the resolver may, and says
+/// how long the answer took.
+async fn timed_ask(t: &Taproot, name: &str) -> (Message, Duration) {
+    let started = Instant::now();
+    let reply = client::ask_udp_within(
+        t.addr,
+        &client::recursive(name, RecordType::A),
+        Duration::from_secs(8),
+    )
+    .await
+    .unwrap_or_else(|| panic!("no reply for {name} within 8 s"));
+    (reply, started.elapsed())
+}
+
+/// An undecodable reply with the right ID and question is the server's
+/// FORMERR-like failure, not a forgery to wait past: a zone whose only
+/// server sends one gets SERVFAIL at once, well before the 1.5 s timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_reply_from_the_only_server_is_servfail_without_waiting() {
+    for (what, broken) in [
+        ("garbage", Behaviour::Garbage),
+        ("a DNSKEY with protocol 2", undecodable_dnskey()),
+    ] {
+        let tree = imperfect_tree().await;
+        tree.set_behaviour(SOLO, broken);
+        let t = start_taproot(&tree, |c| c.resolver.upstream_timeout_ms = 1500).await;
+        let (reply, took) = timed_ask(&t, "www.solo.lab.").await;
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::ServFail,
+            "{what}: {reply:?}"
+        );
+        assert!(tree.queries_to(SOLO) >= 1, "{what}: the server was asked");
+        assert!(took < Duration::from_millis(700), "{what}: took {took:?}");
+        let metrics = metrics_text(&t);
+        assert!(
+            metrics.contains(r#"result="malformed""#),
+            "{what}: counted as malformed: {metrics}"
+        );
+        t.stop().await;
+        tree.shutdown().await;
+    }
+}
+
+/// Beside a server whose replies do not decode, the other server of the
+/// zone answers, without a timeout spent on the broken one first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_reply_sends_the_question_to_the_zones_other_server_at_once() {
+    // The first server asked is the delegation's first, or now and then a
+    // random one (exploration): start afresh until the broken one was asked.
+    let mut broken_was_asked = false;
+    for _ in 0..5 {
+        let tree = imperfect_tree().await;
+        tree.set_behaviour(EX1, Behaviour::Garbage);
+        let t = start_taproot(&tree, |c| c.resolver.upstream_timeout_ms = 1500).await;
+        for (name, want) in [
+            ("www.example.lab.", "127.10.0.1"),
+            ("one.example.lab.", "127.10.0.2"),
+        ] {
+            let (reply, took) = timed_ask(&t, name).await;
+            assert_eq!(first_a(&reply).as_deref(), Some(want), "{name}: {reply:?}");
+            assert!(took < Duration::from_millis(700), "{name}: took {took:?}");
+        }
+        broken_was_asked = tree.queries_to(EX1) > 0;
+        t.stop().await;
+        tree.shutdown().await;
+        if broken_was_asked {
+            break;
+        }
+    }
+    assert!(broken_was_asked, "the broken server was never asked first");
 }
