@@ -19,17 +19,20 @@
 //!    ├─ deep.lab.      127.0.9.9 (refuses minimised names)
 //!    └─ a.lab. NS ns.b.lab.,  b.lab. NS ns.a.lab.  (an NS cycle, no glue)
 //! ```
+//!
+//! Some tests add 127.0.9.66, a spoofer's server with its own copy of
+//! `example.lab.`: where a poisoned delegation would send the walk.
 
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::NS;
+use hickory_proto::rr::rdata::{A, NS, NULL};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use support::client::{self, ask_udp, ask_udp_within, first_a};
-use support::tree::{Behaviour, FakeTree, Rewrite};
+use support::tree::{Behaviour, FakeTree, FakeTreeBuilder, Rewrite};
 use support::{Taproot, start_taproot, start_taproot_on};
 use taproot::clock::Clock;
 
@@ -42,6 +45,7 @@ const HOSTS: IpAddr = ip(6);
 const ALIVE: IpAddr = ip(7);
 const BROKEN: IpAddr = ip(8);
 const DEEP: IpAddr = ip(9);
+const SPOOF: IpAddr = ip(66);
 
 const fn ip(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 9, last))
@@ -150,7 +154,21 @@ $TTL 3600
 www    IN A   127.10.5.2
 "#;
 
+/// The spoofer's own `example.lab.`: every name points at it.
+const SPOOF_ZONE: &str = r#"
+$TTL 3600
+@      IN SOA bad hostmaster 1 3600 600 86400 300
+@      IN NS  bad
+bad    IN A   127.0.9.66
+www    IN A   127.66.0.1
+one    IN A   127.66.0.2
+"#;
+
 async fn imperfect_tree() -> FakeTree {
+    imperfect_builder().start().await
+}
+
+fn imperfect_builder() -> FakeTreeBuilder {
     FakeTree::builder()
         .zone(".", ROOT_ZONE, &[ROOT])
         .zone("lab.", LAB_ZONE, &[LAB])
@@ -163,8 +181,6 @@ async fn imperfect_tree() -> FakeTree {
         // The cycle's zones exist, but no server can be found for them.
         .zone("a.lab.", CYCLE_A_ZONE, &[ip(90)])
         .zone("b.lab.", CYCLE_B_ZONE, &[ip(91)])
-        .start()
-        .await
 }
 
 async fn ask(t: &Taproot, name: &str, rtype: RecordType) -> Message {
@@ -572,4 +588,242 @@ www   IN A   127.10.13.1
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert_eq!(first_a(&reply).as_deref(), Some("127.10.13.1"));
     t.stop().await;
+}
+
+/// A server of example.lab. that answers `bad.example.lab. A` with the
+/// spoofer's address and, in the authority section, claims the whole zone
+/// is served by `bad.example.lab.`; AA as `aa`.
+fn ns_in_answer_authority(aa: bool) -> Behaviour {
+    Behaviour::Rewrite(Rewrite::new(move |query, reply| {
+        let qname = query.queries[0].name().clone();
+        if qname != client::name("bad.example.lab.") {
+            return;
+        }
+        reply.metadata.response_code = ResponseCode::NoError;
+        reply.metadata.authoritative = aa;
+        reply.answers = vec![Record::from_rdata(
+            qname,
+            3600,
+            RData::A(A::new(127, 0, 9, 66)),
+        )];
+        reply.authorities = vec![Record::from_rdata(
+            client::name("example.lab."),
+            86400,
+            RData::NS(NS(client::name("bad.example.lab."))),
+        )];
+        reply.additionals.clear();
+    }))
+}
+
+/// RFC 2181 §5.4.1: the NS set in the authority section of an answer is not
+/// the delegation. An answer for `bad.example.lab.` that names itself the
+/// zone's server must not send later questions for the zone there, with AA
+/// or without, validating or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ns_set_in_an_answers_authority_section_does_not_replace_the_delegation() {
+    for (aa, validation) in [(true, false), (false, false), (true, true), (false, true)] {
+        let tree = imperfect_builder()
+            .zone("example.lab.", SPOOF_ZONE, &[SPOOF])
+            .start()
+            .await;
+        for server in [EX1, EX2] {
+            tree.set_behaviour(server, ns_in_answer_authority(aa));
+        }
+        let t = start_taproot(&tree, |c| {
+            if validation {
+                // The tree is unsigned: validate, but find everything insecure.
+                c.dnssec.validation = true;
+                c.dnssec.negative_trust_anchors = vec![".".into()];
+            }
+        })
+        .await;
+        let case = format!("aa={aa} validation={validation}");
+        let bad = ask(&t, "bad.example.lab.", RecordType::A).await;
+        assert_eq!(first_a(&bad).as_deref(), Some("127.0.9.66"), "{case}");
+        tree.reset_counts();
+        for (name, want) in [
+            ("www.example.lab.", "127.10.0.1"),
+            ("one.example.lab.", "127.10.0.2"),
+        ] {
+            let reply = ask(&t, name, RecordType::A).await;
+            assert_eq!(first_a(&reply).as_deref(), Some(want), "{case}: {name}");
+        }
+        assert_eq!(
+            tree.queries_to(SPOOF),
+            0,
+            "{case}: the zone's real servers are asked: {:?}",
+            tree.query_log()
+        );
+        let ns = ask(&t, "example.lab.", RecordType::NS).await;
+        assert!(
+            ns.answers
+                .iter()
+                .all(|r| r.data != RData::NS(NS(client::name("bad.example.lab.")))),
+            "{case}: the spoofed NS set is not served: {ns:?}"
+        );
+        t.stop().await;
+        tree.shutdown().await;
+    }
+}
+
+/// Every empty answer of a server of `zone` carries, instead of the SOA,
+/// the zone's own NS set (`zone NS ns`); AA and RA as given. Answers with
+/// data are left alone.
+fn zone_ns_without_soa(zone: &'static str, ns: &'static str, aa: bool, ra: bool) -> Behaviour {
+    Behaviour::Rewrite(Rewrite::new(move |_, reply| {
+        if !reply.answers.is_empty() {
+            return;
+        }
+        reply.metadata.response_code = ResponseCode::NoError;
+        reply.metadata.authoritative = aa;
+        reply.metadata.recursion_available = ra;
+        reply.authorities = vec![Record::from_rdata(
+            client::name(zone),
+            3600,
+            RData::NS(NS(client::name(ns))),
+        )];
+        reply.additionals.clear();
+    }))
+}
+
+/// An authoritative empty answer with the zone's own NS set and no SOA is
+/// that zone's NODATA (Unbound's `response_type_from_server` reads it so;
+/// RFC 2308 §2.2 NODATA with the NS set, missing the SOA), not a lame
+/// server: the client gets NOERROR and no data, and the server's answers
+/// with data still come through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authoritative_empty_answer_with_the_zones_own_ns_set_is_nodata() {
+    let tree = imperfect_tree().await;
+    tree.set_behaviour(
+        SOLO,
+        zone_ns_without_soa("solo.lab.", "ns.solo.lab.", true, false),
+    );
+    let t = start_taproot(&tree, |_| {}).await;
+    let nodata = ask(&t, "www.solo.lab.", RecordType::TXT).await;
+    assert_eq!(
+        nodata.metadata.response_code,
+        ResponseCode::NoError,
+        "{nodata:?}"
+    );
+    assert!(nodata.answers.is_empty(), "{nodata:?}");
+    let www = ask(&t, "www.solo.lab.", RecordType::A).await;
+    assert_eq!(first_a(&www).as_deref(), Some("127.10.1.1"));
+    t.stop().await;
+}
+
+/// RA=1, AA=0, no data, no SOA, the zone's own NS set: a recursive
+/// resolver with nothing to say (Unbound's REC_LAME), not an answer. When
+/// every other server of the zone is lame too, the client gets SERVFAIL,
+/// not a NODATA made of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recursive_servers_empty_answer_with_the_zones_ns_set_is_never_the_answer() {
+    let tree = imperfect_tree().await;
+    tree.set_behaviour(
+        EX1,
+        zone_ns_without_soa("example.lab.", "ns1.example.lab.", false, true),
+    );
+    tree.set_behaviour(EX2, Behaviour::Lame);
+    tree.set_behaviour(
+        SOLO,
+        zone_ns_without_soa("solo.lab.", "ns.solo.lab.", false, true),
+    );
+    let t = start_taproot(&tree, |_| {}).await;
+    for name in ["www.example.lab.", "www.solo.lab."] {
+        let reply = ask(&t, name, RecordType::TXT).await;
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::ServFail,
+            "{name}: {reply:?}"
+        );
+    }
+    t.stop().await;
+}
+
+/// Adds to every reply a DNSKEY whose protocol field is 2 (RFC 4034
+/// §2.1.2 allows only 3): hickory refuses the whole message.
+fn undecodable_dnskey() -> Behaviour {
+    Behaviour::Rewrite(Rewrite::new(|query, reply| {
+        reply.answers.push(Record::from_rdata(
+            query.queries[0].name().clone(),
+            3600,
+            RData::Unknown {
+                code: RecordType::DNSKEY,
+                // Flags 256 (zone key), protocol 2, algorithm 8, a key.
+                rdata: NULL::with(vec![1, 0, 2, 8, 3, 1, 0, 1]),
+            },
+        ));
+    }))
+}
+
+/// Asks with a client that waits longer than the resolver may, and says
+/// how long the answer took.
+async fn timed_ask(t: &Taproot, name: &str) -> (Message, Duration) {
+    let started = Instant::now();
+    let reply = client::ask_udp_within(
+        t.addr,
+        &client::recursive(name, RecordType::A),
+        Duration::from_secs(8),
+    )
+    .await
+    .unwrap_or_else(|| panic!("no reply for {name} within 8 s"));
+    (reply, started.elapsed())
+}
+
+/// An undecodable reply with the right ID and question is the server's
+/// FORMERR-like failure, not a forgery to wait past: a zone whose only
+/// server sends one gets SERVFAIL at once, well before the 1.5 s timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_reply_from_the_only_server_is_servfail_without_waiting() {
+    for (what, broken) in [
+        ("garbage", Behaviour::Garbage),
+        ("a DNSKEY with protocol 2", undecodable_dnskey()),
+    ] {
+        let tree = imperfect_tree().await;
+        tree.set_behaviour(SOLO, broken);
+        let t = start_taproot(&tree, |c| c.resolver.upstream_timeout_ms = 1500).await;
+        let (reply, took) = timed_ask(&t, "www.solo.lab.").await;
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::ServFail,
+            "{what}: {reply:?}"
+        );
+        assert!(tree.queries_to(SOLO) >= 1, "{what}: the server was asked");
+        assert!(took < Duration::from_millis(700), "{what}: took {took:?}");
+        let metrics = metrics_text(&t);
+        assert!(
+            metrics.contains(r#"result="malformed""#),
+            "{what}: counted as malformed: {metrics}"
+        );
+        t.stop().await;
+        tree.shutdown().await;
+    }
+}
+
+/// Beside a server whose replies do not decode, the other server of the
+/// zone answers, without a timeout spent on the broken one first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_reply_sends_the_question_to_the_zones_other_server_at_once() {
+    // The first server asked is the delegation's first, or now and then a
+    // random one (exploration): start afresh until the broken one was asked.
+    let mut broken_was_asked = false;
+    for _ in 0..5 {
+        let tree = imperfect_tree().await;
+        tree.set_behaviour(EX1, Behaviour::Garbage);
+        let t = start_taproot(&tree, |c| c.resolver.upstream_timeout_ms = 1500).await;
+        for (name, want) in [
+            ("www.example.lab.", "127.10.0.1"),
+            ("one.example.lab.", "127.10.0.2"),
+        ] {
+            let (reply, took) = timed_ask(&t, name).await;
+            assert_eq!(first_a(&reply).as_deref(), Some(want), "{name}: {reply:?}");
+            assert!(took < Duration::from_millis(700), "{name}: took {took:?}");
+        }
+        broken_was_asked = tree.queries_to(EX1) > 0;
+        t.stop().await;
+        tree.shutdown().await;
+        if broken_was_asked {
+            break;
+        }
+    }
+    assert!(broken_was_asked, "the broken server was never asked first");
 }

@@ -88,16 +88,10 @@ fn cache_what_the_walk_would(f: &Fixture, classified: Classified) {
             .insert_all(records, rank, taproot::dnssec::Security::Indeterminate);
     };
     match classified {
-        Classified::Answer {
-            chain,
-            rrset,
-            zone_ns,
-            proof,
-        } => {
+        Classified::Answer { chain, rrset, proof } => {
             assert_in_bailiwick(&proof, &f.zone);
             cache(&chain, Rank::AuthAnswer);
             cache(&rrset, Rank::AuthAnswer);
-            cache(&zone_ns, Rank::AuthAuthority);
         }
         Classified::Cname { chain, .. } => cache(&chain, Rank::AuthAnswer),
         Classified::Referral {

@@ -117,8 +117,8 @@ impl CachedAnswer {
     }
 
     /// Whether a client may be answered with it: any assembled answer, and
-    /// RRsets from answer sections or the zone's own authority section, but
-    /// never glue or a referral's NS set (RFC 2181 §5.4.1).
+    /// RRsets from answer sections, but never glue or a referral's NS set
+    /// (RFC 2181 §5.4.1).
     #[inline]
     pub fn servable(&self) -> bool {
         self.rank.is_none_or(|r| r >= Rank::NonAuthAnswer)

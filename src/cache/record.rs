@@ -35,7 +35,9 @@ pub enum Rank {
     Referral,
     /// The answer section of a non-authoritative response.
     NonAuthAnswer,
-    /// Authority-section data of an authoritative answer (the child's own NS set).
+    /// Authority-section data of an authoritative answer. The walk stores
+    /// none: an answer's authority NS set is not a delegation and is not
+    /// cached (see `resolve::walk`).
     AuthAuthority,
     /// The answer section of an authoritative answer.
     AuthAnswer,

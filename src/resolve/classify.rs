@@ -9,12 +9,19 @@
 //!   authoritative servers (load balancers, old appliances) clear it. It is
 //!   cached at the non-authoritative rank.
 //! - RA=1 with AA=0 and no data is a recursive resolver answering from its
-//!   cache ("recursive-lame"): tried last, and its answer is used only when
-//!   no other server of the zone gives one.
+//!   cache ("recursive-lame"). Its NXDOMAIN, or its NODATA with an SOA, is
+//!   tried last and used only when no other server of the zone gives an
+//!   answer; an empty answer without SOA says nothing and is lame.
 //! - An NS set below the zone in the authority section is a referral,
 //!   whatever AA says.
-//! - An empty answer whose authority holds the zone's own NS set or one
-//!   above it (`. NS` is the classic) is lame, AA or not.
+//! - An empty answer without SOA whose authority holds the zone's own NS
+//!   set is that zone's NODATA when AA is set (RFC 2308 §2.2 wants the SOA
+//!   too, but the server has said it is authoritative), and lame without
+//!   AA: a server answering from a cached delegation, or with RA=1 a
+//!   recursive resolver with nothing to say. Neither of those is ever the
+//!   answer (Unbound's THROWAWAY and REC_LAME).
+//! - An empty answer whose authority holds an NS set above the zone (`. NS`
+//!   is the classic) is lame, AA or not.
 //! - A message with nothing in it at all is tried at the other servers
 //!   first (Unbound retries it too) and believed only as a last resort.
 //!
@@ -39,8 +46,6 @@ pub enum Classified {
     Answer {
         chain: Vec<Record>,
         rrset: Vec<Record>,
-        /// The child's own NS set from an authoritative answer's authority section.
-        zone_ns: Vec<Record>,
         /// NSEC/NSEC3 records and their RRSIGs (a wildcard answer's proof).
         proof: Vec<Record>,
     },
@@ -202,11 +207,11 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
         if !aa && let Some(referral) = referral(&ns, zone, &end, msg) {
             return referral;
         }
-        let zone_ns = ns.into_iter().filter(|r| r.name.zone_of(&end)).collect();
+        // An NS set beside the answer (the zone's own, say) is not kept:
+        // it is no delegation, and the walk does not cache it.
         return Classified::Answer {
             chain,
             rrset,
-            zone_ns,
             proof,
         };
     }
@@ -227,13 +232,13 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
     if let Some(first) = ns.first() {
         let owner = first.name.to_lowercase();
         if owner == *zone {
-            if recursive {
-                return last_resort(
-                    Classified::NoData { chain, soa, proof },
-                    "recursive-lame NODATA",
-                );
+            if aa {
+                return Classified::NoData { chain, soa, proof };
             }
-            return Classified::Lame("empty answer with the zone's own NS set and no SOA");
+            if recursive {
+                return Classified::Lame("recursive server: empty answer with no SOA");
+            }
+            return Classified::Lame("empty non-authoritative answer with the zone's own NS set");
         }
         if owner.zone_of(zone) {
             return Classified::Lame("upward referral");
@@ -242,12 +247,12 @@ pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> 
             return referral;
         }
     }
+    if recursive {
+        return Classified::Lame("recursive server: empty answer with no SOA");
+    }
     let answer = Classified::NoData { chain, soa, proof };
     if msg.answers.is_empty() && msg.authorities.is_empty() && msg.additionals.is_empty() {
         return last_resort(answer, "empty message");
-    }
-    if recursive {
-        return last_resort(answer, "recursive-lame NODATA");
     }
     answer
 }
@@ -323,9 +328,101 @@ fn referral(ns: &[Record], zone: &Name, end: &Name, msg: &Message) -> Option<Cla
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::rr::rdata;
 
     fn n(s: &str) -> Name {
         Name::from_ascii(s).expect("name")
+    }
+
+    /// A NOERROR reply from a server of `solo.lab.` to `www.solo.lab. TXT`
+    /// with no answer and `authorities`.
+    fn empty_reply(aa: bool, ra: bool, authorities: Vec<Record>) -> Classified {
+        use hickory_proto::op::{MessageType, OpCode};
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.metadata.authoritative = aa;
+        m.metadata.recursion_available = ra;
+        m.authorities = authorities;
+        classify(&m, &n("www.solo.lab."), RecordType::TXT, &n("solo.lab."))
+    }
+
+    fn ns(owner: &str, target: &str) -> Record {
+        Record::from_rdata(n(owner), 3600, RData::NS(rdata::NS(n(target))))
+    }
+
+    fn soa() -> Record {
+        Record::from_rdata(
+            n("solo.lab."),
+            3600,
+            RData::SOA(rdata::SOA::new(
+                n("ns.solo.lab."),
+                n("hostmaster.solo.lab."),
+                1,
+                3600,
+                600,
+                86400,
+                300,
+            )),
+        )
+    }
+
+    /// Unbound's `response_type_from_server`: the zone's own NS set in an
+    /// empty AA answer is an answer (NODATA); without AA it is thrown away,
+    /// and from a recursive server it is REC_LAME, never an answer.
+    #[test]
+    fn an_empty_answer_with_the_zones_own_ns_set_is_nodata_only_with_aa() {
+        let own = || vec![ns("solo.lab.", "ns.solo.lab.")];
+        assert!(matches!(
+            empty_reply(true, false, own()),
+            Classified::NoData { soa: None, .. }
+        ));
+        assert!(matches!(
+            empty_reply(true, true, own()),
+            Classified::NoData { soa: None, .. }
+        ));
+        assert!(matches!(
+            empty_reply(false, true, own()),
+            Classified::Lame(_)
+        ));
+        assert!(matches!(
+            empty_reply(false, false, own()),
+            Classified::Lame(_)
+        ));
+    }
+
+    #[test]
+    fn an_empty_answer_with_an_ns_set_above_the_zone_is_lame_even_with_aa() {
+        for aa in [true, false] {
+            let reply = empty_reply(aa, false, vec![ns(".", "a.root.lab.")]);
+            assert!(matches!(reply, Classified::Lame(_)), "aa={aa}: {reply:?}");
+        }
+    }
+
+    /// A recursive server's empty answer says nothing unless it carries an
+    /// SOA: then it is a NODATA kept as a last resort.
+    #[test]
+    fn a_recursive_servers_empty_answer_is_lame_without_soa_and_a_last_resort_with_it() {
+        assert!(matches!(
+            empty_reply(false, true, Vec::new()),
+            Classified::Lame(_)
+        ));
+        match empty_reply(false, true, vec![soa()]) {
+            Classified::LastResort { answer, .. } => {
+                assert!(matches!(*answer, Classified::NoData { soa: Some(_), .. }));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_message_from_a_server_that_is_not_recursive_is_a_last_resort() {
+        assert!(matches!(
+            empty_reply(false, false, Vec::new()),
+            Classified::LastResort { .. }
+        ));
+        assert!(matches!(
+            empty_reply(true, false, vec![soa()]),
+            Classified::NoData { soa: Some(_), .. }
+        ));
     }
 
     #[test]

@@ -449,6 +449,19 @@ impl Resolver {
                     use_0x20 = false;
                     continue;
                 }
+                Err(TransportError::Malformed) => {
+                    // The server answered, brokenly: like a FORMERR, it has
+                    // failed this question and the next server is asked at
+                    // once. It is not held down (it is reachable), only
+                    // tried after the others for this zone.
+                    self.metrics.upstream_query("udp", "malformed");
+                    debug!(server = %addr, qname = %sname, "undecodable reply");
+                    if !minimised {
+                        self.infra
+                            .mark_zone_failure(addr, zone, ZoneFailure::ErrorRcode);
+                    }
+                    return Ok(Outcome::Failed);
+                }
                 Err(e) => {
                     let timed_out = matches!(e, TransportError::Timeout(_));
                     self.metrics

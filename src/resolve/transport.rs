@@ -3,14 +3,18 @@
 //! Every UDP query gets a fresh socket on an OS-chosen random port, a random
 //! 16-bit ID from a CSPRNG, and is `connect`ed so the kernel drops datagrams
 //! from any other address or port. An answer is accepted only when its ID
-//! and question match what was sent (RFC 5452 §9.1); anything else, garbage
-//! included, is counted and ignored while the attempt's timer runs.
+//! and question match what was sent (RFC 5452 §9.1); anything else is
+//! counted and ignored while the attempt's timer runs. A reply that does
+//! match, as far as it can be read, but whose body does not decode is the
+//! server's own broken answer: the attempt ends at once with
+//! [`TransportError::Malformed`] (see [`undecodable_reply_to`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -32,6 +36,11 @@ pub enum TransportError {
     /// randomised case: it does not echo case, so 0x20 must be off for it.
     #[error("the server does not preserve the question's case (0x20)")]
     CaseNotEchoed,
+    /// The server's reply (right ID, QR set, the question asked) does not
+    /// decode: that server has failed this query, as with a FORMERR, and
+    /// waiting longer would only wait for a reply that will not come.
+    #[error("the server's reply does not decode as a DNS message")]
+    Malformed,
 }
 
 /// One upstream exchange's result.
@@ -40,8 +49,9 @@ pub struct Exchange {
     pub message: Message,
     pub rtt: Duration,
     pub tcp: bool,
-    /// Datagrams that arrived for this query but were rejected (wrong ID,
-    /// wrong question, unparsable): a sign of spoofing or a broken server.
+    /// Datagrams that arrived for this query but were rejected (wrong ID or
+    /// question, or too broken to tell): a sign of spoofing or a broken
+    /// server.
     pub rejected: u32,
 }
 
@@ -97,11 +107,41 @@ fn matches(reply: &Message, id: u16, sent: &Name, rtype: RecordType, exact_case:
     }
 }
 
+/// Whether `bytes`, which do not decode as a message, are still the
+/// server's reply to this query: a complete header with our `id` and QR
+/// set, and the question asked (type and name, case aside) when a single
+/// question can be read at all. Unbound gives up on a server whose reply
+/// it cannot parse and moves on at once; so does taproot.
+///
+/// This keeps RFC 5452 §9.1: a datagram with another ID, or a readable
+/// question other than the one asked, is still ignored, and nothing in an
+/// undecodable reply is ever believed. An off-path forger who guesses the
+/// ID and port can end the attempt this way, but no sooner than with a
+/// well-formed FORMERR without a question, which [`matches`] takes already.
+fn undecodable_reply_to(bytes: &[u8], id: u16, sent: &Name, rtype: RecordType) -> bool {
+    let mut decoder = BinDecoder::new(bytes);
+    let Ok(header) = Header::read(&mut decoder) else {
+        // Not even a header: a stray fragment, not this server's reply.
+        return false;
+    };
+    if header.metadata.id != id || header.metadata.message_type != MessageType::Response {
+        return false;
+    }
+    if header.counts.queries != 1 {
+        return true;
+    }
+    match Query::read(&mut decoder) {
+        Ok(q) => q.query_type() == rtype && q.name() == sent,
+        Err(_) => true,
+    }
+}
+
 /// The largest UDP reply read. Queries advertise `resolver.edns_buffer_size`
 /// (1232 by default, at most 4096 is sensible), and a server sends no more
 /// than advertised (RFC 6891 §6.2.5); a longer datagram is cut by the kernel,
-/// fails to parse and is rejected like any other bad reply. A 64 KiB buffer
-/// zeroed for every upstream query cost cold misses about 5% of their CPU.
+/// fails to parse and fails the server like any other undecodable reply. A
+/// 64 KiB buffer zeroed for every upstream query cost cold misses about 5%
+/// of their CPU.
 const MAX_UDP_REPLY: usize = 4096;
 
 /// Sends `q` to `server` over UDP, then TCP if the answer is truncated.
@@ -139,6 +179,9 @@ pub async fn exchange(
             Ok(m) if matches(&m, id, &sent_name, q.rtype, q.use_0x20) => break m,
             Ok(m) if q.use_0x20 && matches(&m, id, &sent_name, q.rtype, false) => {
                 return Err(TransportError::CaseNotEchoed);
+            }
+            Err(_) if undecodable_reply_to(&buf[..n], id, &sent_name, q.rtype) => {
+                return Err(TransportError::Malformed);
             }
             _ => rejected += 1,
         }
@@ -180,7 +223,13 @@ pub async fn exchange_tcp(server: SocketAddr, q: &Question<'_>) -> Result<Messag
     let len = stream.read_u16().await? as usize;
     let mut buf = vec![0u8; len];
     stream.read_exact(&mut buf).await?;
-    let reply = Message::from_vec(&buf).map_err(|_| TransportError::Mismatch)?;
+    let reply = Message::from_vec(&buf).map_err(|_| {
+        if undecodable_reply_to(&buf, id, &sent_name, q.rtype) {
+            TransportError::Malformed
+        } else {
+            TransportError::Mismatch
+        }
+    })?;
     if !matches(&reply, id, &sent_name, q.rtype, q.use_0x20) {
         return Err(TransportError::Mismatch);
     }
@@ -223,14 +272,8 @@ mod tests {
                 answer_for(&q, id.wrapping_add(1), "www.kr.", [6, 6, 6, 1]), // wrong ID
                 answer_for(&q, id, "www.other.kr.", [6, 6, 6, 2]),           // wrong question
                 buf[..5].to_vec(),                                           // truncated header
-                {
-                    // a compression pointer that points at itself
-                    let mut b = answer_for(&q, id, "www.kr.", [6, 6, 6, 3]);
-                    b.truncate(12);
-                    b[5] = 1;
-                    b.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
-                    b
-                },
+                pointer_loop(&q, id.wrapping_add(1)), // undecodable, wrong ID
+                cut_short(&q, id, "www.other.kr."),   // undecodable, wrong question
             ];
             for f in &forged {
                 server.send_to(f, client).await.expect("send");
@@ -253,10 +296,60 @@ mod tests {
             .expect("the true answer arrives");
         assert_eq!(x.message.answers[0].data, RData::A(A::new(127, 0, 0, 1)));
         assert_eq!(
-            x.rejected, 4,
-            "wrong ID, wrong question, short header, pointer loop"
+            x.rejected, 5,
+            "wrong ID, wrong question, short header, and undecodable with a wrong ID or question"
         );
         responder.await.expect("responder");
+    }
+
+    /// A reply with the query's ID and question whose name is a compression
+    /// pointer to itself (RFC 1035 §4.1.4 pointers must point backwards).
+    fn pointer_loop(query: &Message, id: u16) -> Vec<u8> {
+        let mut b = answer_for(query, id, "www.kr.", [6, 6, 6, 3]);
+        b.truncate(12);
+        b[5] = 1;
+        b.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        b
+    }
+
+    /// An answer to `qname` whose header counts one more answer record than
+    /// it holds: the question reads, the body does not.
+    fn cut_short(query: &Message, id: u16, qname: &str) -> Vec<u8> {
+        let mut b = answer_for(query, id, qname, [6, 6, 6, 5]);
+        b[7] = 2;
+        b
+    }
+
+    /// A reply to this query that does not decode ends the attempt at once
+    /// with `Malformed`: it is the server's answer, and a broken one.
+    #[tokio::test]
+    async fn an_undecodable_reply_to_the_query_fails_at_once() {
+        let cases: [fn(&Message, u16) -> Vec<u8>; 2] =
+            [pointer_loop, |q, id| cut_short(q, id, "www.kr.")];
+        for broken in cases {
+            let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            let addr = server.local_addr().expect("addr");
+            let responder = tokio::spawn(async move {
+                let mut buf = vec![0u8; 512];
+                let (n, client) = server.recv_from(&mut buf).await.expect("query");
+                let q = Message::from_vec(&buf[..n]).expect("query decodes");
+                let reply = broken(&q, q.metadata.id);
+                server.send_to(&reply, client).await.expect("send");
+            });
+            let name = Name::from_ascii("www.kr.").expect("name");
+            let q = a_question(&name);
+            let started = Instant::now();
+            let result = exchange(addr, &q, Duration::from_secs(5)).await;
+            assert!(
+                matches!(result, Err(TransportError::Malformed)),
+                "{result:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "no timeout waited"
+            );
+            responder.await.expect("responder");
+        }
     }
 
     /// `name` A, as the walk asks it: EDNS, no 0x20.

@@ -370,27 +370,23 @@ impl Walk<'_> {
             Rank::NonAuthAnswer
         };
         let step = match classified {
+            // The NS set in an answer's authority section is not cached.
+            // Stored at a referral's rank or above, it replaced the
+            // delegation the referral gave, so one answer from one server,
+            // AA or not, could hand the whole zone (or a cut made up below
+            // it) to any server it named. A delegation comes from the
+            // parent's referral, the zone's own NS set from an answer to an
+            // NS question: RFC 2181 §5.4.1 trusts the answer to the
+            // question asked above anything a reply adds beside it.
             Classified::Answer {
                 chain,
                 rrset,
-                zone_ns,
                 proof,
-            } => {
-                // The child's NS set from an authority section is not
-                // validated: with validation on it only guides the walk.
-                let ns_rank = if aa && !self.resolver.validation.enabled {
-                    Rank::AuthAuthority
-                } else {
-                    Rank::Referral
-                };
-                self.resolver
-                    .cache_records(&zone_ns, ns_rank, Security::Indeterminate);
-                Step::Answer {
-                    chain,
-                    rrset,
-                    proof,
-                }
-            }
+            } => Step::Answer {
+                chain,
+                rrset,
+                proof,
+            },
             Classified::Cname { chain, target } => Step::Cname { chain, target },
             Classified::NxDomain { chain, soa, proof } => Step::Negative {
                 kind: NegativeKind::NxDomain,
