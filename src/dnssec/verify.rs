@@ -9,7 +9,7 @@ use hickory_proto::dnssec::rdata::{DNSKEY, DS, RRSIG};
 use hickory_proto::dnssec::{PublicKey, Verifier};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 
-use super::{dnskey, rrsig};
+use super::{dnskey, rrsig, small_rsa};
 
 /// Why an RRset or a key set is bogus, each an RFC 8914 §4 INFO-CODE.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -182,8 +182,10 @@ pub fn verify_rrset(
             continue;
         }
         let verified = candidates.iter().any(|key| {
-            key.verify_rrsig(owner, DNSClass::IN, sig, rrset.iter().copied())
-                .is_ok()
+            small_rsa::verify(key, owner, sig, &rrset).unwrap_or_else(|| {
+                key.verify_rrsig(owner, DNSClass::IN, sig, rrset.iter().copied())
+                    .is_ok()
+            })
         });
         if verified {
             let until_expiry = input.sig_expiration.get().wrapping_sub(now);
