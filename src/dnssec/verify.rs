@@ -137,10 +137,18 @@ pub fn verify_rrset(
 ) -> Result<u32, Bogus> {
     // Named only for a failure: a verified RRset costs no formatting.
     let what = || format!("{owner} {rtype}");
-    let rrset: Vec<&Record> = records
+    // RFC 4034 §6.3: the canonical RRset holds each record once. A
+    // response may repeat one (a DNAME applied twice along a chain); the
+    // signature was made over the set without the repeat.
+    let mut rrset: Vec<&Record> = Vec::new();
+    for r in records
         .iter()
         .filter(|r| r.name == *owner && r.record_type() == rtype)
-        .collect();
+    {
+        if !rrset.iter().any(|kept| kept.data == r.data) {
+            rrset.push(r);
+        }
+    }
     let sigs: Vec<(&Record, &RRSIG)> = rrsigs
         .iter()
         .filter(|r| r.name == *owner)
