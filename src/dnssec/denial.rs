@@ -283,6 +283,11 @@ pub fn nsec3_proof(
             // §8.7: wildcard NODATA.
             match wildcard_of(&ce).and_then(|w| chain.matching(&w)) {
                 Some(w) if bitmap_denies(w.type_set(), qtype, qname) => Proven,
+                // §7.1, §8.6: an opt-out span covering the next closer name
+                // may hide names that have no NSEC3 (an unsigned delegation,
+                // an empty non-terminal above one), whatever the type asked:
+                // insecure, not bogus (Unbound's nsec3_do_prove_nodata).
+                _ if covering.opt_out() => Proof::OptOut,
                 _ => Proof::Missing("no NSEC3 at the wildcard without the type"),
             }
         }
@@ -395,6 +400,68 @@ mod tests {
             ),
             Proven
         );
+    }
+
+    /// An NSEC3 chain of `zone` over `names` (flags: `opt_out`), SHA-1, no
+    /// salt, no extra iterations, each name with an A record.
+    fn nsec3_chain(zone: &str, names: &[&str], opt_out: bool) -> Vec<Record> {
+        use hickory_proto::dnssec::Nsec3HashAlgorithm;
+        let mut hashes: Vec<Vec<u8>> = names
+            .iter()
+            .map(|name| {
+                Nsec3HashAlgorithm::SHA1
+                    .hash(&[], &n(name), 0)
+                    .expect("hash")
+                    .as_ref()
+                    .to_vec()
+            })
+            .collect();
+        hashes.sort();
+        (0..hashes.len())
+            .map(|i| {
+                let next = hashes[(i + 1) % hashes.len()].clone();
+                let label = BASE32HEX_NOPAD.encode(&hashes[i]).to_ascii_lowercase();
+                Record::from_rdata(
+                    n(&format!("{label}.{zone}")),
+                    300,
+                    hickory_proto::rr::RData::DNSSEC(
+                        hickory_proto::dnssec::rdata::DNSSECRData::NSEC3(NSEC3::new(
+                            Nsec3HashAlgorithm::SHA1,
+                            opt_out,
+                            0,
+                            Vec::new(),
+                            next,
+                            [RecordType::A, RecordType::RRSIG],
+                        )),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_opt_out_span_over_the_next_closer_name_makes_a_nodata_insecure_for_any_type() {
+        // ent.example. exists (above an unsigned delegation, say) but an
+        // opt-out chain gives it no NSEC3: only a covering span shows.
+        let zone = n("example.");
+        let qname = n("ent.example.");
+        for qtype in [RecordType::A, RecordType::TXT, RecordType::DS] {
+            let opt_out = nsec3_chain("example.", &["example.", "a.example."], true);
+            assert_eq!(
+                nsec3_proof(&qname, Denied::Type(qtype), &opt_out, &zone, 150),
+                Proof::OptOut,
+                "{qtype}"
+            );
+            // Without opt-out the same shape proves nothing: bogus.
+            let plain = nsec3_chain("example.", &["example.", "a.example."], false);
+            assert!(
+                matches!(
+                    nsec3_proof(&qname, Denied::Type(qtype), &plain, &zone, 150),
+                    Proof::Missing(_)
+                ),
+                "{qtype}"
+            );
+        }
     }
 
     #[test]
