@@ -269,8 +269,9 @@ async fn a_key_set_with_two_ksks_validates_through_the_one_the_parent_lists() {
 async fn a_validated_nsec_range_answers_nxdomain_without_asking_the_server() {
     let tree = SignedTree::start().await;
     let t = Validating::start(&tree, |_| {}).await;
-    // sec.lab.'s NSEC chain: sec.lab. → alias → insecure → ns → tobogus →
-    // toinsecure → *.wild → www. "b" and "c" fall between alias and insecure.
+    // sec.lab.'s NSEC chain: sec.lab. → alias → d → host.ent → insecure →
+    // ns → tobogus → toinsecure → *.wild → www. "b" and "c" fall between
+    // alias and d.
     expect(
         &t,
         "b.sec.lab.",
@@ -395,5 +396,240 @@ async fn the_ds_denial_a_referral_carries_spares_the_ds_query() {
         0,
         "no DS query for a delegation whose referral proved it unsigned"
     );
+    t.stop().await;
+}
+
+/// The records of `section` of type `rtype`.
+fn of_type(section: &[hickory_proto::rr::Record], rtype: RecordType) -> usize {
+    section.iter().filter(|r| r.record_type() == rtype).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_keys_of_512_bits_verify_and_a_bad_signature_made_with_one_is_still_bogus() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |_| {}).await;
+    // RFC 5155's own examples use 512-bit RSA keys; ring refuses them.
+    expect(
+        &t,
+        "www.rsa512.lab.",
+        RecordType::A,
+        ResponseCode::NoError,
+        true,
+    )
+    .await;
+    let bad = ask(&t, "www.rsa512bad.lab.", RecordType::A, true).await;
+    assert_eq!(
+        bad.metadata.response_code,
+        ResponseCode::ServFail,
+        "{bad:?}"
+    );
+    assert_eq!(ede_code(&bad), Some(6), "DNSSEC Bogus: {bad:?}");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_line_anchor_file_with_algorithm_mnemonics_validates() {
+    let tree = SignedTree::start().await;
+    // The root KSK as an operator pastes it: parentheses over three lines,
+    // a comment inside them, the algorithm by its mnemonic.
+    let line = tree.root_dnskey.split(';').next().unwrap_or_default();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let key = fields.last().expect("a base64 key");
+    let (head, tail) = key.split_at(key.len() / 2);
+    let text = format!(
+        "; the lab's root\n\
+         .  3600  IN  DNSKEY  257 3 ECDSAP256SHA256 (\n\
+         \t{head} ; first half\n\
+         \t{tail}\n\
+         \t) ; KSK\n"
+    );
+    let path = tree.dir().join("root.anchor");
+    std::fs::write(&path, text).expect("write the anchor file");
+    let t = Validating::start(&tree, |c| {
+        c.dnssec.trust_anchor_file = path.display().to_string();
+    })
+    .await;
+    expect(
+        &t,
+        "www.sec.lab.",
+        RecordType::A,
+        ResponseCode::NoError,
+        true,
+    )
+    .await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_wildcard_answer_keeps_its_proof_for_do_clients() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |_| {}).await;
+    // A client without DO first: the expanded RRset is cached, its proof
+    // not shown to that client.
+    let plain = ask(&t, "cached.wild.sec.lab.", RecordType::A, false).await;
+    assert_eq!(client::first_a(&plain).as_deref(), Some("192.0.2.9"));
+    for round in ["first with DO", "cached"] {
+        let reply = ask(&t, "cached.wild.sec.lab.", RecordType::A, true).await;
+        assert_eq!(client::first_a(&reply).as_deref(), Some("192.0.2.9"));
+        assert!(reply.metadata.authentic_data, "{round}: {reply:?}");
+        // RFC 4035 §3.1.3.3: the NSEC showing no closer name exists.
+        assert_eq!(
+            of_type(&reply.authorities, RecordType::NSEC),
+            1,
+            "{round}: the wildcard's proof is shown: {reply:?}"
+        );
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nsec_whose_next_name_is_below_the_question_proves_nodata_at_an_empty_non_terminal() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |_| {}).await;
+    // sec.lab. holds host.ent but not ent: the NSEC before ent.sec.lab.
+    // names host.ent.sec.lab. as next (RFC 4035 §3.1.3.2).
+    let reply = ask(&t, "ent.sec.lab.", RecordType::A, true).await;
+    assert_eq!(
+        reply.metadata.response_code,
+        ResponseCode::NoError,
+        "{reply:?}"
+    );
+    assert!(reply.answers.is_empty(), "NODATA: {reply:?}");
+    assert!(reply.metadata.authentic_data, "secure: {reply:?}");
+    assert_eq!(
+        of_type(&reply.authorities, RecordType::NSEC),
+        1,
+        "{reply:?}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dname_applied_twice_verifies_and_a_cname_question_stops_at_the_synthesised_cname() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |_| {}).await;
+    // d.sec.lab. DNAME sec.lab.: www.d.d → www.d → www, the same DNAME twice.
+    let twice = ask(&t, "www.d.d.sec.lab.", RecordType::A, true).await;
+    assert_eq!(
+        twice.metadata.response_code,
+        ResponseCode::NoError,
+        "{twice:?}"
+    );
+    assert_eq!(client::first_a(&twice).as_deref(), Some("192.0.2.1"));
+    assert!(twice.metadata.authentic_data, "{twice:?}");
+    assert_eq!(
+        of_type(&twice.answers, RecordType::DNAME),
+        1,
+        "the DNAME once: {twice:?}"
+    );
+    // RFC 6672 §3.2: a CNAME question is answered by the synthesised CNAME.
+    let cname = ask(&t, "www.d.sec.lab.", RecordType::CNAME, true).await;
+    assert_eq!(
+        cname.metadata.response_code,
+        ResponseCode::NoError,
+        "{cname:?}"
+    );
+    assert!(cname.metadata.authentic_data, "{cname:?}");
+    assert_eq!(of_type(&cname.answers, RecordType::DNAME), 1, "{cname:?}");
+    assert_eq!(of_type(&cname.answers, RecordType::CNAME), 1, "{cname:?}");
+    assert_eq!(
+        of_type(&cname.answers, RecordType::A),
+        0,
+        "no chase: {cname:?}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_roots_ds_nodata_is_proven_by_its_apex_nsec() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |_| {}).await;
+    let reply = ask(&t, ".", RecordType::DS, true).await;
+    assert_eq!(
+        reply.metadata.response_code,
+        ResponseCode::NoError,
+        "{reply:?}"
+    );
+    assert!(reply.answers.is_empty(), "{reply:?}");
+    assert!(reply.metadata.authentic_data, "secure NODATA: {reply:?}");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_of_rrsigs_alone_never_gets_ad() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |_| {}).await;
+    // The A set is validated first, so the zone's keys are known.
+    expect(
+        &t,
+        "www.sec.lab.",
+        RecordType::A,
+        ResponseCode::NoError,
+        true,
+    )
+    .await;
+    for dnssec_ok in [true, false] {
+        let reply = ask(&t, "www.sec.lab.", RecordType::RRSIG, dnssec_ok).await;
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::NoError,
+            "{reply:?}"
+        );
+        assert!(
+            of_type(&reply.answers, RecordType::RRSIG) >= 1,
+            "the RRSIGs asked for: {reply:?}"
+        );
+        assert!(
+            !reply.metadata.authentic_data,
+            "RRSIGs are unsigned: {reply:?}"
+        );
+    }
+    let ad = ask_udp(
+        t.addr,
+        &question("www.sec.lab.", RecordType::RRSIG, false, true, false),
+    )
+    .await;
+    assert!(!ad.metadata.authentic_data, "{ad:?}");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggressive_nsec_uses_a_delegations_nsec_only_for_names_outside_the_delegation() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |_| {}).await;
+    // j falls between insecure (a delegation: NS, no SOA) and ns.
+    expect(
+        &t,
+        "j.sec.lab.",
+        RecordType::A,
+        ResponseCode::NXDomain,
+        true,
+    )
+    .await;
+    let before = tree.relay.total();
+    // k lies in the same span and not below the delegation: Unbound's
+    // val_nsec_proves_name_error denies it from the kept NSEC.
+    expect(
+        &t,
+        "k.sec.lab.",
+        RecordType::A,
+        ResponseCode::NXDomain,
+        true,
+    )
+    .await;
+    assert_eq!(
+        tree.relay.total(),
+        before,
+        "k.sec.lab. is denied from the kept NSEC (RFC 8198)"
+    );
+    // A name below the delegation sorts into the same span, but the NSEC
+    // is the parent's: it says nothing of the child (RFC 6840 §4.1).
+    let child = ask(&t, "www.insecure.sec.lab.", RecordType::A, true).await;
+    assert_eq!(
+        child.metadata.response_code,
+        ResponseCode::NoError,
+        "{child:?}"
+    );
+    assert_eq!(client::first_a(&child).as_deref(), Some("192.0.2.4"));
     t.stop().await;
 }

@@ -24,6 +24,9 @@ const MAX_SPANS: usize = 50_000;
 struct Span {
     zone: Name,
     next: Name,
+    /// The NSEC is owned at a delegation (NS without SOA): it is the
+    /// parent's, and denies nothing at or below its owner (RFC 6840 §4.1).
+    delegation: bool,
     /// The NSEC and its RRSIGs, for DO clients.
     records: Vec<Record>,
     /// The zone's SOA and its RRSIGs, for the negative answer.
@@ -53,7 +56,9 @@ impl AggressiveNsec {
 
     /// Keeps the NSEC records of a secure negative answer from `zone` for
     /// `ttl` seconds. `proof` holds NSECs and RRSIGs, `soa` the SOA and its
-    /// RRSIGs. NSECs at a delegation speak for the parent only and are skipped.
+    /// RRSIGs. An NSEC at a delegation is kept too, marked: it still
+    /// proves the names it covers outside the delegation, as Unbound's
+    /// `val_nsec_proves_name_error` lets it.
     pub fn insert(&self, zone: &Name, proof: &[Record], soa: &[Record], ttl: u32) {
         if ttl == 0 {
             return;
@@ -68,9 +73,7 @@ impl AggressiveNsec {
         for r in proof {
             let Some(n) = nsec(r) else { continue };
             let types = n.type_set();
-            if types.contains(RecordType::NS) && !types.contains(RecordType::SOA) {
-                continue;
-            }
+            let delegation = types.contains(RecordType::NS) && !types.contains(RecordType::SOA);
             let owner = r.name.to_lowercase();
             let records = proof
                 .iter()
@@ -88,6 +91,7 @@ impl AggressiveNsec {
                 Span {
                     zone: zone.clone(),
                     next: n.next_domain_name().to_lowercase(),
+                    delegation,
                     records,
                     soa: soa.to_vec(),
                     until_ms,
@@ -97,14 +101,19 @@ impl AggressiveNsec {
     }
 
     /// The live span whose NSEC covers `name` (strictly between its ends).
+    /// A span owned at a delegation does not cover the names below it:
+    /// they sort right after the delegation, but live in the child zone.
     fn covering<'m>(
         spans: &'m BTreeMap<Name, Span>,
         name: &Name,
         now_ms: u64,
     ) -> Option<(&'m Name, &'m Span)> {
         let (owner, span) = spans.range(..name.clone()).next_back()?;
-        (span.until_ms > now_ms && span.zone.zone_of(name) && nsec_covers(owner, &span.next, name))
-            .then_some((owner, span))
+        (span.until_ms > now_ms
+            && span.zone.zone_of(name)
+            && !(span.delegation && owner.zone_of(name))
+            && nsec_covers(owner, &span.next, name))
+        .then_some((owner, span))
     }
 
     /// An NXDOMAIN for `name` from kept spans: one covering the name and
@@ -133,5 +142,43 @@ impl AggressiveNsec {
         if let Ok(mut spans) = self.spans.write() {
             spans.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::dnssec::rdata::NSEC;
+
+    fn n(s: &str) -> Name {
+        Name::from_ascii(s).expect("name")
+    }
+
+    fn nsec_record(owner: &str, next: &str, types: &[RecordType]) -> Record {
+        Record::from_rdata(
+            n(owner),
+            300,
+            RData::DNSSEC(DNSSECRData::NSEC(NSEC::new_cover_self(
+                n(next),
+                types.iter().copied(),
+            ))),
+        )
+    }
+
+    #[test]
+    fn a_delegations_nsec_denies_the_names_it_covers_outside_the_delegation_only() {
+        let kept = AggressiveNsec::new(Clock::system());
+        let proof = [
+            // The parent's NSEC at the delegation child.example.
+            nsec_record("child.example.", "m.example.", &[RecordType::NS]),
+            // Covers *.example.
+            nsec_record("example.", "a.example.", &[RecordType::SOA, RecordType::NS]),
+        ];
+        kept.insert(&n("example."), &proof, &[], 300);
+        assert!(kept.nxdomain(&n("d.example.")).is_some(), "beside the cut");
+        assert!(
+            kept.nxdomain(&n("www.child.example.")).is_none(),
+            "below the cut is the child's"
+        );
     }
 }

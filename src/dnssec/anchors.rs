@@ -6,11 +6,16 @@
 //! public keys come from hickory-proto, and their DS digests are computed
 //! from them (a test checks KSK-2017's against IANA's published digest).
 //!
-//! A `trust_anchor_file` holds one record a line in zone-file syntax, as
-//! Unbound's `trust-anchor-file` does: `owner [TTL] [IN] DS tag alg type hex`
-//! or `owner [TTL] [IN] DNSKEY flags 3 alg base64`. `;` starts a comment.
-//! Owners are absolute (a missing final dot is added). A bad line is an
-//! error naming the file and the line.
+//! A `trust_anchor_file` holds DS and DNSKEY records in zone-file syntax
+//! (RFC 1035 §5.1), as Unbound's `trust-anchor-file` does:
+//! `owner [TTL] [IN] DS tag alg type hex` or
+//! `owner [TTL] [IN] DNSKEY flags 3 alg base64`. As operators paste them
+//! from a zone or from `dig`: `;` starts a comment, parentheses continue a
+//! record over several lines (with comments inside), and the algorithm may
+//! be a number or its mnemonic (`RSASHA256`, `ECDSAP256SHA256`, RFC 4034
+//! Appendix A.1 and the IANA registry). Owners are absolute (a missing
+//! final dot is added). A bad record is an error naming the file and the
+//! line it starts on.
 
 use std::path::Path;
 
@@ -89,19 +94,16 @@ impl TrustAnchors {
         Self::parse(&text, &shown)
     }
 
-    /// Parses anchor lines; `path` names the source in errors.
+    /// Parses anchor records; `path` names the source in errors.
     pub fn parse(text: &str, path: &str) -> Result<TrustAnchors, AnchorError> {
         let mut anchors = TrustAnchors::default();
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.split(';').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            parse_line(line, &mut anchors).map_err(|problem| AnchorError::Line {
-                path: path.to_string(),
-                line: i + 1,
-                problem,
-            })?;
+        let error = |line: usize, problem: String| AnchorError::Line {
+            path: path.to_string(),
+            line,
+            problem,
+        };
+        for (line, fields) in records(text).map_err(|(line, problem)| error(line, problem))? {
+            parse_record(&fields, &mut anchors).map_err(|problem| error(line, problem))?;
         }
         if anchors.ds.is_empty() && anchors.keys.is_empty() {
             return Err(AnchorError::Empty {
@@ -122,9 +124,84 @@ impl TrustAnchors {
     }
 }
 
-fn parse_line(line: &str, anchors: &mut TrustAnchors) -> Result<(), String> {
-    let mut fields = line.split_whitespace();
-    let owner_text = fields.next().ok_or("an empty line")?;
+/// One record of a zone-file text: the line it starts on and its fields.
+type Fields<'t> = (usize, Vec<&'t str>);
+
+/// The records of a zone-file text (RFC 1035 §5.1): each as its fields
+/// and the (1-based) line it starts on. Comments are dropped; a record in
+/// parentheses runs on until they close. `Err` names the line of an
+/// unbalanced parenthesis.
+fn records(text: &str) -> Result<Vec<Fields<'_>>, (usize, String)> {
+    let mut records = Vec::new();
+    let mut fields: Vec<&str> = Vec::new();
+    let mut start = 0;
+    let mut depth = 0usize;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split(';').next().unwrap_or("");
+        // Parentheses may touch the fields beside them: "(AwEAA".
+        for word in line.split(|c: char| c.is_whitespace() || c == '(' || c == ')') {
+            if word.is_empty() {
+                continue;
+            }
+            if fields.is_empty() {
+                start = i + 1;
+            }
+            fields.push(word);
+        }
+        for c in line.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' if depth == 0 => return Err((i + 1, "a \")\" closes no \"(\"".into())),
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+        if depth == 0 && !fields.is_empty() {
+            records.push((start, std::mem::take(&mut fields)));
+        }
+    }
+    if depth > 0 {
+        return Err((start.max(1), "a \"(\" is never closed".into()));
+    }
+    Ok(records)
+}
+
+/// DNSSEC algorithm mnemonics (RFC 4034 Appendix A.1, RFC 5155 §2, RFC
+/// 5702, RFC 6605, RFC 8080 and the IANA registry), as zone files and
+/// Unbound's anchor files may write them in place of the number.
+const ALGORITHMS: [(&str, u8); 14] = [
+    ("RSAMD5", 1),
+    ("DH", 2),
+    ("DSA", 3),
+    ("RSASHA1", 5),
+    ("DSA-NSEC3-SHA1", 6),
+    ("RSASHA1-NSEC3-SHA1", 7),
+    ("RSASHA256", 8),
+    ("RSASHA512", 10),
+    ("ECC-GOST", 12),
+    ("ECDSAP256SHA256", 13),
+    ("ECDSAP384SHA384", 14),
+    ("ED25519", 15),
+    ("ED448", 16),
+    ("PRIVATEDNS", 253),
+];
+
+/// An algorithm field: its number, or its mnemonic in any case.
+fn algorithm(field: Option<&&str>) -> Result<u8, String> {
+    let text = field.ok_or("the algorithm is missing")?;
+    if let Ok(number) = text.parse() {
+        return Ok(number);
+    }
+    ALGORITHMS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(text))
+        .map(|(_, number)| *number)
+        .ok_or_else(|| format!("{text:?} is not a DNSSEC algorithm number or mnemonic"))
+}
+
+fn parse_record(fields: &[&str], anchors: &mut TrustAnchors) -> Result<(), String> {
+    let mut fields = fields.iter().copied();
+    let owner_text = fields.next().ok_or("an empty record")?;
     let mut owner = Name::from_ascii(owner_text)
         .map_err(|e| format!("{owner_text:?} is not a domain name: {e}"))?;
     owner.set_fqdn(true);
@@ -147,7 +224,7 @@ fn parse_line(line: &str, anchors: &mut TrustAnchors) -> Result<(), String> {
     match rtype.as_deref() {
         Some("DS") => anchors.ds.push((owner, parse_ds(&rest)?)),
         Some("DNSKEY") => anchors.keys.push((owner, parse_dnskey(&rest)?)),
-        _ => return Err("no DS or DNSKEY record on this line".into()),
+        _ => return Err("no DS or DNSKEY record here".into()),
     }
     Ok(())
 }
@@ -160,7 +237,7 @@ fn number<T: std::str::FromStr>(field: Option<&&str>, what: &str) -> Result<T, S
 
 fn parse_ds(fields: &[&str]) -> Result<DS, String> {
     let tag: u16 = number(fields.first(), "key tag")?;
-    let algorithm: u8 = number(fields.get(1), "algorithm number")?;
+    let algorithm = algorithm(fields.get(1))?;
     let digest_type: u8 = number(fields.get(2), "digest type")?;
     let hex: String = fields.get(3..).unwrap_or_default().concat();
     if hex.is_empty() {
@@ -185,7 +262,7 @@ fn parse_dnskey(fields: &[&str]) -> Result<DNSKEY, String> {
             "the protocol field must be 3 (RFC 4034 §2.1.2), not {protocol}"
         ));
     }
-    let algorithm: u8 = number(fields.get(2), "algorithm number")?;
+    let algorithm = algorithm(fields.get(2))?;
     let b64: String = fields.get(3..).unwrap_or_default().concat();
     if b64.is_empty() {
         return Err("the public key is missing".into());
@@ -202,6 +279,7 @@ fn parse_dnskey(fields: &[&str]) -> Result<DNSKEY, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::dnssec::PublicKey;
 
     #[test]
     fn the_built_in_root_anchors_are_ianas_ksk_2017_and_ksk_2024() {
@@ -231,6 +309,56 @@ mod tests {
         );
         let deep = Name::from_ascii("www.example.lab.").expect("name");
         assert_eq!(anchors.closest(&deep), Some(&anchors.keys[0].0));
+    }
+
+    #[test]
+    fn records_in_parentheses_span_lines_with_comments_and_mnemonics() {
+        // As `dig DNSKEY .` and zone files print them.
+        let text = "; pasted from the zone\n\
+                    example.lab. 3600 IN DNSKEY 257 3 ECDSAP256SHA256 (\n\
+                    \tl02Woi0iS8Aa25FQ ; first half of the key\n\
+                    \tkUd9RMzZHJpBoRQwAQEX1SxZJA4= ) ; KSK; alg = ECDSAP256SHA256\n\
+                    rsa.lab. IN DNSKEY 256 3 rsasha1-nsec3-sha1 (AwEAAQ==)\n\
+                    lab. DS 12345 RSASHA256 2 (\n\
+                    \t0123456789abcdef0123456789ABCDEF\n\
+                    \t0123456789abcdef0123456789abcdef )\n\
+                    ed.lab. DNSKEY 257 3 ED25519 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=\n\
+                    old.lab. DS 1 RSASHA1 1 0123456789abcdef0123456789abcdef01234567\n";
+        let anchors = TrustAnchors::parse(text, "anchors.txt").expect("parses");
+        let algorithms: Vec<u8> = anchors
+            .keys
+            .iter()
+            .map(|(_, k)| u8::from(k.public_key().algorithm()))
+            .collect();
+        assert_eq!(algorithms, [13, 7, 15]);
+        assert_eq!(
+            anchors.keys[0].1.public_key().public_bytes(),
+            BASE64
+                .decode(b"l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=")
+                .expect("base64")
+        );
+        let ds: Vec<(u16, u8, usize)> = anchors
+            .ds
+            .iter()
+            .map(|(_, d)| (d.key_tag(), u8::from(d.algorithm()), d.digest().len()))
+            .collect();
+        assert_eq!(ds, [(12345, 8, 32), (1, 5, 20)]);
+    }
+
+    #[test]
+    fn an_error_inside_parentheses_names_the_line_the_record_starts_on() {
+        let text = "lab. DS 12345 13 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n\
+                    example.lab. DNSKEY 257 3 NOSUCHALG (\n\
+                    \tAwEAAa== )\n";
+        let err = TrustAnchors::parse(text, "f").expect_err("unknown mnemonic");
+        assert_eq!(
+            err.to_string(),
+            "f line 2: \"NOSUCHALG\" is not a DNSSEC algorithm number or mnemonic"
+        );
+        let err = TrustAnchors::parse("\n. DS 1 8 2 (\n00\n", "f").expect_err("open");
+        assert_eq!(err.to_string(), "f line 2: a \"(\" is never closed");
+        let err = TrustAnchors::parse(". DS 1 8 2 00 )\n", "f").expect_err("close");
+        assert_eq!(err.to_string(), "f line 1: a \")\" closes no \"(\"");
     }
 
     #[test]

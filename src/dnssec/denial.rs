@@ -49,13 +49,17 @@ fn parent_side(types: &RecordTypeSet) -> bool {
     types.contains(RecordType::NS) && !types.contains(RecordType::SOA)
 }
 
-/// True when the bitmap of an NSEC or NSEC3 matching the name denies
+/// True when the bitmap of an NSEC or NSEC3 matching `name` denies
 /// `qtype` there: neither the type nor a CNAME is listed, and the record
 /// is from the right side of a cut (the parent's for DS, the zone's own
 /// for everything else).
-fn bitmap_denies(types: &RecordTypeSet, qtype: RecordType) -> bool {
+///
+/// The root is the exception for DS: it has no parent, so its apex NSEC
+/// (SOA listed, DS not) is the only record that can deny a DS there
+/// (Unbound's `nsec_proves_nodata` makes the same exception).
+fn bitmap_denies(types: &RecordTypeSet, qtype: RecordType, name: &Name) -> bool {
     let right_side = if qtype == RecordType::DS {
-        !types.contains(RecordType::SOA)
+        !types.contains(RecordType::SOA) || name.is_root()
     } else {
         !parent_side(types)
     };
@@ -99,25 +103,34 @@ pub fn nsec_proof(qname: &Name, denied: Denied, records: &[Record], zone: &Name)
     match denied {
         Denied::Type(qtype) => {
             if let Some((_, n)) = nsecs.iter().find(|(owner, _)| *owner == qname) {
-                return if bitmap_denies(n.type_set(), qtype) {
+                return if bitmap_denies(n.type_set(), qtype, qname) {
                     Proven
                 } else {
                     Proof::Missing("the NSEC at the name lists the type")
                 };
             }
-            // Wildcard NODATA: qname is covered, and *.closest-encloser lacks the type.
-            let Some((owner, n)) = nsecs
-                .iter()
-                .find(|(owner, n)| nsec_covers(owner, n.next_domain_name(), qname))
-            else {
+            // RFC 6840 §4.1: a delegation's NSEC cannot speak for names below the cut.
+            let Some((owner, n)) = nsecs.iter().find(|(owner, n)| {
+                !(parent_side(n.type_set()) && owner.zone_of(qname))
+                    && nsec_covers(owner, n.next_domain_name(), qname)
+            }) else {
                 return Proof::Missing("no NSEC at or covering the name");
             };
+            // RFC 4035 §3.1.3.2, RFC 5155 §3 ("empty non-terminal"): an NSEC
+            // covering the name whose next name lies below it shows the
+            // name exists with no data of its own, so it has no type at all
+            // (Unbound's `nsec_proves_nodata`, the ENT case).
+            let next = n.next_domain_name();
+            if next.num_labels() > qname.num_labels() && qname.zone_of(next) {
+                return Proven;
+            }
+            // Wildcard NODATA: qname is covered, and *.closest-encloser lacks the type.
             let ce = closest_encloser(qname, owner, n.next_domain_name());
             let Some(wild) = wildcard_of(&ce) else {
                 return Proof::Missing("no wildcard name");
             };
             match nsecs.iter().find(|(owner, _)| **owner == wild) {
-                Some((_, w)) if bitmap_denies(w.type_set(), qtype) => Proven,
+                Some((_, w)) if bitmap_denies(w.type_set(), qtype, &wild) => Proven,
                 _ => Proof::Missing("no NSEC at the wildcard without the type"),
             }
         }
@@ -254,7 +267,7 @@ pub fn nsec3_proof(
         Denied::Type(qtype) => {
             if let Some(n) = chain.matching(qname) {
                 // §8.5/§8.6.
-                return if bitmap_denies(n.type_set(), qtype) {
+                return if bitmap_denies(n.type_set(), qtype, qname) {
                     Proven
                 } else {
                     Proof::Missing("the NSEC3 at the name lists the type")
@@ -269,7 +282,12 @@ pub fn nsec3_proof(
             }
             // §8.7: wildcard NODATA.
             match wildcard_of(&ce).and_then(|w| chain.matching(&w)) {
-                Some(w) if bitmap_denies(w.type_set(), qtype) => Proven,
+                Some(w) if bitmap_denies(w.type_set(), qtype, qname) => Proven,
+                // §7.1, §8.6: an opt-out span covering the next closer name
+                // may hide names that have no NSEC3 (an unsigned delegation,
+                // an empty non-terminal above one), whatever the type asked:
+                // insecure, not bogus (Unbound's nsec3_do_prove_nodata).
+                _ if covering.opt_out() => Proof::OptOut,
                 _ => Proof::Missing("no NSEC3 at the wildcard without the type"),
             }
         }
@@ -344,6 +362,127 @@ mod tests {
 
     fn n(s: &str) -> Name {
         Name::from_ascii(s).expect("name")
+    }
+
+    fn nsec_record(owner: &str, next: &str, types: &[RecordType]) -> Record {
+        Record::from_rdata(
+            n(owner),
+            300,
+            hickory_proto::rr::RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::NSEC(
+                NSEC::new_cover_self(n(next), types.iter().copied()),
+            )),
+        )
+    }
+
+    #[test]
+    fn an_nsec_whose_next_name_is_below_the_question_proves_an_empty_non_terminal() {
+        // b.example. exists only as the parent of a.b.example.
+        let proof = [nsec_record("x.example.", "a.b.example.", &[RecordType::A])];
+        for qtype in [RecordType::A, RecordType::DS, RecordType::TXT] {
+            assert_eq!(
+                nsec_proof(
+                    &n("b.example."),
+                    Denied::Type(qtype),
+                    &proof,
+                    &n("example.")
+                ),
+                Proven,
+                "{qtype}"
+            );
+        }
+        // The same NSEC proves nothing about a name whose subtree it skips.
+        assert_ne!(
+            nsec_proof(
+                &n("c.example."),
+                Denied::Type(RecordType::A),
+                &proof,
+                &n("example.")
+            ),
+            Proven
+        );
+    }
+
+    /// An NSEC3 chain of `zone` over `names` (flags: `opt_out`), SHA-1, no
+    /// salt, no extra iterations, each name with an A record.
+    fn nsec3_chain(zone: &str, names: &[&str], opt_out: bool) -> Vec<Record> {
+        use hickory_proto::dnssec::Nsec3HashAlgorithm;
+        let mut hashes: Vec<Vec<u8>> = names
+            .iter()
+            .map(|name| {
+                Nsec3HashAlgorithm::SHA1
+                    .hash(&[], &n(name), 0)
+                    .expect("hash")
+                    .as_ref()
+                    .to_vec()
+            })
+            .collect();
+        hashes.sort();
+        (0..hashes.len())
+            .map(|i| {
+                let next = hashes[(i + 1) % hashes.len()].clone();
+                let label = BASE32HEX_NOPAD.encode(&hashes[i]).to_ascii_lowercase();
+                Record::from_rdata(
+                    n(&format!("{label}.{zone}")),
+                    300,
+                    hickory_proto::rr::RData::DNSSEC(
+                        hickory_proto::dnssec::rdata::DNSSECRData::NSEC3(NSEC3::new(
+                            Nsec3HashAlgorithm::SHA1,
+                            opt_out,
+                            0,
+                            Vec::new(),
+                            next,
+                            [RecordType::A, RecordType::RRSIG],
+                        )),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_opt_out_span_over_the_next_closer_name_makes_a_nodata_insecure_for_any_type() {
+        // ent.example. exists (above an unsigned delegation, say) but an
+        // opt-out chain gives it no NSEC3: only a covering span shows.
+        let zone = n("example.");
+        let qname = n("ent.example.");
+        for qtype in [RecordType::A, RecordType::TXT, RecordType::DS] {
+            let opt_out = nsec3_chain("example.", &["example.", "a.example."], true);
+            assert_eq!(
+                nsec3_proof(&qname, Denied::Type(qtype), &opt_out, &zone, 150),
+                Proof::OptOut,
+                "{qtype}"
+            );
+            // Without opt-out the same shape proves nothing: bogus.
+            let plain = nsec3_chain("example.", &["example.", "a.example."], false);
+            assert!(
+                matches!(
+                    nsec3_proof(&qname, Denied::Type(qtype), &plain, &zone, 150),
+                    Proof::Missing(_)
+                ),
+                "{qtype}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_roots_apex_nsec_denies_its_ds_and_no_other_apex_nsec_does() {
+        let apex = [RecordType::NS, RecordType::SOA, RecordType::DNSKEY];
+        let root = [nsec_record(".", "lab.", &apex)];
+        assert_eq!(
+            nsec_proof(
+                &Name::root(),
+                Denied::Type(RecordType::DS),
+                &root,
+                &Name::root()
+            ),
+            Proven
+        );
+        // Anywhere else the apex NSEC is the child's: the DS lives in the parent.
+        let lab = [nsec_record("lab.", "a.lab.", &apex)];
+        assert_ne!(
+            nsec_proof(&n("lab."), Denied::Type(RecordType::DS), &lab, &n("lab.")),
+            Proven
+        );
     }
 
     #[test]

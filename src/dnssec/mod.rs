@@ -8,6 +8,7 @@
 //!   set its parent signed (RFC 4035 §5.2), and any RRset against its RRSIGs
 //!   and the zone's keys (RFC 4035 §5.3): validity window, key tag, signer
 //!   name, label count, TTL capped by the signature.
+//! - [`small_rsa`]: RSA keys under 1024 bits, which ring refuses.
 //! - [`denial`]: whether verified NSEC or NSEC3 records prove an NXDOMAIN,
 //!   a NODATA (wildcard included) or an unsigned delegation.
 //! - [`keys`]: the verdict of the chain of trust per name, kept for the
@@ -23,6 +24,7 @@ pub mod anchors;
 pub mod denial;
 pub mod keys;
 pub mod security;
+pub mod small_rsa;
 pub mod verify;
 
 pub use anchors::{AnchorError, TrustAnchors};

@@ -9,7 +9,7 @@ use hickory_proto::dnssec::rdata::{DNSKEY, DS, RRSIG};
 use hickory_proto::dnssec::{PublicKey, Verifier};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 
-use super::{dnskey, rrsig};
+use super::{dnskey, rrsig, small_rsa};
 
 /// Why an RRset or a key set is bogus, each an RFC 8914 §4 INFO-CODE.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,10 +137,18 @@ pub fn verify_rrset(
 ) -> Result<u32, Bogus> {
     // Named only for a failure: a verified RRset costs no formatting.
     let what = || format!("{owner} {rtype}");
-    let rrset: Vec<&Record> = records
+    // RFC 4034 §6.3: the canonical RRset holds each record once. A
+    // response may repeat one (a DNAME applied twice along a chain); the
+    // signature was made over the set without the repeat.
+    let mut rrset: Vec<&Record> = Vec::new();
+    for r in records
         .iter()
         .filter(|r| r.name == *owner && r.record_type() == rtype)
-        .collect();
+    {
+        if !rrset.iter().any(|kept| kept.data == r.data) {
+            rrset.push(r);
+        }
+    }
     let sigs: Vec<(&Record, &RRSIG)> = rrsigs
         .iter()
         .filter(|r| r.name == *owner)
@@ -182,8 +190,10 @@ pub fn verify_rrset(
             continue;
         }
         let verified = candidates.iter().any(|key| {
-            key.verify_rrsig(owner, DNSClass::IN, sig, rrset.iter().copied())
-                .is_ok()
+            small_rsa::verify(key, owner, sig, &rrset).unwrap_or_else(|| {
+                key.verify_rrsig(owner, DNSClass::IN, sig, rrset.iter().copied())
+                    .is_ok()
+            })
         });
         if verified {
             let until_expiry = input.sig_expiration.get().wrapping_sub(now);

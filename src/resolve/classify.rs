@@ -113,9 +113,47 @@ pub fn follow_chain(
     qname: &Name,
     qtype: RecordType,
 ) -> (Vec<Record>, Name, Vec<Record>) {
-    let mut chain = Vec::new();
+    let mut chain: Vec<Record> = Vec::new();
     let mut current = qname.clone();
+    // The DNAME above `current`, if one applies (RFC 6672 §2.2), and the
+    // name it rewrites `current` to.
+    let dname_for = |current: &Name| {
+        answers
+            .iter()
+            .find_map(|r| {
+                (r.record_type() == RecordType::DNAME
+                    && r.name.zone_of(current)
+                    && r.name != *current)
+                    .then(|| dname_target(r).map(|t| (r, t)))
+                    .flatten()
+            })
+            .and_then(|(dname, target)| {
+                substitute(current, &dname.name, &target).map(|next| (dname, next))
+            })
+    };
+    // The CNAME a DNAME synthesises for `current`; the DNAME joins the
+    // chain once, however often it applies (RFC 2181 §5: no duplicate
+    // records in a section; a repeated one would also break its RRset's
+    // signature check, RFC 4034 §6.3).
+    let synthesise = |chain: &mut Vec<Record>, current: &Name, dname: &Record, next: &Name| {
+        if !chain.contains(dname) {
+            chain.push(dname.clone());
+        }
+        Record::from_rdata(
+            current.clone(),
+            dname.ttl,
+            RData::CNAME(hickory_proto::rr::rdata::CNAME(next.clone())),
+        )
+    };
     for _ in 0..MAX_LINKS_IN_RESPONSE {
+        // RFC 6672 §3.2: a CNAME question at a name a DNAME rewrites is
+        // answered by the synthesised CNAME; it is not chased.
+        if qtype == RecordType::CNAME
+            && let Some((dname, next)) = dname_for(&current)
+        {
+            let cname = synthesise(&mut chain, &current, dname, &next);
+            return (chain, current, vec![cname]);
+        }
         let rrset: Vec<Record> = answers
             .iter()
             .filter(|r| r.name == current && (r.record_type() == qtype || qtype == RecordType::ANY))
@@ -125,21 +163,10 @@ pub fn follow_chain(
             return (chain, current, rrset);
         }
         if qtype != RecordType::DNAME
-            && let Some((dname, target)) = answers.iter().find_map(|r| {
-                (r.record_type() == RecordType::DNAME
-                    && r.name.zone_of(&current)
-                    && r.name != current)
-                    .then(|| dname_target(r).map(|t| (r, t)))
-                    .flatten()
-            })
-            && let Some(next) = substitute(&current, &dname.name, &target)
+            && let Some((dname, next)) = dname_for(&current)
         {
-            chain.push(dname.clone());
-            chain.push(Record::from_rdata(
-                current.clone(),
-                dname.ttl,
-                RData::CNAME(hickory_proto::rr::rdata::CNAME(next.clone())),
-            ));
+            let cname = synthesise(&mut chain, &current, dname, &next);
+            chain.push(cname);
             current = next;
             continue;
         }

@@ -372,7 +372,19 @@ impl Resolver {
                 } => {
                     if cacheable {
                         self.cache_chain(&c, found.rank, sec);
-                        self.cache_records(&rrset, found.rank, sec);
+                        // A CNAME synthesised from a DNAME (a CNAME question
+                        // at a rewritten name) is not cached on its own:
+                        // the DNAME is (see `cache_chain`).
+                        let synthesised = qtype == RecordType::CNAME
+                            && c.iter().any(|r| r.record_type() == RecordType::DNAME);
+                        // A wildcard expansion is only proven with its
+                        // NSEC/NSEC3 (RFC 4035 §5.3.4); the RRset cache
+                        // keeps no proof, so it stays in the answer cache
+                        // alone, whose entry carries the proof and lives
+                        // no longer than it.
+                        if !synthesised && !wildcard_expanded(&rrset) {
+                            self.cache_records(&rrset, found.rank, sec);
+                        }
                     }
                     chain.extend(c);
                     chain.extend(rrset);
@@ -566,6 +578,14 @@ fn negative(
         authorities,
         security,
     }
+}
+
+/// True when an RRSIG in `rrset` counts fewer labels than its owner has:
+/// the RRset was expanded from a wildcard (RFC 4035 §5.3.2).
+fn wildcard_expanded(rrset: &[Record]) -> bool {
+    rrset.iter().any(|r| {
+        crate::dnssec::rrsig(r).is_some_and(|sig| sig.input().num_labels < r.name.num_labels())
+    })
 }
 
 /// A chain loops when an owner repeats or the last target is an earlier owner.

@@ -196,17 +196,27 @@ impl Resolver {
         }
         let zone = found.zone.clone();
         let max_iterations = self.validation.max_iterations;
+        // RFC 4035 §2.2: RRSIGs are not signed themselves, so an answer of
+        // RRSIGs alone (qtype RRSIG) proves nothing and never gets AD; as
+        // in Unbound, it is returned unvalidated. A negative answer for
+        // the type is a denial like any other.
+        if qtype == RecordType::RRSIG && matches!(found.step, Step::Answer { .. }) {
+            return Ok(Ok(Security::Indeterminate));
+        }
         match &mut found.step {
             Step::Answer {
                 chain,
                 rrset,
                 proof,
             } => {
-                let linked = match self.check_rrsets(chain, &zone, budget).await? {
+                let linked = match self.check_rrsets(chain, &zone, false, budget).await? {
                     Ok(c) => c.security,
                     Err(bogus) => return Ok(Err(bogus)),
                 };
-                let answered = match self.check_rrsets(rrset, &zone, budget).await? {
+                // A CNAME question at a name a DNAME rewrites: the answer is
+                // the CNAME synthesised from the DNAME in the chain.
+                let synthesised = chain.iter().any(|r| r.record_type() == RecordType::DNAME);
+                let answered = match self.check_rrsets(rrset, &zone, synthesised, budget).await? {
                     Ok(c) => c,
                     Err(bogus) => return Ok(Err(bogus)),
                 };
@@ -234,7 +244,7 @@ impl Resolver {
                 Ok(Ok(security))
             }
             Step::Cname { chain, .. } => Ok(self
-                .check_rrsets(chain, &zone, budget)
+                .check_rrsets(chain, &zone, false, budget)
                 .await?
                 .map(|c| c.security)),
             Step::Negative {
@@ -243,7 +253,7 @@ impl Resolver {
                 soa,
                 proof,
             } => {
-                let linked = match self.check_rrsets(chain, &zone, budget).await? {
+                let linked = match self.check_rrsets(chain, &zone, false, budget).await? {
                     Ok(c) => c.security,
                     Err(bogus) => return Ok(Err(bogus)),
                 };
@@ -321,15 +331,19 @@ impl Resolver {
     }
 
     /// Checks every RRset in `records` (RRSIGs among them) from a server of
-    /// `zone`, capping the TTLs of those that verify.
+    /// `zone`, capping the TTLs of those that verify. `dname_checked`: a
+    /// DNAME checked with the chain before these records synthesised their
+    /// CNAME.
     async fn check_rrsets(
         &self,
         records: &mut [Record],
         zone: &Name,
+        dname_checked: bool,
         budget: &mut Budget,
     ) -> Result<Result<Checked, Bogus>, ResolveError> {
         let now = unix_now();
-        let has_dname = records.iter().any(|r| r.record_type() == RecordType::DNAME);
+        let has_dname =
+            dname_checked || records.iter().any(|r| r.record_type() == RecordType::DNAME);
         let mut checked = Checked {
             security: Security::Secure,
             wildcards: Vec::new(),

@@ -57,11 +57,16 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// A key for `origin` (a KSK when `ksk`).
+/// A key for `origin` (a KSK when `ksk`); RSA keys have 1024 bits.
 pub fn keygen(dir: &Path, origin: &str, algorithm: &str, ksk: bool) -> Key {
+    keygen_bits(dir, origin, algorithm, ksk, "1024")
+}
+
+/// A key for `origin` (a KSK when `ksk`); an RSA key of `bits` bits.
+pub fn keygen_bits(dir: &Path, origin: &str, algorithm: &str, ksk: bool, bits: &str) -> Key {
     let mut args = vec!["-a", algorithm, "-r", "/dev/urandom"];
     if algorithm.starts_with("RSA") {
-        args.extend(["-b", "1024"]);
+        args.extend(["-b", bits]);
     }
     if ksk {
         args.push("-k");

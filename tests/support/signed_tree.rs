@@ -21,8 +21,14 @@
 //!    ├─ unknowndigest.lab. .15 DS with digest type 200: insecure
 //!    ├─ roll.lab.        .16  two KSKs, DS for the second only
 //!    ├─ nonsec.lab.      .17  NSEC records removed          → EDE 12
-//!    └─ manyiter.lab.    .18  NSEC3 with 200 iterations: insecure
+//!    ├─ manyiter.lab.    .18  NSEC3 with 200 iterations: insecure
+//!    ├─ rsa512.lab.      .19  RSASHA256 keys of 512 bits (RFC 5155's examples' size)
+//!    └─ rsa512bad.lab.   .20  the same, www's RRSIG altered → EDE 6
 //! ```
+//!
+//! `sec.lab.` also holds `host.ent` (so `ent.sec.lab.` is an empty
+//! non-terminal) and `d DNAME sec.lab.` (so `www.d.d.sec.lab.` applies the
+//! same DNAME twice).
 //!
 //! `sec.lab.`'s NS address is a counting UDP relay on .33 in front of its
 //! NSD, so a test can see which questions reached the server.
@@ -38,7 +44,7 @@ use taproot::server::{Running, Server};
 use tokio::net::UdpSocket;
 
 use super::e2e::{Nsd, ROOT_NS, TempDir, Zone};
-use super::signed::{Key, keygen, sign_text};
+use super::signed::{Key, keygen, keygen_bits, sign_text};
 
 const ALG: &str = "ECDSAP256SHA256";
 
@@ -68,6 +74,10 @@ enum Make {
     Rollover,
     StripNsec,
     ManyIterations,
+    /// Signed with 512-bit RSASHA256 keys.
+    Rsa512,
+    /// Signed with 512-bit RSASHA256 keys, www's RRSIG altered.
+    Rsa512Corrupt,
 }
 
 struct Leaf {
@@ -103,7 +113,9 @@ fn leaves() -> Vec<Leaf> {
          alias IN CNAME www\n\
          toinsecure IN CNAME www.insecure.sec.lab.\n\
          tobogus IN CNAME www.corrupt.lab.\n\
-         insecure IN NS ns.insecure\n",
+         insecure IN NS ns.insecure\n\
+         host.ent IN A 192.0.2.3\n\
+         d IN DNAME sec.lab.\n",
     );
     sec.push_str(&format!("ns.insecure IN A {}\n", ip(4)));
     let mut optout = soa_and_ns(ip(6));
@@ -138,6 +150,8 @@ fn leaves() -> Vec<Leaf> {
         plain("roll.lab.", 16, Make::Rollover),
         plain("nonsec.lab.", 17, Make::StripNsec),
         plain("manyiter.lab.", 18, Make::ManyIterations),
+        plain("rsa512.lab.", 19, Make::Rsa512),
+        plain("rsa512bad.lab.", 20, Make::Rsa512Corrupt),
     ]
 }
 
@@ -181,8 +195,20 @@ fn make_zone(dir: &std::path::Path, leaf: &Leaf) -> (String, String) {
             };
             (sign(window, &[&ksk, &zsk]), ksk.ds_text)
         }
-        Make::Corrupt => {
-            let (ksk, zsk) = pair();
+        Make::Rsa512 => {
+            let ksk = keygen_bits(dir, origin, "RSASHA256", true, "512");
+            let zsk = keygen_bits(dir, origin, "RSASHA256", false, "512");
+            (sign(&[], &[&ksk, &zsk]), ksk.ds_text)
+        }
+        Make::Corrupt | Make::Rsa512Corrupt => {
+            let (ksk, zsk) = if leaf.make == Make::Corrupt {
+                pair()
+            } else {
+                (
+                    keygen_bits(dir, origin, "RSASHA256", true, "512"),
+                    keygen_bits(dir, origin, "RSASHA256", false, "512"),
+                )
+            };
             let signed = sign(&[], &[&ksk, &zsk]);
             let broken = signed
                 .lines()
@@ -264,6 +290,8 @@ pub struct SignedTree {
     dir: TempDir,
     pub anchor_file: std::path::PathBuf,
     pub hints_file: std::path::PathBuf,
+    /// The root KSK's DNSKEY line, as ldns-keygen wrote it (one line).
+    pub root_dnskey: String,
 }
 
 impl SignedTree {
@@ -273,6 +301,7 @@ impl SignedTree {
         let built = super::e2e::off_thread(move || build(&path)).await;
         let nsd = super::e2e::off_thread(move || Nsd::start(built.0)).await;
         let anchor_file = dir.write("anchor.ds", &built.1);
+        let root_dnskey = built.2;
         let hints_file = dir.write("root.hints", &nsd.root_hints());
         let relay = Relay::start(
             SocketAddr::new(IpAddr::V4(RELAY), nsd.port()),
@@ -285,6 +314,7 @@ impl SignedTree {
             dir,
             anchor_file,
             hints_file,
+            root_dnskey,
         }
     }
 
@@ -307,8 +337,9 @@ impl SignedTree {
     }
 }
 
-/// Every zone of the tree, and the root's DS line (the anchor).
-fn build(dir: &std::path::Path) -> (Vec<Zone>, String) {
+/// Every zone of the tree, the root's DS line (the anchor) and its KSK's
+/// DNSKEY line.
+fn build(dir: &std::path::Path) -> (Vec<Zone>, String, String) {
     let mut zones = Vec::new();
     let mut lab = format!("$ORIGIN lab.\n{}", soa_and_ns(ip(2)));
     let leaves = leaves();
@@ -356,7 +387,9 @@ fn build(dir: &std::path::Path) -> (Vec<Zone>, String) {
         server: ip(1),
         text: sign_text(dir, ".", &root, &[], &[&root_ksk, &root_zsk]),
     });
-    (zones, root_ksk.ds_text)
+    let root_dnskey = std::fs::read_to_string(dir.join(format!("{}.key", root_ksk.base)))
+        .expect("ldns-keygen wrote the root KSK");
+    (zones, root_ksk.ds_text, root_dnskey)
 }
 
 /// A UDP relay that counts the questions passing through it, and can
