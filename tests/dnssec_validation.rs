@@ -633,3 +633,47 @@ async fn aggressive_nsec_uses_a_delegations_nsec_only_for_names_outside_the_dele
     assert_eq!(client::first_a(&child).as_deref(), Some("192.0.2.4"));
     t.stop().await;
 }
+
+/// `split.lab.` has two servers; the first sends www's A RRset with a
+/// broken signature, the second serves it right. `splitkeys.lab.` too, but
+/// its first server serves the zone signed with keys its DS does not name
+/// (a DNSKEY set that does not prove, then data signed by it). As in
+/// Unbound and Knot, bogus data or keys send the question to the zone's
+/// other server (leaving out the first for the rest of the question), and
+/// the client gets the good data with AD, not SERVFAIL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bogus_data_or_keys_from_one_server_are_asked_again_of_the_zones_other_server() {
+    use std::net::IpAddr;
+    use std::time::Duration;
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |_| {}).await;
+    for (name, bad, good, want) in [
+        ("www.split.lab.", 21, 22, "192.0.2.21"),
+        ("www.splitkeys.lab.", 23, 24, "192.0.2.23"),
+    ] {
+        let (bad, good) = (
+            IpAddr::V4(support::signed_tree::ip(bad)),
+            IpAddr::V4(support::signed_tree::ip(good)),
+        );
+        // The broken server looks the fastest, so it is asked first.
+        let infra = &t.running.handler.resolver.infra;
+        infra.record_rtt(bad, Duration::from_millis(1));
+        infra.record_rtt(good, Duration::from_millis(300));
+        let reply = ask(&t, name, RecordType::A, true).await;
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::NoError,
+            "{name}: {reply:?}"
+        );
+        assert!(reply.metadata.authentic_data, "{name}: {reply:?}");
+        assert_eq!(client::first_a(&reply).as_deref(), Some(want));
+        let asked_bad = infra.stats(bad);
+        assert!(
+            asked_bad
+                .srtt_ms
+                .is_some_and(|ms| (ms - 1.0).abs() > f64::EPSILON),
+            "{name}: the broken server was asked first: {asked_bad:?}"
+        );
+    }
+    t.stop().await;
+}

@@ -36,6 +36,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub(super) struct Reply {
     pub(super) classified: Classified,
     pub(super) aa: bool,
+    /// The server that sent it (left out if its data proves bogus).
+    pub(super) server: IpAddr,
     /// The scrubbed additional section (priming keeps the root servers'
     /// addresses from it).
     pub(super) additionals: Vec<Record>,
@@ -364,7 +366,7 @@ impl Resolver {
             let eligible: Vec<IpAddr> = addrs
                 .iter()
                 .copied()
-                .filter(|a| !ruled_out.contains(a))
+                .filter(|a| !ruled_out.contains(a) && !budget.bogus_from.contains(a))
                 .filter(|a| fallback.is_none() || !timed_out.iter().any(|t| t.addr == *a))
                 .collect();
             if eligible.is_empty() {
@@ -525,6 +527,7 @@ impl Resolver {
                     Outcome::LastResort(Reply {
                         classified: *answer,
                         aa,
+                        server: addr,
                         additionals: std::mem::take(&mut msg.additionals),
                     })
                 }
@@ -533,6 +536,7 @@ impl Resolver {
                     Outcome::Usable(Reply {
                         classified,
                         aa,
+                        server: addr,
                         additionals: std::mem::take(&mut msg.additionals),
                     })
                 }

@@ -99,6 +99,8 @@ pub struct Budget {
     pub dnssec_ok: bool,
     /// How deep the validator's DS/DNSKEY fetches are nested.
     pub fetch_depth: u8,
+    /// Servers whose data proved bogus in this question: not asked again.
+    pub bogus_from: Vec<IpAddr>,
 }
 
 impl Budget {
@@ -112,6 +114,7 @@ impl Budget {
             checking_disabled: false,
             dnssec_ok: false,
             fetch_depth: 0,
+            bogus_from: Vec::new(),
         }
     }
 
@@ -125,6 +128,7 @@ impl Budget {
             ns_lookups: self.ns_lookups.clone(),
             checking_disabled: self.checking_disabled,
             fetch_depth: self.fetch_depth + 1,
+            bogus_from: self.bogus_from.clone(),
             ..Budget::new(config)
         }
     }
@@ -148,6 +152,10 @@ impl Budget {
 }
 
 type AnswerResult = Result<Arc<CachedAnswer>, ResolveError>;
+
+/// How many times one link of a question asks another server after bogus
+/// data (Unbound restarts a bogus query up to VAL_MAX_RESTART_COUNT, 5).
+pub(super) const MAX_BOGUS_RETRIES: u32 = 3;
 
 /// The recursive resolver shared by every listener.
 pub struct Resolver {
@@ -358,8 +366,7 @@ impl Resolver {
                     return Ok(negative(NegativeKind::NxDomain, chain, denied, security));
                 }
             }
-            let mut found = self.walk(&name, qtype, budget).await?;
-            let verdict = self.validate(&name, qtype, &mut found, budget).await?;
+            let (found, verdict) = self.walk_and_validate(&name, qtype, budget).await?;
             let sec = self.judge(&name, qtype, verdict, budget)?;
             let cacheable = sec.is_some();
             let sec = sec.unwrap_or(Security::Indeterminate);
@@ -435,6 +442,43 @@ impl Resolver {
             }
         }
         Err(ResolveError::CnameChainTooLong(max))
+    }
+
+    /// Walks for (name, qtype) and validates what the walk found. Data that
+    /// proves bogus is asked again of the zone's other servers, leaving out
+    /// the one that sent it for the rest of the question (Unbound and Knot
+    /// do the same: one broken or spoofed server must not make a zone
+    /// bogus while another serves it right), at most
+    /// [`MAX_BOGUS_RETRIES`] times. When no other server is left, the first
+    /// bogus verdict stands. A CD client gets the first answer as it is.
+    async fn walk_and_validate(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+        budget: &mut Budget,
+    ) -> Result<(walk::Found, validate::Verdict), ResolveError> {
+        let mut first_bogus = None;
+        let mut retries = 0;
+        loop {
+            let mut found = match self.walk(name, qtype, budget).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::debug!(%name, %qtype, error = %e, "no other server gave an answer");
+                    return first_bogus.ok_or(e);
+                }
+            };
+            let verdict = self.validate(name, qtype, &mut found, budget).await?;
+            if verdict.is_ok() {
+                return Ok((found, verdict));
+            }
+            if budget.checking_disabled || retries >= MAX_BOGUS_RETRIES {
+                return Ok(first_bogus.unwrap_or((found, verdict)));
+            }
+            tracing::debug!(%name, %qtype, server = %found.server, "bogus data; asking the zone's other servers");
+            retries += 1;
+            budget.bogus_from.push(found.server);
+            first_bogus.get_or_insert((found, verdict));
+        }
     }
 
     fn clamped(&self, mut records: Vec<Record>) -> Vec<Record> {

@@ -25,7 +25,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::debug;
 
 use super::walk::{Found, Step, chain_end};
-use super::{Budget, ResolveError, Resolver};
+use super::{Budget, MAX_BOGUS_RETRIES, ResolveError, Resolver};
 use crate::cache::Expiring;
 use crate::cache::{NegativeKind, Rank};
 use crate::clock::Clock;
@@ -530,11 +530,42 @@ impl Resolver {
             .filter(|(n, _)| n == anchor)
             .map(|(_, k)| k.clone())
             .collect();
-        let found = self.fetch(anchor, RecordType::DNSKEY, budget).await?;
-        let Step::Answer { rrset, .. } = found.step else {
-            return Ok((Err(Bogus::DnskeyMissing(anchor.to_string())), BOGUS_TTL_S));
-        };
-        Ok(self.prove_keys(anchor, &rrset, &ds, &keys, found.rank))
+        Ok(self
+            .proven_keys(anchor, &ds, &keys, budget)
+            .await?
+            .unwrap_or_else(|| (Err(Bogus::DnskeyMissing(anchor.to_string())), BOGUS_TTL_S)))
+    }
+
+    /// Fetches `zone`'s DNSKEY set and proves it from `ds` or
+    /// `anchor_keys`. A set that does not prove is asked again of the
+    /// zone's other servers, leaving out the one that sent it (as data is,
+    /// see [`Resolver::walk_and_validate`]); when none is left, the first
+    /// verdict stands. `None`: no DNSKEY set came back at all.
+    async fn proven_keys(
+        &self,
+        zone: &Name,
+        ds: &[DS],
+        anchor_keys: &[hickory_proto::dnssec::rdata::DNSKEY],
+        budget: &mut Budget,
+    ) -> Result<Option<(Result<Trust, Bogus>, u32)>, ResolveError> {
+        let mut first_bogus = None;
+        for _ in 0..=MAX_BOGUS_RETRIES {
+            let found = match self.fetch(zone, RecordType::DNSKEY, budget).await {
+                Ok(found) => found,
+                Err(e) => return first_bogus.map_or(Err(e), |b| Ok(Some(b))),
+            };
+            let Step::Answer { rrset, .. } = found.step else {
+                return Ok(first_bogus);
+            };
+            let proven = self.prove_keys(zone, &rrset, ds, anchor_keys, found.rank);
+            if proven.0.is_ok() || budget.checking_disabled {
+                return Ok(Some(proven));
+            }
+            debug!(%zone, server = %found.server, "DNSKEY set does not prove; asking the zone's other servers");
+            budget.bogus_from.push(found.server);
+            first_bogus.get_or_insert(proven);
+        }
+        Ok(first_bogus)
     }
 
     /// A zone's DNSKEY RRset against its DS set or anchors; caches it when proven.
@@ -584,7 +615,38 @@ impl Resolver {
                 Ok(link) => return Ok(link),
             }
         }
-        let mut found = self.fetch(next, RecordType::DS, budget).await?;
+        // A DS set (or denial) whose signatures fail is asked again of the
+        // parent's other servers, as data is.
+        let mut first_bogus = None;
+        for _ in 0..=MAX_BOGUS_RETRIES {
+            let mut found = match self.fetch(next, RecordType::DS, budget).await {
+                Ok(found) => found,
+                Err(e) => return first_bogus.ok_or(e),
+            };
+            let server = found.server;
+            match self.ds_link(next, parent, &mut found, budget).await? {
+                Ok(link) => return Ok(link),
+                Err(bogus) if budget.checking_disabled => return Ok((Err(bogus), BOGUS_TTL_S)),
+                Err(bogus) => {
+                    debug!(zone = %next, %server, "DS does not verify; asking the parent's other servers");
+                    budget.bogus_from.push(server);
+                    first_bogus.get_or_insert((Err(bogus), BOGUS_TTL_S));
+                }
+            }
+        }
+        Ok(first_bogus
+            .unwrap_or_else(|| (Err(Bogus::DnskeyMissing(next.to_string())), BOGUS_TTL_S)))
+    }
+
+    /// What a DS answer from the parent says of `next`: `Err` when its
+    /// signatures do not verify with the parent's keys.
+    async fn ds_link(
+        &self,
+        next: &Name,
+        parent: &Arc<KeySet>,
+        found: &mut Found,
+        budget: &mut Budget,
+    ) -> Result<Result<(Result<Trust, Bogus>, u32), Bogus>, ResolveError> {
         let evidence = match &mut found.step {
             Step::Answer { rrset, .. }
                 if rrset.iter().any(|r| r.record_type() == RecordType::DS) =>
@@ -606,16 +668,13 @@ impl Resolver {
             // No such name, or a CNAME there: no zone starts at it, and
             // data claiming to be signed by one will not verify.
             _ => {
-                return Ok((
+                return Ok(Ok((
                     Ok(Trust::Secure(parent.clone())),
                     DENIAL_TTL_S.min(parent.ttl),
-                ));
+                )));
             }
         };
-        Ok(self
-            .link_from(next, parent, evidence, budget)
-            .await?
-            .unwrap_or_else(|bogus| (Err(bogus), BOGUS_TTL_S)))
+        self.link_from(next, parent, evidence, budget).await
     }
 
     /// What a DS RRset, or its denial, from `parent`'s zone says of `next`,
@@ -644,15 +703,11 @@ impl Resolver {
                         _ => None,
                     })
                     .collect();
-                let keys = self.fetch(next, RecordType::DNSKEY, budget).await?;
-                Ok(Ok(match keys.step {
-                    Step::Answer { rrset, .. } => {
-                        let (trust, keys_ttl) = self.prove_keys(next, &rrset, &ds, &[], keys.rank);
-                        (trust, keys_ttl.min(ttl))
-                    }
+                Ok(Ok(match self.proven_keys(next, &ds, &[], budget).await? {
+                    Some((trust, keys_ttl)) => (trust, keys_ttl.min(ttl)),
                     // No keys where a DS set says there are: unless the DS
                     // set is all unsupported algorithms, the zone is bogus.
-                    _ => match verify_dnskeys(next, &[], &[], &ds, &[], now) {
+                    None => match verify_dnskeys(next, &[], &[], &ds, &[], now) {
                         Ok(Link::Insecure) => (Ok(Trust::Insecure), ttl),
                         _ => (Err(Bogus::DnskeyMissing(next.to_string())), BOGUS_TTL_S),
                     },

@@ -65,6 +65,8 @@ pub struct Found {
     pub zone: Name,
     /// The trust the answer earns once validated (RFC 2181 §5.4.1).
     pub rank: Rank,
+    /// The server that gave the answer.
+    pub server: IpAddr,
 }
 
 /// One question's descent: where it is, what it may still spend, and how
@@ -332,7 +334,7 @@ impl Walk<'_> {
                     proof,
                 } => self.descend(zone, &ns, &glue, proof)?,
                 classified if ask.minimised => self.qmin.learn(&classified),
-                classified => return self.finish(classified, reply.aa),
+                classified => return self.finish(classified, reply.aa, reply.server),
             }
         }
     }
@@ -363,7 +365,12 @@ impl Walk<'_> {
     }
 
     /// The answer to the full question, as the walk hands it on.
-    fn finish(self, classified: Classified, aa: bool) -> Result<Found, ResolveError> {
+    fn finish(
+        self,
+        classified: Classified,
+        aa: bool,
+        server: IpAddr,
+    ) -> Result<Found, ResolveError> {
         let rank = if aa {
             Rank::AuthAnswer
         } else {
@@ -414,6 +421,7 @@ impl Walk<'_> {
             step,
             zone: self.cut.zone().clone(),
             rank,
+            server,
         })
     }
 }

@@ -23,7 +23,11 @@
 //!    ├─ nonsec.lab.      .17  NSEC records removed          → EDE 12
 //!    ├─ manyiter.lab.    .18  NSEC3 with 200 iterations: insecure
 //!    ├─ rsa512.lab.      .19  RSASHA256 keys of 512 bits (RFC 5155's examples' size)
-//!    └─ rsa512bad.lab.   .20  the same, www's RRSIG altered → EDE 6
+//!    ├─ rsa512bad.lab.   .20  the same, www's RRSIG altered → EDE 6
+//!    ├─ split.lab.       .21  www's RRSIG altered on this server only,
+//!    │                   .22  the same zone served right
+//!    └─ splitkeys.lab.   .23  signed with keys the DS does not name,
+//!                        .24  the same zone signed right
 //! ```
 //!
 //! `sec.lab.` also holds `host.ent` (so `ent.sec.lab.` is an empty
@@ -78,6 +82,11 @@ enum Make {
     Rsa512,
     /// Signed with 512-bit RSASHA256 keys, www's RRSIG altered.
     Rsa512Corrupt,
+    /// Signed; served by two servers, www's RRSIG altered on the first.
+    Split,
+    /// Signed; served by two servers, the first serving it signed with
+    /// other keys.
+    SplitKeys,
 }
 
 struct Leaf {
@@ -152,7 +161,29 @@ fn leaves() -> Vec<Leaf> {
         plain("manyiter.lab.", 18, Make::ManyIterations),
         plain("rsa512.lab.", 19, Make::Rsa512),
         plain("rsa512bad.lab.", 20, Make::Rsa512Corrupt),
+        split_leaf("split.lab.", 21, Make::Split),
+        split_leaf("splitkeys.lab.", 23, Make::SplitKeys),
     ]
+}
+
+/// A zone served by two servers, `.last` and `.last + 1`.
+fn split_leaf(origin: &'static str, last: u8, make: Make) -> Leaf {
+    Leaf {
+        origin,
+        last,
+        make,
+        body: format!(
+            "$TTL 3600\n\
+             @ IN SOA ns1 hostmaster 1 3600 600 86400 300\n\
+             @ IN NS ns1\n\
+             @ IN NS ns2\n\
+             ns1 IN A {}\n\
+             ns2 IN A {}\n\
+             www IN A 192.0.2.{last}\n",
+            ip(last),
+            ip(last + 1)
+        ),
+    }
 }
 
 /// True for a signed-zone line `owner TTL IN RRSIG <covered> …` at `owner`.
@@ -210,22 +241,11 @@ fn make_zone(dir: &std::path::Path, leaf: &Leaf) -> (String, String) {
                 )
             };
             let signed = sign(&[], &[&ksk, &zsk]);
-            let broken = signed
-                .lines()
-                .map(|line| {
-                    if is_rrsig_over(line, &www, "A") {
-                        // Change one base64 character inside the signature.
-                        let mut chars: Vec<char> = line.chars().collect();
-                        let at = chars.len() - 10;
-                        chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
-                        chars.into_iter().collect()
-                    } else {
-                        line.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            (broken, ksk.ds_text)
+            (corrupt_www_rrsig(&signed, &www), ksk.ds_text)
+        }
+        Make::Split | Make::SplitKeys => {
+            let (ksk, zsk) = pair();
+            (sign(&[], &[&ksk, &zsk]), ksk.ds_text)
         }
         Make::StripRrsig | Make::StripNsec => {
             let (ksk, zsk) = pair();
@@ -270,8 +290,34 @@ fn make_zone(dir: &std::path::Path, leaf: &Leaf) -> (String, String) {
     }
 }
 
+/// `signed` with one base64 character changed inside www's A RRSIG.
+fn corrupt_www_rrsig(signed: &str, www: &str) -> String {
+    signed
+        .lines()
+        .map(|line| {
+            if is_rrsig_over(line, www, "A") {
+                let mut chars: Vec<char> = line.chars().collect();
+                let at = chars.len() - 10;
+                chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+                chars.into_iter().collect()
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The parent-side lines for `leaf`: NS, glue, DS.
 fn delegation(leaf: &Leaf, ds: &str) -> String {
+    if matches!(leaf.make, Make::Split | Make::SplitKeys) {
+        return format!(
+            "{o} IN NS ns1.{o}\n{o} IN NS ns2.{o}\nns1.{o} IN A {}\nns2.{o} IN A {}\n{ds}\n",
+            ip(leaf.last),
+            ip(leaf.last + 1),
+            o = leaf.origin
+        );
+    }
     let ns_ip = if leaf.origin == "sec.lab." {
         RELAY
     } else {
@@ -355,9 +401,33 @@ fn build(dir: &std::path::Path) -> (Vec<Zone>, String, String) {
         made.push((i, text));
     }
     for (i, text) in made {
+        let leaf = &leaves[i];
+        if matches!(leaf.make, Make::Split | Make::SplitKeys) {
+            // The second server serves the zone right; the first, broken.
+            let broken = if leaf.make == Make::Split {
+                corrupt_www_rrsig(&text, &format!("www.{}", leaf.origin))
+            } else {
+                let origin = leaf.origin;
+                let other_ksk = keygen(dir, origin, ALG, true);
+                let other_zsk = keygen(dir, origin, ALG, false);
+                let unsigned = format!("$ORIGIN {origin}\n{}", leaf.body);
+                sign_text(dir, origin, &unsigned, &[], &[&other_ksk, &other_zsk])
+            };
+            zones.push(Zone {
+                origin: leaf.origin,
+                server: ip(leaf.last + 1),
+                text: text.clone(),
+            });
+            zones.push(Zone {
+                origin: leaf.origin,
+                server: ip(leaf.last),
+                text: broken,
+            });
+            continue;
+        }
         zones.push(Zone {
-            origin: leaves[i].origin,
-            server: ip(leaves[i].last),
+            origin: leaf.origin,
+            server: ip(leaf.last),
             text,
         });
     }
