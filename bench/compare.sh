@@ -175,8 +175,8 @@ preflight() {
         if ss -Hltun "sport = :$p" 2>/dev/null | grep -q .; then die "port $p is in use on this machine"; fi
     done
     # A wildcard or same-address listener on port 53 would take NSD's queries.
-    if ss -Hlun "sport = :53" 2>/dev/null | awk '{print $4}' | grep -Eq "^(0\.0\.0\.0|\*|\[::\]|${NET//./\\.}\.[123]):53$"; then
-        die "something already listens on port 53 for $NET.1-3 or all addresses: $(ss -Hlunp 'sport = :53' 2>/dev/null | tr '\n' ' ')"
+    if ss -Hlun "sport = :53" 2>/dev/null | awk '{print $4}' | grep -Eq "^(0\.0\.0\.0|\*|\[::\]|${NET//./\\.}\.[1234]):53$"; then
+        die "something already listens on port 53 for $NET.1-4 or all addresses: $(ss -Hlunp 'sport = :53' 2>/dev/null | tr '\n' ' ')"
     fi
     HZ=$(getconf CLK_TCK)
 }

@@ -242,8 +242,9 @@ async fn a_dead_server_beside_a_live_one_costs_one_timeout_not_one_per_question(
     }
     assert!(
         tree.queries_to(PAIR_A) <= 1,
-        "the dead server was asked {} times",
-        tree.queries_to(PAIR_A)
+        "the dead server was asked {} times: {:?}",
+        tree.queries_to(PAIR_A),
+        tree.query_log()
     );
     t.stop().await;
 }
@@ -297,5 +298,45 @@ async fn a_dead_server_is_backed_off_to_the_cap_then_probed_one_question_at_a_ti
     let back = ask(&t, "back.dead.lab.").await;
     assert_eq!(back.metadata.response_code, ResponseCode::NoError);
     assert!(!infra.is_down(DEAD));
+    t.stop().await;
+}
+
+/// A server that answered TC=1 lately is rate-limiting us (a response rate
+/// limiter's slip): when it then drops a UDP answer, the question asks
+/// again over TCP, which the limiter leaves alone, instead of waiting on
+/// UDP retries it would drop as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_truncates_lately_gets_its_lost_answer_asked_again_over_tcp() {
+    let tree = lossy_tree().await;
+    let t = start_taproot(&tree, |_| {}).await;
+    tree.set_behaviour(LOSSY, Behaviour::Truncate);
+    let first = ask(&t, "first.lossy.lab.").await;
+    assert_eq!(first.metadata.response_code, ResponseCode::NoError);
+    // Now every UDP answer is dropped; TCP still answers.
+    tree.set_behaviour(
+        LOSSY,
+        Behaviour::Lossy {
+            drop_every: 1,
+            truncate_every: 0,
+        },
+    );
+    tree.reset_counts();
+    let second = ask(&t, "second.lossy.lab.").await;
+    assert_eq!(second.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(first_a(&second).as_deref(), Some("127.10.11.1"));
+    let asked: Vec<(bool, String)> = tree
+        .query_log()
+        .iter()
+        .filter(|q| q.server == LOSSY)
+        .map(|q| (q.tcp, q.name.to_string().to_lowercase()))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            (false, "second.lossy.lab.".to_string()),
+            (true, "second.lossy.lab.".to_string())
+        ],
+        "one UDP query dropped, then TCP"
+    );
     t.stop().await;
 }

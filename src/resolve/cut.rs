@@ -394,6 +394,10 @@ impl Resolver {
             if last_chance {
                 pick.wait = max_wait;
             }
+            // A server that truncated answers lately rate-limits us (RRL
+            // with slip): its lost UDP answer was most likely the limiter's
+            // drop, and TCP is not limited, so the retry goes over TCP.
+            pick.tcp = tried > 0 && self.infra.truncates_lately(pick.addr);
             match self
                 .ask_server(pick, zone, sname, stype, budget, minimised)
                 .await?
@@ -443,7 +447,12 @@ impl Resolver {
                 use_0x20,
             };
             let server = SocketAddr::new(addr, self.config.upstream_port);
-            let exchange = match transport::exchange(server, &question, timeout).await {
+            let sent = if pick.tcp {
+                transport::exchange_over_tcp(server, &question, timeout).await
+            } else {
+                transport::exchange(server, &question, timeout).await
+            };
+            let exchange = match sent {
                 Ok(x) => x,
                 Err(TransportError::CaseNotEchoed) if use_0x20 => {
                     // Fall back for this server, as Unbound's use-caps-for-id does.
@@ -466,8 +475,10 @@ impl Resolver {
                 }
                 Err(e) => {
                     let timed_out = matches!(e, TransportError::Timeout(_));
-                    self.metrics
-                        .upstream_query("udp", if timed_out { "timeout" } else { "error" });
+                    self.metrics.upstream_query(
+                        if pick.tcp { "tcp" } else { "udp" },
+                        if timed_out { "timeout" } else { "error" },
+                    );
                     debug!(server = %addr, qname = %sname, error = %e, rto_ms = pick.rto_ms, "upstream failed");
                     // A network error (ICMP unreachable) is a loss too;
                     // only a timeout is worth another try in this question.
@@ -484,6 +495,9 @@ impl Resolver {
                 }
             };
             let transport = if exchange.tcp { "tcp" } else { "udp" };
+            if exchange.tcp && !pick.tcp {
+                self.infra.record_truncated(addr);
+            }
             self.metrics.upstream_rtt(exchange.rtt);
             if exchange.rejected > 0 {
                 self.metrics.spoof_rejected(exchange.rejected);

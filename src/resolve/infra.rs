@@ -48,6 +48,9 @@ pub const EXPLORE_PERCENT: u32 = 5;
 pub const RTT_BAND_MS: u32 = 400;
 /// How long a server stays lame for a zone (Unbound's infra-lame-ttl).
 pub const LAME_TTL_MS: u64 = 900_000;
+/// How long a truncated answer marks a server as rate-limiting us: its
+/// lost UDP answers are then asked again over TCP.
+pub const TRUNCATED_MEMORY_MS: u64 = 10_000;
 /// How long what is known of a server is kept unused (Unbound's infra-host-ttl).
 const HOST_TTL: Duration = Duration::from_secs(900);
 
@@ -62,6 +65,8 @@ pub struct ServerStats {
     pub timeouts: u32,
     /// A probe of this (down) server is in flight until then, clock ms.
     pub probe_until_ms: u64,
+    /// When the server last answered TC=1 over UDP, clock ms.
+    pub truncated_at_ms: Option<u64>,
     /// The server answered FORMERR to EDNS: query it without (RFC 6891 §7).
     pub no_edns: bool,
     /// The server does not echo the question's case: no 0x20 for it.
@@ -76,6 +81,7 @@ impl Default for ServerStats {
             rto_ms: UNKNOWN_RTT_MS,
             timeouts: 0,
             probe_until_ms: 0,
+            truncated_at_ms: None,
             no_edns: false,
             no_0x20: false,
         }
@@ -103,6 +109,9 @@ pub struct Pick {
     pub wait: Duration,
     /// The server is down and this attempt is its one probe.
     pub probe: bool,
+    /// Send over TCP: the question sets it for a retry to a server that
+    /// truncates lately ([`Infra::truncates_lately`]).
+    pub tcp: bool,
 }
 
 /// What a timeout did to the server's record.
@@ -187,13 +196,14 @@ impl Infra {
     /// Picks the server of `zone` a question asks next among `candidates`
     /// (those it has not given up on): live servers by RTO, now and then
     /// one picked at random among those within [`RTT_BAND_MS`] of the best
-    /// to keep measuring them; then servers
+    /// and not losing packets now, to keep measuring them; then servers
     /// that failed this zone (recursive-lame last among them, as Unbound
     /// does); a down server last of all, and only when no other question
     /// is probing it. `None` when only down servers being probed are left.
     pub fn pick(&self, candidates: &[IpAddr], zone: &Name) -> Option<Pick> {
         let now = self.clock.now_ms();
-        let mut scored: Vec<(u8, u32, IpAddr)> = candidates
+        // (class, RTO, backing off, address)
+        let mut scored: Vec<(u8, u32, bool, IpAddr)> = candidates
             .iter()
             .filter_map(|a| {
                 let s = self.stats(*a);
@@ -210,22 +220,29 @@ impl Infra {
                         Some(ZoneFailure::RecursiveLame) => 3,
                     }
                 };
-                Some((class, s.rto_ms, *a))
+                Some((class, s.rto_ms, s.timeouts > 0, *a))
             })
             .collect();
         scored.sort_unstable_by_key(|s| (s.0, s.1));
-        let best_rto = scored.first().map_or(0, |s| s.1);
-        let live = scored
-            .iter()
-            .filter(|s| s.0 == 0 && s.1 <= best_rto.saturating_add(RTT_BAND_MS))
-            .count();
+        let best = *scored.first()?;
+        // Explored: live servers within the band of the best, not the best
+        // itself, and not one that is losing packets now.
+        let explorable: Vec<usize> = (1..scored.len())
+            .filter(|&i| {
+                let (class, rto, backing_off, _) = scored[i];
+                class == 0 && !backing_off && rto <= best.1.saturating_add(RTT_BAND_MS)
+            })
+            .collect();
         let mut rng = rand::rng();
-        let chosen = if live > 1 && rng.random_range(0..100) < EXPLORE_PERCENT {
-            scored[rng.random_range(1..live)]
+        let chosen = if best.0 == 0
+            && !explorable.is_empty()
+            && rng.random_range(0..100) < EXPLORE_PERCENT
+        {
+            scored[explorable[rng.random_range(0..explorable.len())]]
         } else {
-            *scored.first()?
+            best
         };
-        let (class, rto_ms, addr) = chosen;
+        let (class, rto_ms, _, addr) = chosen;
         let probe = class == 4;
         if probe && !self.claim_probe(addr, now) {
             // Another question took the probe between the look and now.
@@ -241,6 +258,7 @@ impl Infra {
             rto_ms,
             wait,
             probe,
+            tcp: false,
         })
     }
 
@@ -310,6 +328,22 @@ impl Infra {
     /// The longest one attempt waits (`resolver.upstream_timeout_ms`).
     pub fn max_wait(&self) -> Duration {
         self.max_wait
+    }
+
+    /// `addr` answered TC=1 over UDP: a response rate limiter's slip (or
+    /// a big answer). For [`TRUNCATED_MEMORY_MS`] its lost UDP answers
+    /// are most likely the same limiter's drops.
+    pub fn record_truncated(&self, addr: IpAddr) {
+        if let Ok(mut s) = self.entry(addr).lock() {
+            s.truncated_at_ms = Some(self.clock.now_ms());
+        }
+    }
+
+    /// Whether `addr` answered TC=1 in the last [`TRUNCATED_MEMORY_MS`].
+    pub fn truncates_lately(&self, addr: IpAddr) -> bool {
+        self.stats(addr)
+            .truncated_at_ms
+            .is_some_and(|at| self.clock.now_ms().saturating_sub(at) < TRUNCATED_MEMORY_MS)
     }
 
     pub fn set_no_0x20(&self, addr: IpAddr) {
@@ -421,6 +455,21 @@ mod tests {
         infra.record_rtt(a, Duration::from_millis(3));
         assert!(!infra.is_down(a), "an answer to a probe brings it back");
         assert!(infra.pick(&[a], &Name::root()).is_some_and(|p| !p.probe));
+    }
+
+    #[test]
+    fn a_truncated_answer_marks_a_server_as_rate_limiting_for_a_while() {
+        let clock = Clock::manual();
+        let infra = infra(&clock);
+        let a = addr(1);
+        assert!(!infra.truncates_lately(a));
+        infra.record_truncated(a);
+        assert!(infra.truncates_lately(a));
+        clock.advance(TRUNCATED_MEMORY_MS);
+        assert!(
+            !infra.truncates_lately(a),
+            "forgotten after {TRUNCATED_MEMORY_MS} ms"
+        );
     }
 
     #[test]

@@ -209,6 +209,28 @@ pub async fn exchange(
     })
 }
 
+/// Sends `q` to `server` over TCP straight away: the retry to a server
+/// that rate-limits us (its limiter truncates or drops UDP answers; it
+/// does not limit TCP, RFC 7766 §1 and the RRL drafts). A TCP exchange
+/// takes two round trips, so it gets at least 200 ms.
+pub async fn exchange_over_tcp(
+    server: SocketAddr,
+    q: &Question<'_>,
+    timeout: Duration,
+) -> Result<Exchange, TransportError> {
+    let start = Instant::now();
+    let wait = timeout.max(Duration::from_millis(200));
+    let message = tokio::time::timeout(wait, exchange_tcp(server, q))
+        .await
+        .map_err(|_| TransportError::Timeout(wait))??;
+    Ok(Exchange {
+        message,
+        rtt: start.elapsed(),
+        tcp: true,
+        rejected: 0,
+    })
+}
+
 /// One query over a fresh TCP connection (RFC 7766 §8 framing).
 pub async fn exchange_tcp(server: SocketAddr, q: &Question<'_>) -> Result<Message, TransportError> {
     let id: u16 = rand::rng().random();
