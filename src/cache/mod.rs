@@ -118,7 +118,13 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Splits `size_mb` as answers and records 7/8, negatives 1/8.
+    /// Splits `size_mb` as answers and records 3/4, negatives 1/8, and
+    /// leaves 1/8 for what the entries' weights do not see: the allocator's
+    /// slack under churn (freed entries, and the working set of the
+    /// resolutions in flight, kept in its thread heaps), entries retired
+    /// but not yet freed by the epoch collector, the side caches. Measured
+    /// (#23): 900,000 cold names through a 16 MiB cache at 200 outstanding
+    /// left RSS 1.33x the budget over idle with 7/8 for the store.
     pub fn new(config: &CacheConfig, clock: Clock) -> Cache {
         let bytes = config.size_mb.saturating_mul(1024 * 1024);
         let stats = Arc::new(CacheStats::default());
@@ -129,7 +135,7 @@ impl Cache {
             0
         };
         let evictions = stats.clone();
-        let store = Arc::new(Store::new(bytes / 8 * 7, move |e: &CachedAnswer| {
+        let store = Arc::new(Store::new(bytes / 4 * 3, move |e: &CachedAnswer| {
             evictions.eviction(e.kind())
         }));
         Cache {
@@ -544,7 +550,7 @@ mod tests {
             ..CacheConfig::default()
         };
         let c = Cache::new(&config, Clock::manual());
-        let cap = 1024 * 1024 / 8 * 7;
+        let cap = 1024 * 1024 / 4 * 3;
         for i in 0..40_000u32 {
             let name = format!("h{i}.bench.lab.");
             let qname = Name::from_ascii(&name).expect("name");
