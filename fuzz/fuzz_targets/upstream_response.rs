@@ -88,7 +88,11 @@ fn cache_what_the_walk_would(f: &Fixture, classified: Classified) {
             .insert_all(records, rank, taproot::dnssec::Security::Indeterminate);
     };
     match classified {
-        Classified::Answer { chain, rrset, proof } => {
+        Classified::Answer {
+            chain,
+            rrset,
+            proof,
+        } => {
             assert_in_bailiwick(&proof, &f.zone);
             cache(&chain, Rank::AuthAnswer);
             cache(&rrset, Rank::AuthAnswer);
