@@ -17,6 +17,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 
 use support::e2e::{Nsd, ROOT_IP, ROOT_NS, TaprootProcess, TempDir, Zone, dig, off_thread, tool};
+use support::metric;
 
 const LAB_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 12, 2);
 const RRL_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 12, 3);
@@ -77,13 +78,6 @@ fn rcode_count(summary: &str, rcode: &str) -> usize {
             words.next()?.parse().ok()
         })
         .unwrap_or(0)
-}
-
-/// The value of one series in the metrics text (0 when absent).
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -222,15 +222,6 @@ fn upward_referral_with_aa() -> Behaviour {
     }))
 }
 
-fn metrics_text(t: &Taproot) -> String {
-    let h = &t.running.handler;
-    h.metrics.render(
-        &h.cache,
-        h.resolver.inflight(),
-        h.resolver.validation.keys.len(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_and_nxdomain_without_aa_are_believed() {
     let tree = imperfect_tree().await;
@@ -434,7 +425,7 @@ async fn a_failed_resolution_is_remembered_for_five_seconds() {
         walked,
         "answered from the failure cache"
     );
-    let metrics = metrics_text(&t);
+    let metrics = t.metrics_text();
     assert!(
         metrics.contains("taproot_servfail_cached_total 2"),
         "{metrics}"
@@ -789,7 +780,7 @@ async fn an_undecodable_reply_from_the_only_server_is_servfail_without_waiting()
         );
         assert!(tree.queries_to(SOLO) >= 1, "{what}: the server was asked");
         assert!(took < Duration::from_millis(700), "{what}: took {took:?}");
-        let metrics = metrics_text(&t);
+        let metrics = t.metrics_text();
         assert!(
             metrics.contains(r#"result="malformed""#),
             "{what}: counted as malformed: {metrics}"

@@ -27,7 +27,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use support::client::{self, ask_udp_within, first_a};
 use support::tree::{Behaviour, FakeTree};
-use support::{Taproot, start_taproot};
+use support::{Taproot, metric, start_taproot};
 
 const ROOT: IpAddr = ip(1);
 const LAB: IpAddr = ip(2);
@@ -100,22 +100,6 @@ async fn ask(t: &Taproot, name: &str) -> Message {
     .unwrap_or_else(|| panic!("no answer for {name} within the query budget"))
 }
 
-fn metrics_text(t: &Taproot) -> String {
-    let h = &t.running.handler;
-    h.metrics.render(
-        &h.cache,
-        h.resolver.inflight(),
-        h.resolver.validation.keys.len(),
-    )
-}
-
-/// The value of one series in the metrics text (0 when absent).
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
 /// Asks `count` cold names under `zone`, `concurrent` at a time, and
 /// returns how many were not answered NOERROR with the wildcard's address.
 async fn cold_names(t: &Taproot, zone: &str, count: usize, concurrent: usize) -> Vec<String> {
@@ -172,7 +156,7 @@ async fn cold_names_through_a_server_that_drops_and_truncates_all_resolve() {
         },
     );
     let failed = cold_names(&t, "lossy.lab.", 500, 100).await;
-    let metrics = metrics_text(&t);
+    let metrics = t.metrics_text();
     assert!(
         failed.is_empty(),
         "{} of 500 failed, e.g. {:?}\n{}",
@@ -191,13 +175,13 @@ async fn cold_names_through_a_server_that_drops_and_truncates_all_resolve() {
             &metrics,
             "taproot_upstream_server_events_total{event=\"down\"}"
         ),
-        0
+        0.0
     );
     assert!(
         metric(
             &metrics,
             "taproot_upstream_queries_total{result=\"timeout\",transport=\"udp\"}"
-        ) > 0,
+        ) > 0.0,
         "the loss was real"
     );
     t.stop().await;
@@ -280,18 +264,18 @@ async fn a_dead_server_is_backed_off_to_the_cap_then_probed_one_question_at_a_ti
         "one probe: {:?}",
         tree.query_log()
     );
-    let metrics = metrics_text(&t);
+    let metrics = t.metrics_text();
     assert!(
         metric(
             &metrics,
             "taproot_upstream_server_events_total{event=\"probe\"}"
-        ) >= 1
+        ) >= 1.0
     );
     assert!(
         metric(
             &metrics,
             "taproot_upstream_server_events_total{event=\"skipped_down\"}"
-        ) >= 9
+        ) >= 9.0
     );
     // Back to life: the next probe gets an answer and the server is live.
     tree.set_behaviour(DEAD, Behaviour::Normal);

@@ -195,17 +195,11 @@ pub async fn exchange(
             rejected,
         });
     }
-    let remaining = timeout
-        .saturating_sub(start.elapsed())
-        .max(Duration::from_millis(200));
-    let message = tokio::time::timeout(remaining, exchange_tcp(server, q))
-        .await
-        .map_err(|_| TransportError::Timeout(timeout))??;
+    let over_tcp = exchange_over_tcp(server, q, timeout.saturating_sub(start.elapsed())).await?;
     Ok(Exchange {
-        message,
         rtt: start.elapsed(),
-        tcp: true,
         rejected,
+        ..over_tcp
     })
 }
 

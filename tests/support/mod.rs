@@ -46,6 +46,17 @@ pub struct Taproot {
 }
 
 impl Taproot {
+    /// What `/metrics` would show, rendered in-process (the test config
+    /// has no metrics listener).
+    pub fn metrics_text(&self) -> String {
+        let h = &self.running.handler;
+        h.metrics.render(
+            &h.cache,
+            h.resolver.inflight(),
+            h.resolver.validation.keys.len(),
+        )
+    }
+
     pub async fn stop(self) {
         self.running.shutdown(Duration::from_secs(2)).await;
     }
@@ -74,6 +85,14 @@ pub async fn start_taproot_on(
         addr,
         _hints: hints,
     }
+}
+
+/// The value of one series (`name{labels}` exactly as exported) in a
+/// Prometheus text exposition, 0 when it is absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
 }
 
 /// Minimal temp files without another dependency.
