@@ -294,7 +294,11 @@ impl Infra {
             };
             s.srtt_ms = Some(srtt);
             s.rttvar_ms = rttvar;
-            s.rto_ms = ((srtt + 4.0 * rttvar) as u32).clamp(MIN_TIMEOUT_MS, self.max_rtt_ms - 1);
+            // Below the cap, so an answering server is never down (and no
+            // clamp that a tiny configured cap could turn around).
+            s.rto_ms = ((srtt + 4.0 * rttvar) as u32)
+                .max(MIN_TIMEOUT_MS)
+                .min(self.max_rtt_ms.saturating_sub(1));
             s.timeouts = 0;
             s.probe_until_ms = 0;
         }
@@ -455,6 +459,17 @@ mod tests {
         infra.record_rtt(a, Duration::from_millis(3));
         assert!(!infra.is_down(a), "an answer to a probe brings it back");
         assert!(infra.pick(&[a], &Name::root()).is_some_and(|p| !p.probe));
+    }
+
+    #[test]
+    fn a_cap_as_small_as_the_floor_keeps_an_answering_server_up() {
+        let infra = Infra::new(Clock::manual(), Duration::from_millis(10), 10);
+        let a = addr(1);
+        infra.record_rtt(a, Duration::from_millis(200));
+        assert!(!infra.is_down(a), "{:?}", infra.stats(a));
+        assert_eq!(infra.record_timeout(a, infra.stats(a).rto_ms), Loss::Down);
+        infra.record_rtt(a, Duration::from_millis(1));
+        assert!(!infra.is_down(a));
     }
 
     #[test]
