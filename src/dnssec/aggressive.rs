@@ -148,22 +148,8 @@ impl AggressiveNsec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::dnssec::rdata::NSEC;
 
-    fn n(s: &str) -> Name {
-        Name::from_ascii(s).expect("name")
-    }
-
-    fn nsec_record(owner: &str, next: &str, types: &[RecordType]) -> Record {
-        Record::from_rdata(
-            n(owner),
-            300,
-            RData::DNSSEC(DNSSECRData::NSEC(NSEC::new_cover_self(
-                n(next),
-                types.iter().copied(),
-            ))),
-        )
-    }
+    use crate::dnssec::testing::{n, nsec_record};
 
     #[test]
     fn a_delegations_nsec_denies_the_names_it_covers_outside_the_delegation_only() {

@@ -360,19 +360,7 @@ pub fn is_delegation(name: &Name, records: &[Record], zone: &Name, max_iteration
 mod tests {
     use super::*;
 
-    fn n(s: &str) -> Name {
-        Name::from_ascii(s).expect("name")
-    }
-
-    fn nsec_record(owner: &str, next: &str, types: &[RecordType]) -> Record {
-        Record::from_rdata(
-            n(owner),
-            300,
-            hickory_proto::rr::RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::NSEC(
-                NSEC::new_cover_self(n(next), types.iter().copied()),
-            )),
-        )
-    }
+    use crate::dnssec::testing::{n, nsec_record};
 
     #[test]
     fn an_nsec_whose_next_name_is_below_the_question_proves_an_empty_non_terminal() {

@@ -71,3 +71,26 @@ pub fn nsec3(record: &Record) -> Option<&NSEC3> {
     }
 }
 pub use verify::{Bogus, KeySet, Link, verify_dnskeys, verify_rrset};
+
+/// Records the validator's unit tests build by hand.
+#[cfg(test)]
+pub(crate) mod testing {
+    use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    pub fn n(s: &str) -> Name {
+        Name::from_ascii(s).expect("name")
+    }
+
+    /// `owner NSEC next types`, TTL 300, unsigned.
+    pub fn nsec_record(owner: &str, next: &str, types: &[RecordType]) -> Record {
+        Record::from_rdata(
+            n(owner),
+            300,
+            RData::DNSSEC(DNSSECRData::NSEC(NSEC::new_cover_self(
+                n(next),
+                types.iter().copied(),
+            ))),
+        )
+    }
+}
