@@ -34,4 +34,5 @@ pub mod dnssec;
 pub mod metrics;
 pub mod resolve;
 pub mod server;
+pub mod trace;
 pub mod wire;
