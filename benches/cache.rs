@@ -411,6 +411,7 @@ fn handler(
         metrics.clone(),
         taproot::resolve::Validation::off(cache.clock.clone()),
         config.server.max_inflight_resolutions,
+        config.trace.keep_failures,
     );
     Handler {
         live: ArcSwap::from_pointee(Live::from_config(&config)),

@@ -115,7 +115,28 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub dnssec: DnssecConfig,
+    pub trace: TraceConfig,
 }
+
+/// `[trace]`: resolution traces (`GET /trace/…` on the admin listener).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TraceConfig {
+    /// How many traces of questions that ended in SERVFAIL (bogus among
+    /// them) are kept for `GET /trace/recent`; 0 keeps none and records
+    /// nothing on the miss path.
+    pub keep_failures: usize,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig { keep_failures: 32 }
+    }
+}
+
+/// The most failure traces `[trace] keep_failures` may keep (each holds
+/// a few kilobytes).
+pub const MAX_KEEP_FAILURES: usize = 4096;
 
 /// `[server]`: the client-facing side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -397,6 +418,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             dnssec: DnssecConfig::default(),
+            trace: TraceConfig::default(),
         }
     }
 }
@@ -513,6 +535,12 @@ impl Config {
         };
         if self.server.listen.is_empty() {
             return Err(bad("server.listen", "at least one address is needed"));
+        }
+        if self.trace.keep_failures > MAX_KEEP_FAILURES {
+            return Err(bad(
+                "trace.keep_failures",
+                &format!("at most {MAX_KEEP_FAILURES} traces can be kept"),
+            ));
         }
         if self.cache.size_mb == 0 {
             return Err(bad(

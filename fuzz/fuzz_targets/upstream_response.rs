@@ -1,9 +1,11 @@
 //! The upstream-response path: raw bytes as if an authoritative server for
 //! `example.co.kr.` had sent them in answer to `www.example.co.kr. A`. They
 //! go through what the walk does before caching — parse, scrub (iter_scrub's
-//! job), classify — and what would be cached is cached. Whatever the bytes:
-//! no panic, and nothing outside the server's bailiwick reaches the cache
-//! (an upward NS set may pass the scrubber, but only into a lame verdict).
+//! job), classify, and the driver's own `on_response` rules, for a full and
+//! a minimised query — and what the driver would cache is cached. Whatever
+//! the bytes: no panic, and nothing outside the server's bailiwick reaches
+//! the cache (an upward NS set may pass the scrubber, but only into a lame
+//! verdict); a referral leads strictly down.
 //!
 //! `cargo fuzz run upstream_response -- -max_total_time=600`
 #![no_main]
@@ -17,6 +19,7 @@ use taproot::cache::{Cache, Rank};
 use taproot::clock::Clock;
 use taproot::config::CacheConfig;
 use taproot::resolve::classify::{Classified, classify};
+use taproot::resolve::response::{Next, Position, Reply, Step, on_response};
 use taproot::resolve::scrub::scrub;
 
 struct Fixture {
@@ -77,28 +80,33 @@ fuzz_target!(|data: &[u8]| {
         );
         assert!(msg.additionals.is_empty(), "and takes no glue with it");
     }
-    cache_what_the_walk_would(f, classified);
+    let aa = msg.metadata.authoritative;
+    for minimised in [false, true] {
+        let reply = Reply {
+            classified: classified.clone(),
+            aa,
+            server: std::net::IpAddr::from([127, 0, 0, 1]),
+            additionals: msg.additionals.clone(),
+        };
+        let at = Position {
+            zone: f.zone.clone(),
+            referrals: 0,
+            max_referrals: 16,
+            minimised,
+        };
+        cache_what_the_driver_would(f, on_response(reply, &at));
+    }
 });
 
-fn cache_what_the_walk_would(f: &Fixture, classified: Classified) {
+fn cache_what_the_driver_would(f: &Fixture, next: Next) {
     let cache = |records: &[Record], rank| {
         assert_in_bailiwick(records, &f.zone);
         f.cache
             .records
             .insert_all(records, rank, taproot::dnssec::Security::Indeterminate);
     };
-    match classified {
-        Classified::Answer {
-            chain,
-            rrset,
-            proof,
-        } => {
-            assert_in_bailiwick(&proof, &f.zone);
-            cache(&chain, Rank::AuthAnswer);
-            cache(&rrset, Rank::AuthAnswer);
-        }
-        Classified::Cname { chain, .. } => cache(&chain, Rank::AuthAnswer),
-        Classified::Referral {
+    match next {
+        Next::Descend {
             zone,
             ns,
             glue,
@@ -112,15 +120,30 @@ fn cache_what_the_walk_would(f: &Fixture, classified: Classified) {
             cache(&ns, Rank::Referral);
             cache(&glue, Rank::Additional);
         }
-        Classified::NxDomain { chain, soa, proof } | Classified::NoData { chain, soa, proof } => {
-            cache(&chain, Rank::AuthAnswer);
-            assert_in_bailiwick(&proof, &f.zone);
-            if let Some(soa) = soa {
-                assert_in_bailiwick(std::slice::from_ref(&soa), &f.zone);
+        Next::Finish(found) => {
+            assert_eq!(found.zone, f.zone, "an answer belongs to the cut asked");
+            match found.step {
+                Step::Answer {
+                    chain,
+                    rrset,
+                    proof,
+                } => {
+                    assert_in_bailiwick(&proof, &f.zone);
+                    cache(&chain, found.rank);
+                    cache(&rrset, found.rank);
+                }
+                Step::Cname { chain, .. } => cache(&chain, found.rank),
+                Step::Negative {
+                    chain, soa, proof, ..
+                } => {
+                    cache(&chain, found.rank);
+                    assert_in_bailiwick(&proof, &f.zone);
+                    if let Some(soa) = soa {
+                        assert_in_bailiwick(std::slice::from_ref(&soa), &f.zone);
+                    }
+                }
             }
         }
-        // Used when no other server answers: cached like any other answer.
-        Classified::LastResort { answer, .. } => cache_what_the_walk_would(f, *answer),
-        Classified::Lame(_) | Classified::ServerError(_) => {}
+        Next::Minimise(_) | Next::Fail(_) => {}
     }
 }

@@ -98,6 +98,15 @@ impl Delegation {
         addrs.dedup();
         addrs
     }
+
+    /// The NS name with address `addr` (for a trace: `a.root-servers.net
+    /// 198.41.0.4`, not just the address).
+    pub fn name_of(&self, addr: std::net::IpAddr) -> Option<Name> {
+        self.servers
+            .iter()
+            .find(|s| s.addrs.contains(&addr))
+            .map(|s| s.name.clone())
+    }
 }
 
 /// The stores and what they share: the clock, the TTL policy, the counters.

@@ -1,17 +1,17 @@
 //! The HTTP listener: `/metrics` for Prometheus, `/healthz` and `/readyz`
-//! for supervisors, and the admin endpoints `/cache/flush` and
-//! `/cache/stats`, which answer only clients in `metrics.admin_allow`.
+//! for supervisors, and the admin endpoints `/cache/flush`, `/cache/stats`
+//! and `/trace/…`, which answer only clients in `metrics.admin_allow`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, RecordType};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -20,6 +20,8 @@ use super::Metrics;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::resolve::Resolver;
+use crate::resolve::traced::TraceOptions;
+use crate::trace::{Format, TraceClock};
 
 /// What the endpoints read and act on.
 #[derive(Clone)]
@@ -46,6 +48,8 @@ pub async fn serve(
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/cache/flush", post(flush))
         .route("/cache/stats", get(stats))
+        .route("/trace/recent", get(recent_traces))
+        .route("/trace/{name}/{qtype}", get(trace))
         .with_state(state);
     tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -84,6 +88,14 @@ async fn metrics(State(s): State<AppState>) -> Response {
     }
 }
 
+fn forbidden() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "admin endpoints are not open to this address (metrics.admin_allow)\n",
+    )
+        .into_response()
+}
+
 fn admin_allowed(s: &AppState, peer: SocketAddr) -> bool {
     s.config
         .load()
@@ -106,11 +118,7 @@ async fn flush(
     Query(p): Query<FlushParams>,
 ) -> Response {
     if !admin_allowed(&s, peer) {
-        return (
-            StatusCode::FORBIDDEN,
-            "admin endpoints are not open to this address\n",
-        )
-            .into_response();
+        return forbidden();
     }
     match p.name {
         None => {
@@ -144,11 +152,7 @@ async fn flush(
 
 async fn stats(State(s): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
     if !admin_allowed(&s, peer) {
-        return (
-            StatusCode::FORBIDDEN,
-            "admin endpoints are not open to this address\n",
-        )
-            .into_response();
+        return forbidden();
     }
     let cache = &s.cache;
     cache.sync();
@@ -174,4 +178,119 @@ async fn stats(State(s): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketA
         "stale_answers": st.stale_answers.load(std::sync::atomic::Ordering::Relaxed),
     });
     axum::Json(body).into_response()
+}
+
+#[derive(Deserialize)]
+struct TraceParams {
+    format: Option<String>,
+    cache: Option<String>,
+    /// `/trace/recent` in SVG or HTML: which kept trace (0 = newest).
+    index: Option<usize>,
+}
+
+fn format_of(p: &TraceParams) -> Result<Format, Response> {
+    match p.format.as_deref() {
+        None => Ok(Format::Text),
+        Some(f) => Format::parse(f).ok_or_else(|| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("unknown format {f:?}: text, json, mermaid, svg or html\n"),
+            )
+                .into_response()
+        }),
+    }
+}
+
+/// `GET /trace/{name}/{type}?format=…&cache=bypass|use`: resolves the name
+/// with every step recorded and returns the trace.
+async fn trace(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((name, qtype)): Path<(String, String)>,
+    Query(p): Query<TraceParams>,
+) -> Response {
+    if !admin_allowed(&s, peer) {
+        return forbidden();
+    }
+    let format = match format_of(&p) {
+        Ok(f) => f,
+        Err(bad) => return bad,
+    };
+    let bypass_cache = match p.cache.as_deref() {
+        None | Some("bypass") => true,
+        Some("use") => false,
+        Some(other) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("unknown cache mode {other:?}: bypass or use\n"),
+            )
+                .into_response();
+        }
+    };
+    let name = match Name::from_ascii(&name) {
+        Ok(mut n) => {
+            n.set_fqdn(true);
+            n
+        }
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("bad name {name:?}: {e}\n")).into_response();
+        }
+    };
+    let qtype = match qtype.to_ascii_uppercase().parse::<RecordType>() {
+        Ok(t) => t,
+        Err(_) => {
+            return (StatusCode::BAD_REQUEST, format!("unknown type {qtype:?}\n")).into_response();
+        }
+    };
+    let options = TraceOptions {
+        bypass_cache,
+        clock: TraceClock::Real(std::time::Instant::now()),
+    };
+    let report = s.resolver.trace(&name, qtype, options).await;
+    info!(name = %name, qtype = %qtype, rcode = %report.answer.rcode, events = report.events.len(), "traced");
+    (
+        [(header::CONTENT_TYPE, format.content_type())],
+        report.render(format),
+    )
+        .into_response()
+}
+
+/// `GET /trace/recent?format=…`: the kept traces of the last questions that
+/// failed, newest first. SVG and HTML show one (`index`, 0 = newest).
+async fn recent_traces(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(p): Query<TraceParams>,
+) -> Response {
+    if !admin_allowed(&s, peer) {
+        return forbidden();
+    }
+    let format = match format_of(&p) {
+        Ok(f) => f,
+        Err(bad) => return bad,
+    };
+    let kept = s.resolver.recent_failures.list();
+    let body = match format {
+        Format::Json => serde_json::to_string_pretty(&serde_json::json!({
+            "failures": kept.iter().map(|r| r.as_ref()).collect::<Vec<_>>()
+        }))
+        .unwrap_or_default(),
+        Format::Text | Format::Mermaid => {
+            if kept.is_empty() {
+                "no failed question kept\n".to_string()
+            } else {
+                kept.iter()
+                    .map(|r| r.render(format))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        }
+        Format::Svg | Format::Html => match kept.get(p.index.unwrap_or(0)) {
+            Some(report) => report.render(format),
+            None => {
+                return (StatusCode::NOT_FOUND, "no such failed question kept\n").into_response();
+            }
+        },
+    };
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }

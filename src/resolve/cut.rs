@@ -17,31 +17,22 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::{debug, trace};
 
 use super::classify::{Classified, classify};
 use super::infra::{Loss, Pick, ZoneFailure};
+use super::response::Reply;
 use super::scrub::scrub;
 use super::transport::{self, Question as WireQuestion, TransportError};
-use super::{Budget, ResolveError, Resolver};
+use super::{Request, ResolveError, Resolver};
 use crate::cache::{Delegation, NameServer, address};
+use crate::trace::{self, EventKind, ExchangeResult, ParentSideKind, SubReason};
 
 /// How deep glueless NS lookups may nest inside each other.
 const MAX_GLUELESS_DEPTH: u8 = 4;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A usable reply from one of a zone's servers.
-pub(super) struct Reply {
-    pub(super) classified: Classified,
-    pub(super) aa: bool,
-    /// The server that sent it (left out if its data proves bogus).
-    pub(super) server: IpAddr,
-    /// The scrubbed additional section (priming keeps the root servers'
-    /// addresses from it).
-    pub(super) additionals: Vec<Record>,
-}
 
 /// What one server did with one query.
 enum Outcome {
@@ -134,6 +125,43 @@ impl Resolver {
         })
     }
 
+    /// The cut a referral points to: glue from the message, then cached
+    /// addresses. NS names without either are resolved when the cut is
+    /// asked ([`Resolver::ask_cut`]). The referral's own view (its NS names
+    /// and glue) is also kept apart as the parent side of the cut.
+    pub(super) fn cut_from_referral(&self, zone: Name, ns: &[Record], glue: &[Record]) -> Cut {
+        let parent: Vec<(Name, Vec<IpAddr>)> = ns
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::NS(n) => Some(n.0.to_lowercase()),
+                _ => None,
+            })
+            .map(|name| {
+                let addrs: Vec<IpAddr> = glue
+                    .iter()
+                    .filter(|g| g.name.to_lowercase() == name)
+                    .filter_map(|g| address(&g.data))
+                    .collect();
+                (name, addrs)
+            })
+            .collect();
+        if let Some(ttl) = ns.iter().map(|r| r.ttl).min() {
+            self.cache
+                .parent_side
+                .insert(&zone, &parent, self.cache.policy.positive(ttl));
+        }
+        let servers = parent
+            .into_iter()
+            .map(|(name, mut addrs)| {
+                if addrs.is_empty() {
+                    addrs = self.cache.addresses_of(&name);
+                }
+                NameServer { name, addrs }
+            })
+            .collect();
+        Cut::new(self.with_usable_addresses(Delegation { zone, servers }))
+    }
+
     pub(super) fn with_usable_addresses(&self, mut cut: Delegation) -> Delegation {
         for s in &mut cut.servers {
             s.addrs.retain(|a| self.usable(a));
@@ -163,7 +191,7 @@ impl Resolver {
     /// Resolves the addresses of NS names of `cut` that came without glue
     /// and were not looked up yet, until one of them yields an address: at
     /// most `max_glueless_per_delegation` names per cut, nested at most
-    /// [`MAX_GLUELESS_DEPTH`] deep, all inside the question's budget.
+    /// [`MAX_GLUELESS_DEPTH`] deep, all inside the question's req.
     /// Returns whether an address was added.
     ///
     /// A name already being resolved further up this question's lookups is
@@ -174,20 +202,20 @@ impl Resolver {
     pub(super) fn fill_addresses<'a>(
         &'a self,
         cut: &'a mut Cut,
-        budget: &'a mut Budget,
+        req: &'a mut Request,
     ) -> BoxFuture<'a, Result<bool, ResolveError>> {
         Box::pin(async move {
-            if budget.glueless_depth >= MAX_GLUELESS_DEPTH {
+            if req.glueless_depth >= MAX_GLUELESS_DEPTH {
                 return Ok(false);
             }
-            budget.glueless_depth += 1;
-            let result = self.fill_some(cut, budget).await;
-            budget.glueless_depth -= 1;
+            req.glueless_depth += 1;
+            let result = self.fill_some(cut, req).await;
+            req.glueless_depth -= 1;
             result
         })
     }
 
-    async fn fill_some(&self, cut: &mut Cut, budget: &mut Budget) -> Result<bool, ResolveError> {
+    async fn fill_some(&self, cut: &mut Cut, req: &mut Request) -> Result<bool, ResolveError> {
         let mut cycle = false;
         for i in 0..cut.delegation.servers.len() {
             if cut.looked_up.len() >= self.config.max_glueless_per_delegation as usize {
@@ -202,14 +230,23 @@ impl Resolver {
             if cut.zone().zone_of(&host) && !cut.zone().is_root() {
                 continue;
             }
-            if budget.ns_lookups.contains(&host) {
+            if req.ns_lookups.contains(&host) {
                 debug!(zone = %cut.zone(), host = %host, "NS dependency cycle");
                 cycle = true;
                 continue;
             }
-            budget.ns_lookups.push(host.clone());
-            let found = self.addresses_by_lookup(&host, budget).await;
-            budget.ns_lookups.pop();
+            req.ns_lookups.push(host.clone());
+            req.begin(SubReason::Glueless, &host, RecordType::A);
+            let found = self.addresses_by_lookup(&host, req).await;
+            if req.tracing() {
+                let outcome = match &found {
+                    Ok(addrs) if addrs.is_empty() => "no usable address".to_string(),
+                    Ok(addrs) => format!("{addrs:?}"),
+                    Err(e) => e.to_string(),
+                };
+                req.end(SubReason::Glueless, &host, RecordType::A, &outcome);
+            }
+            req.ns_lookups.pop();
             match found {
                 Ok(addrs) if !addrs.is_empty() => {
                     cut.delegation.servers[i].addrs = addrs;
@@ -229,15 +266,15 @@ impl Resolver {
     }
 
     /// The usable A, then AAAA, addresses of `host`, resolved inside the
-    /// question's budget. Budget exhaustion and cycles are errors; any
+    /// question's req. Request exhaustion and cycles are errors; any
     /// other failure is just no address.
     async fn addresses_by_lookup(
         &self,
         host: &Name,
-        budget: &mut Budget,
+        req: &mut Request,
     ) -> Result<Vec<IpAddr>, ResolveError> {
         for rtype in [RecordType::A, RecordType::AAAA] {
-            match self.resolve_with(host, rtype, budget, false).await {
+            match self.resolve_with(host, rtype, req, false).await {
                 Ok(res) => {
                     let addrs: Vec<IpAddr> = res
                         .answers
@@ -269,7 +306,7 @@ impl Resolver {
         cut: &mut Cut,
         sname: &Name,
         stype: RecordType,
-        budget: &mut Budget,
+        req: &mut Request,
         minimised: bool,
     ) -> Result<Reply, ResolveError> {
         let persistence = if minimised {
@@ -282,9 +319,8 @@ impl Resolver {
             let fresh = cut.fresh_addresses();
             if !fresh.is_empty() {
                 cut.asked.extend(&fresh);
-                let zone = cut.zone().clone();
                 match self
-                    .ask_servers(&zone, &fresh, sname, stype, budget, persistence)
+                    .ask_servers(&cut.delegation, &fresh, sname, stype, req, persistence)
                     .await
                 {
                     // The walk asks the full name next; the cut's other
@@ -294,7 +330,7 @@ impl Resolver {
                     done => return done,
                 }
             }
-            match self.fill_addresses(cut, budget).await {
+            match self.fill_addresses(cut, req).await {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e @ ResolveError::NsCycle(_)) => cycle = Some(e),
@@ -305,6 +341,10 @@ impl Resolver {
                 if let Some(parent) = self.cache.parent_side.get(cut.zone()) {
                     let parent = self.with_usable_addresses(parent);
                     debug!(zone = %cut.zone(), "child-side servers failed; trying the parent side");
+                    req.record(|| EventKind::ParentSide {
+                        zone: cut.zone().clone(),
+                        what: ParentSideKind::ParentNs,
+                    });
                     cut.delegation.servers.extend(parent.servers);
                     continue;
                 }
@@ -313,6 +353,10 @@ impl Resolver {
                 cut.parent_glue_added = true;
                 if self.add_parent_glue(cut) {
                     debug!(zone = %cut.zone(), "trying the parent-side glue of the NS names");
+                    req.record(|| EventKind::ParentSide {
+                        zone: cut.zone().clone(),
+                        what: ParentSideKind::ParentGlue,
+                    });
                     continue;
                 }
             }
@@ -345,17 +389,18 @@ impl Resolver {
     /// RFC 9520 asks before a failure is cached.
     pub(super) async fn ask_servers(
         &self,
-        zone: &Name,
+        servers: &Delegation,
         addrs: &[IpAddr],
         sname: &Name,
         stype: RecordType,
-        budget: &mut Budget,
+        req: &mut Request,
         persistence: Persistence,
     ) -> Result<Reply, ResolveError> {
         let max_attempts = match persistence {
             Persistence::Full => 1 + self.config.retries,
             Persistence::Minimised | Persistence::Once => 1,
         };
+        let zone = &servers.zone;
         let minimised = persistence == Persistence::Minimised;
         let max_wait = self.infra.max_wait();
         // Servers that timed out in this question.
@@ -366,7 +411,7 @@ impl Resolver {
             let eligible: Vec<IpAddr> = addrs
                 .iter()
                 .copied()
-                .filter(|a| !ruled_out.contains(a) && !budget.bogus_from.contains(a))
+                .filter(|a| !ruled_out.contains(a) && !req.bogus_from.contains(a))
                 .filter(|a| fallback.is_none() || !timed_out.iter().any(|t| t.addr == *a))
                 .collect();
             if eligible.is_empty() {
@@ -398,10 +443,12 @@ impl Resolver {
             // with slip): its lost UDP answer was most likely the limiter's
             // drop, and TCP is not limited, so the retry goes over TCP.
             pick.tcp = tried > 0 && self.infra.truncates_lately(pick.addr);
-            match self
-                .ask_server(pick, zone, sname, stype, budget, minimised)
-                .await?
-            {
+            let attempt = Attempt {
+                pick,
+                number: tried + 1,
+                minimised,
+            };
+            match self.ask_server(attempt, servers, sname, stype, req).await? {
                 Outcome::Usable(reply) => return Ok(reply),
                 Outcome::LastResort(reply) => {
                     fallback.get_or_insert(reply);
@@ -422,40 +469,74 @@ impl Resolver {
     }
 
     /// One server, one question: EDNS and 0x20 fallbacks included, the
-    /// reply scrubbed and classified, the server's record updated.
+    /// reply scrubbed and classified, the server's record updated, and
+    /// each exchange recorded in the trace when there is one.
     async fn ask_server(
         &self,
-        pick: Pick,
-        zone: &Name,
+        attempt: Attempt,
+        servers: &Delegation,
         sname: &Name,
         stype: RecordType,
-        budget: &mut Budget,
-        minimised: bool,
+        req: &mut Request,
     ) -> Result<Outcome, ResolveError> {
+        let Attempt {
+            pick, minimised, ..
+        } = attempt;
+        let zone = &servers.zone;
         let addr = pick.addr;
         let known = self.infra.stats(addr);
         let mut edns = !known.no_edns;
         let mut use_0x20 = self.config.use_0x20 && !known.no_0x20;
         loop {
-            budget.spend()?;
-            let timeout = pick.wait.min(budget.remaining_time());
+            req.spend()?;
+            let timeout = pick.wait.min(req.remaining_time());
+            let mut sent_name = sname.clone();
+            if use_0x20 {
+                sent_name.randomize_label_case();
+            }
             let question = WireQuestion {
-                name: sname,
+                name: &sent_name,
                 rtype: stype,
                 edns_payload: edns.then_some(self.config.edns_buffer_size),
                 dnssec_ok: self.validation.enabled,
                 use_0x20,
             };
             let server = SocketAddr::new(addr, self.config.upstream_port);
+            let started = req.trace_now();
             let sent = if pick.tcp {
                 transport::exchange_over_tcp(server, &question, timeout).await
             } else {
                 transport::exchange(server, &question, timeout).await
             };
+            // What the trace keeps of this exchange; filled in below.
+            let mut traced = req.tracing().then(|| trace::Exchange {
+                server: addr,
+                server_name: servers.name_of(addr),
+                zone: zone.clone(),
+                qname: sent_name.clone(),
+                qtype: stype,
+                transport: if pick.tcp {
+                    trace::Transport::Tcp
+                } else {
+                    trace::Transport::Udp
+                },
+                minimised,
+                attempt: attempt.number,
+                timeout_ms: timeout.as_millis() as u64,
+                rcode: None,
+                aa: false,
+                tc: false,
+                answers: 0,
+                size: 0,
+                rtt_us: 0,
+                result: ExchangeResult::Timeout,
+                referral_to: None,
+            });
             let exchange = match sent {
                 Ok(x) => x,
                 Err(TransportError::CaseNotEchoed) if use_0x20 => {
                     // Fall back for this server, as Unbound's use-caps-for-id does.
+                    record_exchange(req, started, traced, ExchangeResult::NoCaseEcho);
                     self.infra.set_no_0x20(addr);
                     use_0x20 = false;
                     continue;
@@ -465,6 +546,7 @@ impl Resolver {
                     // failed this question and the next server is asked at
                     // once. It is not held down (it is reachable), only
                     // tried after the others for this zone.
+                    record_exchange(req, started, traced, ExchangeResult::Malformed);
                     self.metrics.upstream_query("udp", "malformed");
                     debug!(server = %addr, qname = %sname, "undecodable reply");
                     if !minimised {
@@ -475,6 +557,16 @@ impl Resolver {
                 }
                 Err(e) => {
                     let timed_out = matches!(e, TransportError::Timeout(_));
+                    record_exchange(
+                        req,
+                        started,
+                        traced,
+                        if timed_out {
+                            ExchangeResult::Timeout
+                        } else {
+                            ExchangeResult::NetworkError
+                        },
+                    );
                     self.metrics.upstream_query(
                         if pick.tcp { "tcp" } else { "udp" },
                         if timed_out { "timeout" } else { "error" },
@@ -503,8 +595,21 @@ impl Resolver {
                 self.metrics.spoof_rejected(exchange.rejected);
             }
             let mut msg = exchange.message;
+            if let Some(t) = &mut traced {
+                t.rcode = Some(
+                    crate::wire::rcode_mnemonic(msg.metadata.response_code.into()).into_owned(),
+                );
+                t.aa = msg.metadata.authoritative;
+                t.tc = exchange.tcp && !pick.tcp;
+                if exchange.tcp {
+                    t.transport = trace::Transport::Tcp;
+                }
+                t.answers = msg.answers.len();
+                t.size = exchange.size;
+            }
             if msg.metadata.response_code == ResponseCode::FormErr && edns && msg.edns.is_none() {
                 // RFC 6891 §7: a server that does not know EDNS; ask again without.
+                record_exchange(req, started, traced, ExchangeResult::NoEdns);
                 self.metrics.upstream_query(transport, "formerr");
                 self.infra.set_no_edns(addr);
                 edns = false;
@@ -521,7 +626,15 @@ impl Resolver {
                     self.infra.mark_zone_failure(addr, zone, how);
                 }
             };
-            return Ok(match classify(&msg, sname, stype, zone) {
+            let classified = classify(&msg, sname, stype, zone);
+            if let Some(t) = &mut traced {
+                t.referral_to = match &classified {
+                    Classified::Referral { zone, .. } => Some(zone.clone()),
+                    _ => None,
+                };
+            }
+            record_exchange(req, started, traced, result_of(&classified));
+            return Ok(match classified {
                 Classified::Lame(why) => {
                     self.metrics.upstream_query(transport, "lame");
                     debug!(server = %addr, zone = %zone, why, "lame server");
@@ -556,5 +669,44 @@ impl Resolver {
                 }
             });
         }
+    }
+}
+
+/// One attempt at one server: which, how long to wait, and which try it is.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    pick: Pick,
+    /// 1 for the first query to this server in this question.
+    number: u32,
+    /// A minimised query: no lameness marks (see [`Persistence::Minimised`]).
+    minimised: bool,
+}
+
+/// Finishes a traced exchange with its result and RTT on the trace clock.
+fn record_exchange(
+    req: &mut Request,
+    started: u64,
+    traced: Option<trace::Exchange>,
+    result: ExchangeResult,
+) {
+    if let (Some(mut t), Some(tr)) = (traced, req.trace.as_mut()) {
+        let now = tr.now_us();
+        t.rtt_us = now.saturating_sub(started);
+        t.result = result;
+        tr.push_at(started, EventKind::Exchange(t));
+    }
+}
+
+/// What a classified reply is, in a trace.
+fn result_of(classified: &Classified) -> ExchangeResult {
+    match classified {
+        Classified::Answer { .. } => ExchangeResult::Answer,
+        Classified::Cname { .. } => ExchangeResult::Cname,
+        Classified::Referral { .. } => ExchangeResult::Referral,
+        Classified::NxDomain { .. } => ExchangeResult::Nxdomain,
+        Classified::NoData { .. } => ExchangeResult::Nodata,
+        Classified::LastResort { .. } => ExchangeResult::LastResort,
+        Classified::Lame(_) => ExchangeResult::Lame,
+        Classified::ServerError(_) => ExchangeResult::ServerError,
     }
 }

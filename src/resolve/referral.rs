@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::classify::Classified;
 use super::cut::Persistence;
-use super::{Budget, ResolveError, Resolver};
+use super::{Request, ResolveError, Resolver};
 use crate::cache::{Delegation, NegativeKind, Rank, to_wire};
 use crate::dnssec::Security;
 use crate::wire::ClientQuery;
@@ -116,8 +116,8 @@ impl Resolver {
     /// Uses the hints when the root NS set is not cached, so no priming
     /// query is spent.
     pub async fn refer_from_root(&self, name: &Name) -> Result<(), ResolveError> {
-        let mut budget = Budget::new(&self.config);
-        budget.queries_left = 1 + self.config.retries;
+        let mut req = Request::new(&self.config);
+        req.queries_left = 1 + self.config.retries;
         let root = self
             .cache
             .closest_delegation(&Name::root(), true)
@@ -131,14 +131,7 @@ impl Resolver {
         };
         let addrs = root.addresses();
         let reply = self
-            .ask_servers(
-                &Name::root(),
-                &addrs,
-                &sname,
-                stype,
-                &mut budget,
-                Persistence::Full,
-            )
+            .ask_servers(&root, &addrs, &sname, stype, &mut req, Persistence::Full)
             .await?;
         match reply.classified {
             Classified::Referral { ns, glue, .. } => {

@@ -47,6 +47,8 @@ pub enum TransportError {
 #[derive(Debug)]
 pub struct Exchange {
     pub message: Message,
+    /// The reply's size in bytes (the TCP one after a truncated UDP reply).
+    pub size: usize,
     pub rtt: Duration,
     pub tcp: bool,
     /// Datagrams that arrived for this query but were rejected (wrong ID or
@@ -63,15 +65,13 @@ pub struct Question<'a> {
     pub edns_payload: Option<u16>,
     /// DO (RFC 3225): ask for RRSIGs and NSECs; only with EDNS.
     pub dnssec_ok: bool,
-    /// RFC draft-vixie-dnsext-dns0x20: randomise the case and insist on the echo.
+    /// draft-vixie-dnsext-dns0x20: `name`'s case was randomised by the
+    /// caller (who records the name as sent); insist on the echo.
     pub use_0x20: bool,
 }
 
 fn build(q: &Question<'_>, id: u16) -> Result<(Vec<u8>, Name), TransportError> {
-    let mut name = q.name.clone();
-    if q.use_0x20 {
-        name.randomize_label_case();
-    }
+    let name = q.name.clone();
     let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = false;
     msg.add_query(Query::query(name.clone(), q.rtype));
@@ -165,7 +165,7 @@ pub async fn exchange(
     }
     socket.send(&bytes).await?;
     let deadline = tokio::time::Instant::now() + timeout;
-    let reply = loop {
+    let (reply, size) = loop {
         let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
             Err(_) => return Err(TransportError::Timeout(timeout)),
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(e.into()),
@@ -176,7 +176,7 @@ pub async fn exchange(
             Ok(Ok(n)) => n,
         };
         match Message::from_vec(&buf[..n]) {
-            Ok(m) if matches(&m, id, &sent_name, q.rtype, q.use_0x20) => break m,
+            Ok(m) if matches(&m, id, &sent_name, q.rtype, q.use_0x20) => break (m, n),
             Ok(m) if q.use_0x20 && matches(&m, id, &sent_name, q.rtype, false) => {
                 return Err(TransportError::CaseNotEchoed);
             }
@@ -190,6 +190,7 @@ pub async fn exchange(
     if !reply.metadata.truncation {
         return Ok(Exchange {
             message: reply,
+            size,
             rtt: start.elapsed(),
             tcp: false,
             rejected,
@@ -214,19 +215,24 @@ pub async fn exchange_over_tcp(
 ) -> Result<Exchange, TransportError> {
     let start = Instant::now();
     let wait = timeout.max(Duration::from_millis(200));
-    let message = tokio::time::timeout(wait, exchange_tcp(server, q))
+    let (message, size) = tokio::time::timeout(wait, exchange_tcp(server, q))
         .await
         .map_err(|_| TransportError::Timeout(wait))??;
     Ok(Exchange {
         message,
+        size,
         rtt: start.elapsed(),
         tcp: true,
         rejected: 0,
     })
 }
 
-/// One query over a fresh TCP connection (RFC 7766 §8 framing).
-pub async fn exchange_tcp(server: SocketAddr, q: &Question<'_>) -> Result<Message, TransportError> {
+/// One query over a fresh TCP connection (RFC 7766 §8 framing); the reply
+/// and its size.
+async fn exchange_tcp(
+    server: SocketAddr,
+    q: &Question<'_>,
+) -> Result<(Message, usize), TransportError> {
     let id: u16 = rand::rng().random();
     let (bytes, sent_name) = build(q, id)?;
     let mut stream = TcpStream::connect(server).await?;
@@ -249,7 +255,7 @@ pub async fn exchange_tcp(server: SocketAddr, q: &Question<'_>) -> Result<Messag
     if !matches(&reply, id, &sent_name, q.rtype, q.use_0x20) {
         return Err(TransportError::Mismatch);
     }
-    Ok(reply)
+    Ok((reply, len))
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ use hickory_proto::dnssec::rdata::{DNSSECRData, DS, RRSIG};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::debug;
 
-use super::walk::{Found, Step, chain_end};
-use super::{Budget, MAX_BOGUS_RETRIES, ResolveError, Resolver};
+use super::response::{Found, Step, chain_end};
+use super::{MAX_BOGUS_RETRIES, Request, ResolveError, Resolver};
 use crate::cache::Expiring;
 use crate::cache::{NegativeKind, Rank};
 use crate::clock::Clock;
@@ -37,6 +37,7 @@ use crate::dnssec::{
     AnchorError, Bogus, Denied, KeySet, Link, Proof, Security, TrustAnchors, covers, is_delegation,
     nsec_proof, nsec3_proof, verify_dnskeys, verify_rrset, wildcard_expansion_proof,
 };
+use crate::trace::SubReason;
 
 /// How deep DS/DNSKEY fetches may nest (a fetch whose servers' addresses
 /// need validating needs fetches of its own).
@@ -189,7 +190,7 @@ impl Resolver {
         qname: &Name,
         qtype: RecordType,
         found: &mut Found,
-        budget: &mut Budget,
+        req: &mut Request,
     ) -> Result<Verdict, ResolveError> {
         if !self.validation.enabled {
             return Ok(Ok(Security::Indeterminate));
@@ -209,14 +210,14 @@ impl Resolver {
                 rrset,
                 proof,
             } => {
-                let linked = match self.check_rrsets(chain, &zone, false, budget).await? {
+                let linked = match self.check_rrsets(chain, &zone, false, req).await? {
                     Ok(c) => c.security,
                     Err(bogus) => return Ok(Err(bogus)),
                 };
                 // A CNAME question at a name a DNAME rewrites: the answer is
                 // the CNAME synthesised from the DNAME in the chain.
                 let synthesised = chain.iter().any(|r| r.record_type() == RecordType::DNAME);
-                let answered = match self.check_rrsets(rrset, &zone, synthesised, budget).await? {
+                let answered = match self.check_rrsets(rrset, &zone, synthesised, req).await? {
                     Ok(c) => c,
                     Err(bogus) => return Ok(Err(bogus)),
                 };
@@ -244,7 +245,7 @@ impl Resolver {
                 Ok(Ok(security))
             }
             Step::Cname { chain, .. } => Ok(self
-                .check_rrsets(chain, &zone, false, budget)
+                .check_rrsets(chain, &zone, false, req)
                 .await?
                 .map(|c| c.security)),
             Step::Negative {
@@ -253,7 +254,7 @@ impl Resolver {
                 soa,
                 proof,
             } => {
-                let linked = match self.check_rrsets(chain, &zone, false, budget).await? {
+                let linked = match self.check_rrsets(chain, &zone, false, req).await? {
                     Ok(c) => c.security,
                     Err(bogus) => return Ok(Err(bogus)),
                 };
@@ -263,7 +264,7 @@ impl Resolver {
                     NegativeKind::NoData => Denied::Type(qtype),
                 };
                 let denial = self
-                    .check_denial(&end, denied, soa, proof, &zone, budget)
+                    .check_denial(&end, denied, soa, proof, &zone, req)
                     .await?;
                 Ok(denial.map(|s| s.and(linked)))
             }
@@ -278,7 +279,7 @@ impl Resolver {
         name: &Name,
         qtype: RecordType,
         verdict: Verdict,
-        budget: &Budget,
+        req: &Request,
     ) -> Result<Option<Security>, ResolveError> {
         match verdict {
             Ok(security) => {
@@ -290,7 +291,7 @@ impl Resolver {
             Err(bogus) => {
                 self.metrics.validation("bogus");
                 debug!(%name, %qtype, reason = %bogus, "bogus");
-                if budget.checking_disabled {
+                if req.checking_disabled {
                     Ok(None)
                 } else {
                     Err(ResolveError::Bogus(bogus))
@@ -301,8 +302,8 @@ impl Resolver {
 
     /// RFC 8198: an NXDOMAIN for `name` from validated NSEC ranges, as the
     /// authority section (SOA first), with no upstream query.
-    pub(super) fn aggressive_nxdomain(&self, name: &Name, budget: &Budget) -> Option<Vec<Record>> {
-        if !self.validation.enabled || budget.checking_disabled {
+    pub(super) fn aggressive_nxdomain(&self, name: &Name, req: &Request) -> Option<Vec<Record>> {
+        if !self.validation.enabled || req.checking_disabled {
             return None;
         }
         let synthesised = self.validation.aggressive.nxdomain(name)?;
@@ -339,7 +340,7 @@ impl Resolver {
         records: &mut [Record],
         zone: &Name,
         dname_checked: bool,
-        budget: &mut Budget,
+        req: &mut Request,
     ) -> Result<Result<Checked, Bogus>, ResolveError> {
         let now = unix_now();
         let has_dname =
@@ -364,7 +365,7 @@ impl Resolver {
             // Unsigned data: the chain of trust down to the owner says
             // whether it had to be signed.
             let signer = signer_of(records, &owner, rtype, zone).unwrap_or_else(|| owner.clone());
-            let keys = match self.key_set(&signer, budget).await? {
+            let keys = match self.key_set(&signer, req).await? {
                 Err(bogus) => return Ok(Err(bogus)),
                 Ok(None) => {
                     checked.security = checked.security.and(Security::Indeterminate);
@@ -399,7 +400,7 @@ impl Resolver {
         soa: &mut Option<Record>,
         proof: &mut [Record],
         zone: &Name,
-        budget: &mut Budget,
+        req: &mut Request,
     ) -> Result<Verdict, ResolveError> {
         let signer = proof
             .iter()
@@ -408,7 +409,7 @@ impl Resolver {
             .find(|signer| zone.zone_of(signer) && signer.zone_of(end))
             .or_else(|| soa.as_ref().map(|s| s.name.to_lowercase()))
             .unwrap_or_else(|| end.clone());
-        let keys = match self.key_set(&signer, budget).await? {
+        let keys = match self.key_set(&signer, req).await? {
             Err(bogus) => return Ok(Err(bogus)),
             Ok(None) => return Ok(Ok(Security::Indeterminate)),
             Ok(Some(Trust::Insecure)) => return Ok(Ok(Security::Insecure)),
@@ -456,7 +457,7 @@ impl Resolver {
     async fn key_set(
         &self,
         name: &Name,
-        budget: &mut Budget,
+        req: &mut Request,
     ) -> Result<Result<Option<Trust>, Bogus>, ResolveError> {
         let name = name.to_lowercase();
         let validation = &self.validation;
@@ -483,7 +484,7 @@ impl Resolver {
             Some(known) => known,
             None => {
                 at = anchor.clone();
-                let (trust, ttl) = self.anchor_trust(&anchor, budget).await?;
+                let (trust, ttl) = self.anchor_trust(&anchor, req).await?;
                 validation.keys.insert(anchor.clone(), trust.clone(), ttl);
                 trust
             }
@@ -500,7 +501,7 @@ impl Resolver {
                 Ok(Trust::Secure(keys)) => keys,
             };
             let next = name.trim_to(at.num_labels() as usize + 1);
-            let (trust, ttl) = self.child_trust(&next, &parent, budget).await?;
+            let (trust, ttl) = self.child_trust(&next, &parent, req).await?;
             validation.keys.insert(next.clone(), trust.clone(), ttl);
             verdict = trust;
             at = next;
@@ -512,7 +513,7 @@ impl Resolver {
     async fn anchor_trust(
         &self,
         anchor: &Name,
-        budget: &mut Budget,
+        req: &mut Request,
     ) -> Result<(Result<Trust, Bogus>, u32), ResolveError> {
         let ds: Vec<DS> = self
             .validation
@@ -531,7 +532,7 @@ impl Resolver {
             .map(|(_, k)| k.clone())
             .collect();
         Ok(self
-            .proven_keys(anchor, &ds, &keys, budget)
+            .proven_keys(anchor, &ds, &keys, req)
             .await?
             .unwrap_or_else(|| (Err(Bogus::DnskeyMissing(anchor.to_string())), BOGUS_TTL_S)))
     }
@@ -546,11 +547,11 @@ impl Resolver {
         zone: &Name,
         ds: &[DS],
         anchor_keys: &[hickory_proto::dnssec::rdata::DNSKEY],
-        budget: &mut Budget,
+        req: &mut Request,
     ) -> Result<Option<(Result<Trust, Bogus>, u32)>, ResolveError> {
         let mut first_bogus = None;
         for _ in 0..=MAX_BOGUS_RETRIES {
-            let found = match self.fetch(zone, RecordType::DNSKEY, budget).await {
+            let found = match self.fetch(zone, RecordType::DNSKEY, req).await {
                 Ok(found) => found,
                 Err(e) => return first_bogus.map_or(Err(e), |b| Ok(Some(b))),
             };
@@ -558,11 +559,11 @@ impl Resolver {
                 return Ok(first_bogus);
             };
             let proven = self.prove_keys(zone, &rrset, ds, anchor_keys, found.rank);
-            if proven.0.is_ok() || budget.checking_disabled {
+            if proven.0.is_ok() || req.checking_disabled {
                 return Ok(Some(proven));
             }
             debug!(%zone, server = %found.server, "DNSKEY set does not prove; asking the zone's other servers");
-            budget.bogus_from.push(found.server);
+            req.bogus_from.push(found.server);
             first_bogus.get_or_insert(proven);
         }
         Ok(first_bogus)
@@ -599,7 +600,7 @@ impl Resolver {
         &self,
         next: &Name,
         parent: &Arc<KeySet>,
-        budget: &mut Budget,
+        req: &mut Request,
     ) -> Result<(Result<Trust, Bogus>, u32), ResolveError> {
         if let Some(mut proof) = self.validation.referral_proof(next) {
             let evidence = if proof.iter().any(|r| r.record_type() == RecordType::DS) {
@@ -608,7 +609,7 @@ impl Resolver {
                 let ttl = proof.iter().map(|r| r.ttl).min().unwrap_or(0);
                 Evidence::Denial(&mut proof, ttl)
             };
-            match self.link_from(next, parent, evidence, budget).await? {
+            match self.link_from(next, parent, evidence, req).await? {
                 Ok((Err(Bogus::NsecMissing(..)), _)) | Err(_) => {
                     debug!(zone = %next, "the referral's DS proof does not hold; asking the parent");
                 }
@@ -619,17 +620,17 @@ impl Resolver {
         // parent's other servers, as data is.
         let mut first_bogus = None;
         for _ in 0..=MAX_BOGUS_RETRIES {
-            let mut found = match self.fetch(next, RecordType::DS, budget).await {
+            let mut found = match self.fetch(next, RecordType::DS, req).await {
                 Ok(found) => found,
                 Err(e) => return first_bogus.ok_or(e),
             };
             let server = found.server;
-            match self.ds_link(next, parent, &mut found, budget).await? {
+            match self.ds_link(next, parent, &mut found, req).await? {
                 Ok(link) => return Ok(link),
-                Err(bogus) if budget.checking_disabled => return Ok((Err(bogus), BOGUS_TTL_S)),
+                Err(bogus) if req.checking_disabled => return Ok((Err(bogus), BOGUS_TTL_S)),
                 Err(bogus) => {
                     debug!(zone = %next, %server, "DS does not verify; asking the parent's other servers");
-                    budget.bogus_from.push(server);
+                    req.bogus_from.push(server);
                     first_bogus.get_or_insert((Err(bogus), BOGUS_TTL_S));
                 }
             }
@@ -645,7 +646,7 @@ impl Resolver {
         next: &Name,
         parent: &Arc<KeySet>,
         found: &mut Found,
-        budget: &mut Budget,
+        req: &mut Request,
     ) -> Result<Result<(Result<Trust, Bogus>, u32), Bogus>, ResolveError> {
         let evidence = match &mut found.step {
             Step::Answer { rrset, .. }
@@ -674,7 +675,7 @@ impl Resolver {
                 )));
             }
         };
-        self.link_from(next, parent, evidence, budget).await
+        self.link_from(next, parent, evidence, req).await
     }
 
     /// What a DS RRset, or its denial, from `parent`'s zone says of `next`,
@@ -685,7 +686,7 @@ impl Resolver {
         next: &Name,
         parent: &Arc<KeySet>,
         evidence: Evidence<'_>,
-        budget: &mut Budget,
+        req: &mut Request,
     ) -> Result<Result<(Result<Trust, Bogus>, u32), Bogus>, ResolveError> {
         let now = unix_now();
         match evidence {
@@ -703,7 +704,7 @@ impl Resolver {
                         _ => None,
                     })
                     .collect();
-                Ok(Ok(match self.proven_keys(next, &ds, &[], budget).await? {
+                Ok(Ok(match self.proven_keys(next, &ds, &[], req).await? {
                     Some((trust, keys_ttl)) => (trust, keys_ttl.min(ttl)),
                     // No keys where a DS set says there are: unless the DS
                     // set is all unsupported algorithms, the zone is bogus.
@@ -737,19 +738,36 @@ impl Resolver {
         }
     }
 
-    /// Walks for a DS or DNSKEY set as a sub-query of `budget`'s question.
+    /// Walks for a DS or DNSKEY set as a sub-query of `req`'s question.
     async fn fetch(
         &self,
         name: &Name,
         rtype: RecordType,
-        budget: &mut Budget,
+        req: &mut Request,
     ) -> Result<Found, ResolveError> {
-        if budget.fetch_depth >= MAX_FETCH_DEPTH {
+        if req.fetch_depth >= MAX_FETCH_DEPTH {
             return Err(ResolveError::BudgetQueries);
         }
-        let mut sub = budget.for_subquery(&self.config);
+        let reason = if rtype == RecordType::DS {
+            SubReason::Ds
+        } else {
+            SubReason::Dnskey
+        };
+        req.begin(reason, name, rtype);
+        let mut sub = req.sub_request(&self.config);
         let found = Box::pin(self.walk(name, rtype, &mut sub)).await;
-        budget.primed |= sub.primed;
+        req.rejoin(sub);
+        if req.tracing() {
+            let outcome = match &found {
+                Ok(found) => match &found.step {
+                    Step::Answer { rrset, .. } => format!("{} records", rrset.len()),
+                    Step::Cname { target, .. } => format!("CNAME to {target}"),
+                    Step::Negative { kind, .. } => format!("{kind:?}"),
+                },
+                Err(e) => e.to_string(),
+            };
+            req.end(reason, name, rtype, &outcome);
+        }
         found
     }
 }

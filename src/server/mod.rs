@@ -103,6 +103,7 @@ impl Server {
             metrics.clone(),
             validation,
             config.server.max_inflight_resolutions,
+            config.trace.keep_failures,
         );
         let handler = Arc::new(Handler {
             live: ArcSwap::from_pointee(Live::from_config(&config)),

@@ -358,6 +358,10 @@ pub enum SubReason {
     Ds,
     /// The validator's DNSKEY fetch.
     Dnskey,
+    /// The question continued at a CNAME's target.
+    Cname,
+    /// The question continued at the name a DNAME rewrote it to.
+    Dname,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
