@@ -19,7 +19,8 @@
 //! `resolve::referral` answers in iterative mode instead of walking;
 //! `resolve::validate` checks what the walk found against DNSSEC, with the
 //! building blocks in `dnssec` (trust anchors, signature and key-set checks,
-//! denial proofs); `metrics` counts all of it for Prometheus.
+//! denial proofs); `metrics` counts all of it for Prometheus and serves the
+//! admin endpoint that `control` (`taproot trace`, `taproot cache`) talks to.
 
 // The only unsafe code is the store's (src/cache/store.rs) and the batched
 // socket calls': every unsafe operation sits in its own block with the
@@ -30,6 +31,7 @@
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod dnssec;
 pub mod metrics;
 pub mod resolve;

@@ -11,13 +11,18 @@
 //!
 //! Without `NOTIFY_SOCKET` in the environment the notifications are no-ops,
 //! so the same binary runs in a shell, a container or under systemd.
+//!
+//! The operator commands (`taproot trace`, `taproot cache flush|stats`) load
+//! the same config and talk to the running daemon's admin listener
+//! (`metrics.listen`) through [`taproot::control`].
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::builder::NonEmptyStringValueParser;
+use clap::{Args, Parser, Subcommand};
 use sd_notify::NotifyState;
 use tracing::{debug, error, info, warn};
 use tracing_subscriber::layer::SubscriberExt;
@@ -28,7 +33,9 @@ use taproot::config::{
     Config, ConfigError, LogFormat, LogOverrides, MetricsOverrides, Mode, Overrides,
     ResolverOverrides, ServerOverrides,
 };
+use taproot::control::{AdminEndpoint, ListenOrigin, Request, TraceCache};
 use taproot::server::{Running, Server};
+use taproot::trace::Format;
 
 /// glibc's malloc gives each thread that allocates its own 64 MiB arena and
 /// returns little of it: with the UDP workers, the async runtime's threads
@@ -87,6 +94,73 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Resolve a question in the running daemon and show each step it took.
+    Trace(TraceArgs),
+    /// Flush or inspect the running daemon's cache.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+/// `taproot trace NAME [TYPE]` or `taproot trace --recent`.
+#[derive(Args, Debug)]
+struct TraceArgs {
+    /// The name to resolve.
+    #[arg(required_unless_present = "recent", value_parser = NonEmptyStringValueParser::new())]
+    name: Option<String>,
+    /// The record type.
+    #[arg(value_name = "TYPE", default_value = "A")]
+    qtype: String,
+    /// Show the traces of recent failures the daemon kept, instead.
+    #[arg(long, conflicts_with_all = ["name", "qtype", "cache"])]
+    recent: bool,
+    /// text, json, mermaid, svg or html.
+    #[arg(long, default_value = "text", value_parser = parse_format)]
+    format: Format,
+    /// use: answer from the cache when it can; bypass: walk the whole path.
+    #[arg(long, default_value = "bypass", value_parser = parse_trace_cache)]
+    cache: TraceCache,
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCommand {
+    /// Forget NAME (with --subtree, everything under it too), or everything.
+    Flush {
+        /// The name to forget; without it the whole cache is flushed.
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        name: Option<String>,
+        /// Flush every name at or below NAME.
+        #[arg(long, requires = "name")]
+        subtree: bool,
+    },
+    /// Print entries, hits, misses and evictions per cache, as JSON.
+    Stats,
+}
+
+impl TraceArgs {
+    fn request(self) -> Request {
+        match self.name {
+            Some(name) if !self.recent => Request::Trace {
+                name,
+                qtype: self.qtype,
+                format: self.format,
+                cache: self.cache,
+            },
+            _ => Request::RecentTraces {
+                format: self.format,
+            },
+        }
+    }
+}
+
+impl CacheCommand {
+    fn request(self) -> Request {
+        match self {
+            CacheCommand::Flush { name, subtree } => Request::Flush { name, subtree },
+            CacheCommand::Stats => Request::Stats,
+        }
+    }
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -95,6 +169,14 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
         "iterative" => Ok(Mode::Iterative),
         _ => Err(format!("{s:?} is not \"recursive\" or \"iterative\"")),
     }
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::parse(s).ok_or_else(|| format!("{s:?} is not text, json, mermaid, svg or html"))
+}
+
+fn parse_trace_cache(s: &str) -> Result<TraceCache, String> {
+    TraceCache::parse(s).ok_or_else(|| format!("{s:?} is not \"use\" or \"bypass\""))
 }
 
 /// Exit codes: 0 clean stop, 1 runtime failure, 2 bad config (like Routinator).
@@ -162,12 +244,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), ExitError> {
+    let listen_origin = ListenOrigin::find(cli.config.as_deref(), cli.metrics_listen.is_some());
     let source = ConfigSource {
         overrides: cli.overrides(),
         file: cli.config,
     };
     let config = source.load().map_err(ExitError::Config)?;
     match cli.command.unwrap_or(Command::Run) {
+        Command::Trace(args) => operate(&config, listen_origin, &args.request()),
+        Command::Cache { command } => operate(&config, listen_origin, &command.request()),
         Command::CheckConfig { quiet } => {
             if !quiet {
                 print!("{}", config.to_toml());
@@ -184,6 +269,28 @@ fn run(cli: Cli) -> Result<(), ExitError> {
                 .map_err(|e| ExitError::Runtime(format!("cannot start the async runtime: {e}")))?;
             runtime.block_on(serve(config, source, log))
         }
+    }
+}
+
+/// An operator command: one request to the running daemon's admin listener,
+/// its reply on stdout. Every failure is one line and exit status 1.
+fn operate(config: &Config, origin: ListenOrigin, request: &Request) -> Result<(), ExitError> {
+    let endpoint = AdminEndpoint::from_config(&config.metrics, origin)
+        .map_err(|e| ExitError::Runtime(e.to_string()))?;
+    let reply = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ExitError::Runtime(format!("cannot start the async runtime: {e}")))?
+        .block_on(endpoint.send(request))
+        .map_err(|e| ExitError::Runtime(e.to_string()))?;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&reply).and_then(|()| stdout.flush()) {
+        // `taproot trace … | head`: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(ExitError::Runtime(format!(
+            "cannot write the reply to stdout: {e}"
+        ))),
+        Ok(()) => Ok(()),
     }
 }
 

@@ -25,6 +25,19 @@ pub const DAEMON_WAIT: Duration = Duration::from_secs(10);
 /// its root, no metrics listener, one UDP thread. `extra` is appended
 /// (e.g. `[[acl]]` rules, `[log]`).
 pub fn config_text(tree: &FakeTree, hints: &Path, listen: SocketAddr, extra: &str) -> String {
+    config_text_with_metrics(tree, hints, listen, "listen = \"\"", extra)
+}
+
+/// [`config_text`] with `metrics` as the body of its `[metrics]` table
+/// (`listen = "127.0.0.1:9153"`, `admin_allow = [...]`): TOML allows a
+/// table once, so it cannot come in `extra`.
+pub fn config_text_with_metrics(
+    tree: &FakeTree,
+    hints: &Path,
+    listen: SocketAddr,
+    metrics: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"[server]
 listen = ["{listen}"]
@@ -37,7 +50,7 @@ allow_loopback_upstreams = true
 upstream_timeout_ms = 800
 
 [metrics]
-listen = ""
+{metrics}
 
 [dnssec]
 validation = false
