@@ -342,7 +342,6 @@ async fn a_bad_config_still_exits_two() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs GET /trace (being written)"]
 async fn trace_prints_the_question_the_answer_and_the_events_as_json() {
     let lab = Lab::start("").await;
     let out = lab
