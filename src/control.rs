@@ -241,11 +241,11 @@ impl Request {
                 // Mnemonics are upper case (RFC 3597 §5 spells TYPEnnn so too);
                 // `taproot trace example.com mx` means MX.
                 segment(&qtype.to_ascii_uppercase()),
-                format_param(*format),
+                format.as_str(),
                 cache.as_str(),
             ),
             Request::RecentTraces { format } => {
-                format!("/trace/recent?format={}", format_param(*format))
+                format!("/trace/recent?format={}", format.as_str())
             }
             Request::Flush { name: None, .. } => "/cache/flush".to_string(),
             Request::Flush {
@@ -276,17 +276,6 @@ fn segment(name: &str) -> String {
         name.bytes().map(|_| "%2E").collect()
     } else {
         utf8_percent_encode(name, UNRESERVED).to_string()
-    }
-}
-
-/// The spelling of the endpoint's `format=` parameter ([`Format::parse`] reads it).
-fn format_param(format: Format) -> &'static str {
-    match format {
-        Format::Text => "text",
-        Format::Json => "json",
-        Format::Mermaid => "mermaid",
-        Format::Svg => "svg",
-        Format::Html => "html",
     }
 }
 

@@ -473,6 +473,28 @@ pub fn name_to_string(wire: &[u8]) -> String {
     s
 }
 
+/// An RCODE's mnemonic (RFC 6895 §2.3, the IANA registry), as dig prints
+/// it: `NOERROR`, `NXDOMAIN`, …; `RCODE23` for one without a name.
+pub fn rcode_mnemonic(rcode: u16) -> std::borrow::Cow<'static, str> {
+    let name = match rcode {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        16 => "BADVERS",
+        23 => "BADCOOKIE",
+        other => return format!("RCODE{other}").into(),
+    };
+    name.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,26 +565,4 @@ mod tests {
             answer_key(b"\x03www\x00", 1, 1, 0, &mut b)
         );
     }
-}
-
-/// An RCODE's mnemonic (RFC 6895 §2.3, the IANA registry), as dig prints
-/// it: `NOERROR`, `NXDOMAIN`, …; `RCODE23` for one without a name.
-pub fn rcode_mnemonic(rcode: u16) -> std::borrow::Cow<'static, str> {
-    let name = match rcode {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        16 => "BADVERS",
-        23 => "BADCOOKIE",
-        other => return format!("RCODE{other}").into(),
-    };
-    name.into()
 }

@@ -3,12 +3,13 @@
 # NSD and Knot (authoritative servers), Unbound (a reference resolver),
 # dnsperf (load), ldnsutils (ldns-keygen and ldns-signzone sign zones for
 # the DNSSEC tests), Prometheus and promtool (metrics checks), iproute2/util-linux
-# (namespaces for the glibc test), systemd (systemd-analyze), and cargo-deb
+# (namespaces for the glibc test), systemd (systemd-analyze), Chromium (renders
+# the HTML trace headless), and cargo-deb
 # (the package test builds the .deb). Idempotent.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-PKGS=(dnsutils knot-dnsutils nsd knot unbound dnsperf ldnsutils prometheus iproute2 util-linux systemd)
+PKGS=(dnsutils knot-dnsutils nsd knot unbound dnsperf ldnsutils prometheus iproute2 util-linux systemd chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

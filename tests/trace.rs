@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
+use support::browser;
 use support::client::{self, COKR_IP, EXAMPLE_IP, KR1_IP, KR2_IP, ROOT_IP, ask_udp};
 use support::e2e::http;
 use support::lab;
@@ -408,5 +409,32 @@ async fn traces_answer_only_clients_in_admin_allow() {
         assert!(r.body.contains("admin_allow"), "{}", r.body);
     }
     assert!(tree.query_log().is_empty(), "a refused trace walks nothing");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_svg_of_a_real_walk_parses_as_xml_and_the_html_renders_in_chromium() {
+    let tree = client::three_level_tree().await;
+    let (t, admin) = start(&tree, |_| {}).await;
+    let r = http::get_async(admin, "/trace/www.example.co.kr./A?format=svg").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+    let svg = roxmltree::Document::parse(&r.body)
+        .unwrap_or_else(|e| panic!("the SVG is not XML ({e}):\n{}", r.body));
+    assert_eq!(svg.root_element().tag_name().name(), "svg");
+    for server in ["127.0.0.10", "127.0.0.13", "127.0.0.14"] {
+        assert!(r.body.contains(server), "{server} is drawn");
+    }
+
+    let r = http::get_async(admin, "/trace/www.example.co.kr./A?format=html&cache=use").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/html"))
+    );
+    let html = r.body;
+    let shot = support::e2e::off_thread(move || browser::Screenshot::of_html(&html)).await;
+    shot.assert_not_blank();
+    shot.clean_up();
     t.stop().await;
 }

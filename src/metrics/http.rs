@@ -188,16 +188,12 @@ struct TraceParams {
     index: Option<usize>,
 }
 
-fn format_of(p: &TraceParams) -> Result<Format, Response> {
+/// The `format=` parameter, or what a 400 says about it.
+fn format_of(p: &TraceParams) -> Result<Format, String> {
     match p.format.as_deref() {
         None => Ok(Format::Text),
-        Some(f) => Format::parse(f).ok_or_else(|| {
-            (
-                StatusCode::BAD_REQUEST,
-                format!("unknown format {f:?}: text, json, mermaid, svg or html\n"),
-            )
-                .into_response()
-        }),
+        Some(f) => Format::parse(f)
+            .ok_or_else(|| format!("unknown format {f:?}: text, json, mermaid, svg or html\n")),
     }
 }
 
@@ -214,7 +210,7 @@ async fn trace(
     }
     let format = match format_of(&p) {
         Ok(f) => f,
-        Err(bad) => return bad,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
     };
     let bypass_cache = match p.cache.as_deref() {
         None | Some("bypass") => true,
@@ -267,7 +263,7 @@ async fn recent_traces(
     }
     let format = match format_of(&p) {
         Ok(f) => f,
-        Err(bad) => return bad,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
     };
     let kept = s.resolver.recent_failures.list();
     let body = match format {

@@ -84,7 +84,11 @@ impl Resolver {
         // Each link after a restart is drawn nested under it; close them.
         if req.tracing() {
             let outcome = match &result {
-                Ok(r) => format!("{}, {} records", r.rcode, r.answers.len()),
+                Ok(r) => format!(
+                    "{}, {} records",
+                    crate::wire::rcode_mnemonic(r.rcode.into()),
+                    r.answers.len()
+                ),
                 Err(e) => e.to_string(),
             };
             for (reason, target) in restarts.iter().rev() {

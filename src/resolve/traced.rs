@@ -86,9 +86,7 @@ pub(super) fn report(
         answers: answer.records.len(),
     });
     let elapsed_us = trace.events().last().map_or(0, |e| e.at_us);
-    let unix_time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let unix_time = trace.unix_time();
     trace.finish(
         TracedQuestion {
             name: name.clone(),

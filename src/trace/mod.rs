@@ -112,6 +112,17 @@ impl Trace {
         });
     }
 
+    /// Seconds since the Unix epoch now; 0 on a manual clock, whose
+    /// traces must not depend on when they were taken.
+    pub fn unix_time(&self) -> u64 {
+        match self.clock {
+            TraceClock::Real(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            TraceClock::Ticks(_) => 0,
+        }
+    }
+
     pub fn events(&self) -> &[Event] {
         &self.events
     }
@@ -431,15 +442,27 @@ pub enum Format {
 }
 
 impl Format {
+    pub const ALL: [Format; 5] = [
+        Format::Text,
+        Format::Json,
+        Format::Mermaid,
+        Format::Svg,
+        Format::Html,
+    ];
+
+    /// The `format=` parameter's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+            Format::Mermaid => "mermaid",
+            Format::Svg => "svg",
+            Format::Html => "html",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Format> {
-        Some(match s {
-            "text" => Format::Text,
-            "json" => Format::Json,
-            "mermaid" => Format::Mermaid,
-            "svg" => Format::Svg,
-            "html" => Format::Html,
-            _ => return None,
-        })
+        Format::ALL.into_iter().find(|f| f.as_str() == s)
     }
 
     /// The HTTP Content-Type of the rendering.

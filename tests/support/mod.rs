@@ -2,6 +2,7 @@
 //! harness that runs taproot in-process against a tree.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod client;
 pub mod daemon;
 pub mod e2e;

@@ -1,0 +1,105 @@
+//! Golden files for the text and Mermaid traces of fixed walks on the fake
+//! tree, taken on the trace's manual clock (every reading is one
+//! millisecond later, so RTTs and timestamps depend only on the order of
+//! the steps): a change in what the walk does, or in how it is drawn,
+//! shows as a diff of `tests/golden/`.
+//!
+//! `UPDATE_GOLDEN=1 cargo test --test trace_golden` rewrites the files;
+//! review the diff before committing it.
+
+mod support;
+
+use std::path::PathBuf;
+
+use hickory_proto::rr::{Name, RecordType};
+use support::{client, lab, start_taproot};
+use taproot::resolve::traced::TraceOptions;
+use taproot::trace::{Format, Report, TraceClock};
+
+/// Compares `actual` with `tests/golden/<file>`, or writes it there.
+fn golden(file: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(file);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; UPDATE_GOLDEN=1 writes it. This run gave:\n{actual}",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from this run at line {}:\n  golden: {:?}\n  now:    {:?}\n\
+             This run gave:\n{actual}\n(UPDATE_GOLDEN=1 rewrites it after review.)",
+            path.display(),
+            first + 1,
+            expected.lines().nth(first),
+            actual.lines().nth(first),
+        );
+    }
+}
+
+/// The trace of (name, type) from the root hints, on the manual clock.
+async fn traced(t: &support::Taproot, name: &str, qtype: RecordType) -> Report {
+    let name = Name::from_ascii(name).expect("a valid name");
+    t.running
+        .handler
+        .resolver
+        .trace(
+            &name,
+            qtype,
+            TraceOptions {
+                bypass_cache: true,
+                clock: TraceClock::Ticks(0),
+            },
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_note_s_walk_root_kr_co_kr_zone_reads_as_its_golden_files() {
+    let tree = client::three_level_tree().await;
+    // 0x20 would make the names as sent random.
+    let t = start_taproot(&tree, |c| c.resolver.use_0x20 = false).await;
+    let report = traced(&t, "www.example.co.kr.", RecordType::A).await;
+    golden(
+        "trace-www.example.co.kr-A.txt",
+        &report.render(Format::Text),
+    );
+    golden(
+        "trace-www.example.co.kr-A.mmd",
+        &report.render(Format::Mermaid),
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_glueless_walk_and_a_cname_across_zones_read_as_their_golden_files() {
+    let tree = lab::lab_tree().await;
+    let t = start_taproot(&tree, |c| c.resolver.use_0x20 = false).await;
+    let report = traced(&t, "www.glueless.kr.", RecordType::A).await;
+    golden("trace-www.glueless.kr-A.txt", &report.render(Format::Text));
+    golden(
+        "trace-www.glueless.kr-A.mmd",
+        &report.render(Format::Mermaid),
+    );
+    let report = traced(&t, "out.example.co.kr.", RecordType::A).await;
+    golden(
+        "trace-out.example.co.kr-A.txt",
+        &report.render(Format::Text),
+    );
+    golden(
+        "trace-out.example.co.kr-A.mmd",
+        &report.render(Format::Mermaid),
+    );
+    t.stop().await;
+}
