@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hickory_proto::rr::{Name, RecordType};
@@ -46,10 +48,14 @@ pub async fn serve(
         // This listener is started only after the config loaded and every DNS
         // listener bound (see `Server::start`), so answering at all means ready.
         .route("/readyz", get(|| async { "ready\n" }))
-        .route("/cache/flush", post(flush))
-        .route("/cache/stats", get(stats))
-        .route("/trace/recent", get(recent_traces))
-        .route("/trace/{name}/{qtype}", get(trace))
+        .merge(
+            Router::new()
+                .route("/cache/flush", post(flush))
+                .route("/cache/stats", get(stats))
+                .route("/trace/recent", get(recent_traces))
+                .route("/trace/{name}/{qtype}", get(trace))
+                .route_layer(middleware::from_fn_with_state(state.clone(), admin_only)),
+        )
         .with_state(state);
     tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -88,21 +94,29 @@ async fn metrics(State(s): State<AppState>) -> Response {
     }
 }
 
-fn forbidden() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        "admin endpoints are not open to this address (metrics.admin_allow)\n",
-    )
-        .into_response()
-}
-
-fn admin_allowed(s: &AppState, peer: SocketAddr) -> bool {
-    s.config
+/// The one gate of the admin endpoints (`/cache/*`, `/trace/*`): only
+/// clients in `metrics.admin_allow` (read live, so a reload applies).
+async fn admin_only(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let allowed = s
+        .config
         .load()
         .metrics
         .admin_allow
         .iter()
-        .any(|net| net.contains(&peer.ip()))
+        .any(|net| net.contains(&peer.ip()));
+    if !allowed {
+        return (
+            StatusCode::FORBIDDEN,
+            "admin endpoints are not open to this address (metrics.admin_allow)\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 #[derive(Deserialize)]
@@ -112,14 +126,7 @@ struct FlushParams {
     subtree: bool,
 }
 
-async fn flush(
-    State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(p): Query<FlushParams>,
-) -> Response {
-    if !admin_allowed(&s, peer) {
-        return forbidden();
-    }
+async fn flush(State(s): State<AppState>, Query(p): Query<FlushParams>) -> Response {
     match p.name {
         None => {
             s.cache.flush_all();
@@ -150,10 +157,7 @@ async fn flush(
     }
 }
 
-async fn stats(State(s): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
-    if !admin_allowed(&s, peer) {
-        return forbidden();
-    }
+async fn stats(State(s): State<AppState>) -> Response {
     let cache = &s.cache;
     cache.sync();
     let st = &cache.stats;
@@ -201,13 +205,9 @@ fn format_of(p: &TraceParams) -> Result<Format, String> {
 /// with every step recorded and returns the trace.
 async fn trace(
     State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((name, qtype)): Path<(String, String)>,
     Query(p): Query<TraceParams>,
 ) -> Response {
-    if !admin_allowed(&s, peer) {
-        return forbidden();
-    }
     let format = match format_of(&p) {
         Ok(f) => f,
         Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
@@ -253,14 +253,7 @@ async fn trace(
 
 /// `GET /trace/recent?format=…`: the kept traces of the last questions that
 /// failed, newest first. SVG and HTML show one (`index`, 0 = newest).
-async fn recent_traces(
-    State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(p): Query<TraceParams>,
-) -> Response {
-    if !admin_allowed(&s, peer) {
-        return forbidden();
-    }
+async fn recent_traces(State(s): State<AppState>, Query(p): Query<TraceParams>) -> Response {
     let format = match format_of(&p) {
         Ok(f) => f,
         Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
