@@ -32,6 +32,10 @@
 #
 # Knobs (environment): ROUNDS RATE SECS HOT COLD COLD_Q LOSSY LOSSY_Q RRL_RATE MEM MEM_Q CACHE_MB NET
 # TAPROOT_PORT UNBOUND_PORT FLOOR_PORT METRICS_PORT LOAD_CPU SERVER_CPU
+# TRACE_KEEP=N: taproot's [trace] keep_failures (0: the miss path records
+# no trace; unset: the default 32, every miss recorded for the failure ring).
+# TAPROOT_BIN=path: run that taproot build instead of target/release's (a
+# before/after comparison with an older commit built elsewhere).
 # SKIP_BUILD=1 KEEP=1 (keep the work dir with configs and logs). PERF=1 (with
 # KEEP=1): record taproot's cold runs with perf into the work dir.
 # SHIPPED=1 (with VALIDATE=1): taproot runs config/taproot.toml as shipped,
@@ -72,6 +76,7 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
 PERF=${PERF:-0}
 VALIDATE=${VALIDATE:-0}
+TRACE_KEEP=${TRACE_KEEP:-}   # [trace] keep_failures; unset: taproot's default (32)
 SHIPPED=${SHIPPED:-0}
 
 SERVERS=(taproot unbound floor)
@@ -190,7 +195,7 @@ build() {
         log "cargo build --release --bins --example floor"
         (cd "$REPO" && timeout 3600 cargo build --release --locked --bins --example floor) >&2
     fi
-    TAPROOT_BIN="$REPO/target/release/taproot"
+    TAPROOT_BIN="${TAPROOT_BIN:-$REPO/target/release/taproot}"
     FLOOR_BIN="$REPO/target/release/examples/floor"
     [ -x "$TAPROOT_BIN" ] || die "$TAPROOT_BIN missing"
     [ -x "$FLOOR_BIN" ] || die "$FLOOR_BIN missing"
@@ -421,6 +426,8 @@ qps = 0
 
 [metrics]
 listen = "127.0.0.1:$METRICS_PORT"
+
+$(if [ -n "$TRACE_KEEP" ]; then printf '[trace]\nkeep_failures = %s\n' "$TRACE_KEEP"; fi)
 
 [log]
 level = "info"

@@ -12,8 +12,10 @@ mod support;
 use std::path::PathBuf;
 
 use hickory_proto::rr::{Name, RecordType};
+use support::signed_tree::{SignedTree, Validating};
 use support::{client, lab, start_taproot};
 use taproot::resolve::traced::TraceOptions;
+use taproot::server::Running;
 use taproot::trace::{Format, Report, TraceClock};
 
 /// Compares `actual` with `tests/golden/<file>`, or writes it there.
@@ -49,9 +51,9 @@ fn golden(file: &str, actual: &str) {
 }
 
 /// The trace of (name, type) from the root hints, on the manual clock.
-async fn traced(t: &support::Taproot, name: &str, qtype: RecordType) -> Report {
+async fn traced(running: &Running, name: &str, qtype: RecordType) -> Report {
     let name = Name::from_ascii(name).expect("a valid name");
-    t.running
+    running
         .handler
         .resolver
         .trace(
@@ -70,7 +72,7 @@ async fn the_note_s_walk_root_kr_co_kr_zone_reads_as_its_golden_files() {
     let tree = client::three_level_tree().await;
     // 0x20 would make the names as sent random.
     let t = start_taproot(&tree, |c| c.resolver.use_0x20 = false).await;
-    let report = traced(&t, "www.example.co.kr.", RecordType::A).await;
+    let report = traced(&t.running, "www.example.co.kr.", RecordType::A).await;
     golden(
         "trace-www.example.co.kr-A.txt",
         &report.render(Format::Text),
@@ -86,13 +88,13 @@ async fn the_note_s_walk_root_kr_co_kr_zone_reads_as_its_golden_files() {
 async fn a_glueless_walk_and_a_cname_across_zones_read_as_their_golden_files() {
     let tree = lab::lab_tree().await;
     let t = start_taproot(&tree, |c| c.resolver.use_0x20 = false).await;
-    let report = traced(&t, "www.glueless.kr.", RecordType::A).await;
+    let report = traced(&t.running, "www.glueless.kr.", RecordType::A).await;
     golden("trace-www.glueless.kr-A.txt", &report.render(Format::Text));
     golden(
         "trace-www.glueless.kr-A.mmd",
         &report.render(Format::Mermaid),
     );
-    let report = traced(&t, "out.example.co.kr.", RecordType::A).await;
+    let report = traced(&t.running, "out.example.co.kr.", RecordType::A).await;
     golden(
         "trace-out.example.co.kr-A.txt",
         &report.render(Format::Text),
@@ -101,5 +103,21 @@ async fn a_glueless_walk_and_a_cname_across_zones_read_as_their_golden_files() {
         "trace-out.example.co.kr-A.mmd",
         &report.render(Format::Mermaid),
     );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validated_walk_reads_as_its_golden_files() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |c| c.resolver.use_0x20 = false).await;
+    let report = traced(&t.running, "www.sec.lab.", RecordType::A).await;
+    assert_eq!(
+        report.answer.security,
+        "secure",
+        "{}",
+        report.render(Format::Text)
+    );
+    golden("trace-www.sec.lab-A.txt", &report.render(Format::Text));
+    golden("trace-www.sec.lab-A.mmd", &report.render(Format::Mermaid));
     t.stop().await;
 }

@@ -1,8 +1,36 @@
 //! The miss path, step by step: what taproot does for a question the
-//! answer cache could not answer. It reads as the seed note's sequence
-//! diagram (client → taproot → cache → root → TLD → second level → zone →
-//! cache → client) and is named after RFC 1034 §5.3.3 and Unbound's
-//! iterator states (`iterator/iterator.h`):
+//! answer cache could not answer. It follows the seed note's
+//! recursive-query diagram arrow by arrow:
+//!
+//! 1. `Client ->> DNS Resolver : request`: the handler missed the answer
+//!    cache; [`Resolver::answer`] leads one resolution per distinct
+//!    question, under a [`Request`] (limits, DO/CD, the trace).
+//! 2. `alt if data in DNS Resolver Cache`: [`init`](Resolver::init) looks
+//!    in the RRset and negative caches (an answer, a CNAME to follow, a
+//!    negative answer, or NXDOMAIN proven by a cached NSEC range). The
+//!    note's second cache case, a server that knows the answer, is
+//!    [`find_cut`](Resolver::find_cut): the closest cached delegation.
+//! 3. `DNS Resolver ->> Root DNS : request TLD IP`: with nothing cached,
+//!    [`prime`](Resolver::prime) asks a hinted root server for the root's
+//!    NS set, then [`query_targets`](Walk::query_targets) asks a root
+//!    server, showing it only the TLD's label (RFC 9156).
+//! 4. `Root DNS -->> DNS Resolver : return TLD IP`:
+//!    [`on_response`](super::response::on_response) reads the referral;
+//!    the walk descends: NS set and glue cached, the TLD's servers next.
+//! 5. `Top Level DNS`, `Second Level DNS`: steps 3 and 4 again, one cut
+//!    at a time, until a server answers the question itself (or says it
+//!    does not exist).
+//! 6. `Second Level DNS -->> DNS Resolver : return service server IP`:
+//!    [`validate`](Resolver::validate_found) checks the answer's signatures
+//!    (DS and DNSKEY fetched as nested resolutions), and
+//!    [`finish`](Resolver::finish) caches it with its security status, or
+//!    restarts at a CNAME's target (back to 2).
+//! 7. `DNS Resolver -->> Client : service server IP`: the resolution is
+//!    stored in the answer cache, and the handler renders it as it renders
+//!    a hit.
+//!
+//! The steps are named after RFC 1034 §5.3.3 and Unbound's iterator
+//! states (`iterator/iterator.h`):
 //!
 //! | step | does | RFC 1034 §5.3.3 | Unbound state |
 //! |---|---|---|---|
@@ -119,7 +147,7 @@ impl Resolver {
         let mut name = qname.to_lowercase();
         let max = self.config.max_cname_chain;
         for link in 0..=max {
-            let skip_cache = req.bypass_cache || (refresh && link == 0);
+            let skip_cache = req.bypasses_cache() || (refresh && link == 0);
             let next = match self.init(&name, qtype, req, &mut chase, skip_cache) {
                 Init::Done(resolution) => return Ok(resolution),
                 Init::Fail(e) => return Err(e),
@@ -421,7 +449,7 @@ impl Resolver {
     /// is known, or when the question bypasses the cache.
     async fn find_cut(&self, qname: &Name, req: &mut Request) -> Result<Cut, ResolveError> {
         let mut name = qname.clone();
-        while !req.bypass_cache
+        while !req.bypasses_cache()
             && let Some(found) = self.cache.closest_delegation(&name, false)
         {
             req.record(|| EventKind::Cache {
@@ -462,7 +490,7 @@ impl Resolver {
         if !hints.has_addresses() {
             return Err(ResolveError::ForbiddenUpstream(".".into()));
         }
-        let source = if req.bypass_cache {
+        let source = if req.bypasses_cache() {
             StartSource::Bypass
         } else {
             StartSource::Hints

@@ -38,9 +38,12 @@ pub struct Request {
     pub fetch_depth: u8,
     /// Servers whose data proved bogus in this question: not asked again.
     pub bogus_from: Vec<IpAddr>,
-    /// Resolve from the root hints, ignoring cached RRsets, negatives and
-    /// delegations (a trace with `cache=bypass`: the note's diagram, drawn
-    /// from a real walk). What is learnt is still cached.
+    /// Resolve the question (each link of its CNAME chain) from the root
+    /// hints, ignoring cached RRsets, negatives and delegations: a trace
+    /// with `cache=bypass`, the note's diagram drawn from a real walk.
+    /// What is learnt is cached as usual, and the sub-resolutions (NS
+    /// addresses, DS and DNSKEY sets) use the cache as they always do, so
+    /// the trace shows what a resolver with this walk's knowledge does.
     pub bypass_cache: bool,
     /// The events of this question, when a trace was asked for or a
     /// failure would be kept ([`crate::trace::recent`]).
@@ -103,6 +106,13 @@ impl Request {
     pub fn remaining_time(&self) -> std::time::Duration {
         self.deadline
             .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// Whether this step ignores the cache: the question's own links under
+    /// `cache=bypass`, not its sub-resolutions.
+    #[inline]
+    pub fn bypasses_cache(&self) -> bool {
+        self.bypass_cache && self.glueless_depth == 0 && self.fetch_depth == 0
     }
 
     /// Whether events are being recorded.
