@@ -10,13 +10,15 @@
 //!                                  resolve::Resolver ──► cache (closest delegation)
 //!                                                │
 //!                                                ▼
-//!                     root ──► TLD ──► second level ──► zone   (resolve::walk)
+//!                     root ──► TLD ──► second level ──► zone   (resolve::driver)
 //!                                                │
 //!                                                ▼
 //!                               cache (records, negatives, answers) ──► client
 //! ```
 //!
 //! `resolve::referral` answers in iterative mode instead of walking;
+//! `trace` records what the miss path did for one question and draws it
+//! as the seed's diagram (`GET /trace/{name}/{type}`);
 //! `resolve::validate` checks what the walk found against DNSSEC, with the
 //! building blocks in `dnssec` (trust anchors, signature and key-set checks,
 //! denial proofs); `metrics` counts all of it for Prometheus and serves the

@@ -121,3 +121,15 @@ async fn a_validated_walk_reads_as_its_golden_files() {
     golden("trace-www.sec.lab-A.mmd", &report.render(Format::Mermaid));
     t.stop().await;
 }
+
+#[test]
+fn the_readme_shows_the_golden_validated_trace() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let golden = std::fs::read_to_string(root.join("tests/golden/trace-www.sec.lab-A.mmd"))
+        .expect("the golden trace");
+    assert!(
+        readme.contains(&format!("```mermaid\n{golden}```")),
+        "README.md's trace is not tests/golden/trace-www.sec.lab-A.mmd: copy it over"
+    );
+}

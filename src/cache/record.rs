@@ -37,7 +37,7 @@ pub enum Rank {
     NonAuthAnswer,
     /// Authority-section data of an authoritative answer. The walk stores
     /// none: an answer's authority NS set is not a delegation and is not
-    /// cached (see `resolve::walk`).
+    /// cached (see `resolve::driver`).
     AuthAuthority,
     /// The answer section of an authoritative answer.
     AuthAnswer,

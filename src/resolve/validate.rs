@@ -37,7 +37,7 @@ use crate::dnssec::{
     AnchorError, Bogus, Denied, KeySet, Link, Proof, Security, TrustAnchors, covers, is_delegation,
     nsec_proof, nsec3_proof, verify_dnskeys, verify_rrset, wildcard_expansion_proof,
 };
-use crate::trace::SubReason;
+use crate::trace::{self, EventKind, SubReason};
 
 /// How deep DS/DNSKEY fetches may nest (a fetch whose servers' addresses
 /// need validating needs fetches of its own).
@@ -486,6 +486,7 @@ impl Resolver {
                 at = anchor.clone();
                 let (trust, ttl) = self.anchor_trust(&anchor, req).await?;
                 validation.keys.insert(anchor.clone(), trust.clone(), ttl);
+                record_trust(req, &anchor, &trust);
                 trust
             }
         };
@@ -503,6 +504,7 @@ impl Resolver {
             let next = name.trim_to(at.num_labels() as usize + 1);
             let (trust, ttl) = self.child_trust(&next, &parent, req).await?;
             validation.keys.insert(next.clone(), trust.clone(), ttl);
+            record_trust(req, &next, &trust);
             verdict = trust;
             at = next;
         }
@@ -770,6 +772,21 @@ impl Resolver {
         }
         found
     }
+}
+
+/// The trace's note of what the chain of trust proved about `zone`'s keys.
+fn record_trust(req: &mut Request, zone: &Name, trust: &Result<Trust, Bogus>) {
+    req.record(|| EventKind::Validation {
+        zone: zone.clone(),
+        name: zone.clone(),
+        qtype: RecordType::DNSKEY,
+        verdict: match trust {
+            Ok(Trust::Secure(_)) => trace::Verdict::Secure,
+            Ok(Trust::Insecure) => trace::Verdict::Insecure,
+            Err(_) => trace::Verdict::Bogus,
+        },
+        reason: trust.as_ref().err().map(|b| b.to_string()),
+    });
 }
 
 /// Verifies each NSEC and NSEC3 RRset in `proof` with `keys`, capping TTLs.
