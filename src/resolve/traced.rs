@@ -61,7 +61,13 @@ pub(super) fn report(
             rcode: crate::wire::rcode_mnemonic(resolution.rcode.into()).into_owned(),
             ede: None,
             security: resolution.security.label().to_string(),
-            records: resolution.answers.iter().map(|r| r.to_string()).collect(),
+            // As a client without DO sees them: no RRSIGs.
+            records: resolution
+                .answers
+                .iter()
+                .filter(|r| r.record_type() != RecordType::RRSIG)
+                .map(|r| r.to_string())
+                .collect(),
             elapsed_us: 0,
         },
         Err(e) => TracedAnswer {
