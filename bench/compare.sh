@@ -34,7 +34,7 @@
 # TAPROOT_PORT UNBOUND_PORT FLOOR_PORT METRICS_PORT LOAD_CPU SERVER_CPU
 # TRACE_KEEP=N: taproot's [trace] keep_failures (0: the miss path records
 # no trace; unset: the default 32, every miss recorded for the failure ring).
-# TAPROOT_BIN=path: run that taproot build instead of target/release's (a
+# BENCH_TAPROOT_BIN=path: run that taproot build instead of target/release's (a
 # before/after comparison with an older commit built elsewhere).
 # SKIP_BUILD=1 KEEP=1 (keep the work dir with configs and logs). PERF=1 (with
 # KEEP=1): record taproot's cold runs with perf into the work dir.
@@ -195,7 +195,7 @@ build() {
         log "cargo build --release --bins --example floor"
         (cd "$REPO" && timeout 3600 cargo build --release --locked --bins --example floor) >&2
     fi
-    TAPROOT_BIN="${TAPROOT_BIN:-$REPO/target/release/taproot}"
+    TAPROOT_BIN="${BENCH_TAPROOT_BIN:-$REPO/target/release/taproot}"
     FLOOR_BIN="$REPO/target/release/examples/floor"
     [ -x "$TAPROOT_BIN" ] || die "$TAPROOT_BIN missing"
     [ -x "$FLOOR_BIN" ] || die "$FLOOR_BIN missing"

@@ -133,7 +133,7 @@ fn ask(server: &str, ns: Option<&str>, zone: &str, qname: &str, qtype: RecordTyp
         minimised: false,
         attempt: 1,
         timeout_ms: 400,
-        rcode: Some("NOERROR".to_string()),
+        rcode: Some("NOERROR".into()),
         aa: false,
         tc: false,
         answers: 0,

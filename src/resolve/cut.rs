@@ -596,9 +596,9 @@ impl Resolver {
             }
             let mut msg = exchange.message;
             if let Some(t) = &mut traced {
-                t.rcode = Some(
-                    crate::wire::rcode_mnemonic(msg.metadata.response_code.into()).into_owned(),
-                );
+                t.rcode = Some(crate::wire::rcode_mnemonic(
+                    msg.metadata.response_code.into(),
+                ));
                 t.aa = msg.metadata.authoritative;
                 t.tc = exchange.tcp && !pick.tcp;
                 if exchange.tcp {

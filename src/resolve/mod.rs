@@ -227,9 +227,7 @@ impl Resolver {
         req.checking_disabled = q.checking_disabled;
         req.dnssec_ok = q.dnssec_ok;
         if self.recent_failures.enabled() {
-            req.trace = Some(Box::new(Trace::new(TraceClock::Real(
-                std::time::Instant::now(),
-            ))));
+            req.trace = Some(Trace::new(TraceClock::Real(std::time::Instant::now())));
         }
         let resolution = match self.resolve_with(&q.name, q.qtype, &mut req, refresh).await {
             Ok(resolution) => resolution,
@@ -238,7 +236,7 @@ impl Resolver {
                     .insert(failure_key, &e, self.config.failure_cache_ttl());
                 if let Some(trace) = req.trace.take() {
                     self.recent_failures.keep(traced::report(
-                        *trace,
+                        trace,
                         &q.name,
                         q.qtype,
                         "use",

@@ -47,7 +47,7 @@ pub struct Request {
     pub bypass_cache: bool,
     /// The events of this question, when a trace was asked for or a
     /// failure would be kept ([`crate::trace::recent`]).
-    pub trace: Option<Box<Trace>>,
+    pub trace: Option<Trace>,
 }
 
 impl Request {

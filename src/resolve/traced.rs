@@ -28,7 +28,7 @@ impl Resolver {
         name.set_fqdn(true);
         let mut req = Request::new(&self.config);
         req.bypass_cache = options.bypass_cache;
-        req.trace = Some(Box::new(Trace::new(options.clock)));
+        req.trace = Some(Trace::new(options.clock));
         let result = self.resolve_with(&name, qtype, &mut req, false).await;
         if let (Ok(resolution), Ok(wire)) = (&result, name.to_bytes()) {
             let mut buf = [0u8; crate::wire::KEY_MAX];
@@ -43,7 +43,7 @@ impl Resolver {
         let trace = req
             .trace
             .take()
-            .map_or_else(|| Trace::new(TraceClock::Ticks(0)), |boxed| *boxed);
+            .unwrap_or_else(|| Trace::new(TraceClock::Ticks(0)));
         report(trace, &name, qtype, cache, &result)
     }
 }

@@ -70,11 +70,10 @@ pub struct Question<'a> {
     pub use_0x20: bool,
 }
 
-fn build(q: &Question<'_>, id: u16) -> Result<(Vec<u8>, Name), TransportError> {
-    let name = q.name.clone();
+fn build(q: &Question<'_>, id: u16) -> Result<Vec<u8>, TransportError> {
     let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = false;
-    msg.add_query(Query::query(name.clone(), q.rtype));
+    msg.add_query(Query::query(q.name.clone(), q.rtype));
     if let Some(payload) = q.edns_payload {
         let mut edns = Edns::new();
         edns.set_max_payload(payload);
@@ -84,7 +83,7 @@ fn build(q: &Question<'_>, id: u16) -> Result<(Vec<u8>, Name), TransportError> {
     let bytes = msg
         .to_vec()
         .map_err(|e| TransportError::Encode(e.to_string()))?;
-    Ok((bytes, name))
+    Ok(bytes)
 }
 
 /// True when `reply` answers exactly what was asked (ID, QR, question).
@@ -151,7 +150,8 @@ pub async fn exchange(
     timeout: Duration,
 ) -> Result<Exchange, TransportError> {
     let id: u16 = rand::rng().random();
-    let (bytes, sent_name) = build(q, id)?;
+    let bytes = build(q, id)?;
+    let sent_name = q.name;
     let start = Instant::now();
     let upstream = sockets::take(server).await?;
     let socket = &upstream.socket;
@@ -176,11 +176,11 @@ pub async fn exchange(
             Ok(Ok(n)) => n,
         };
         match Message::from_vec(&buf[..n]) {
-            Ok(m) if matches(&m, id, &sent_name, q.rtype, q.use_0x20) => break (m, n),
-            Ok(m) if q.use_0x20 && matches(&m, id, &sent_name, q.rtype, false) => {
+            Ok(m) if matches(&m, id, sent_name, q.rtype, q.use_0x20) => break (m, n),
+            Ok(m) if q.use_0x20 && matches(&m, id, sent_name, q.rtype, false) => {
                 return Err(TransportError::CaseNotEchoed);
             }
-            Err(_) if undecodable_reply_to(&buf[..n], id, &sent_name, q.rtype) => {
+            Err(_) if undecodable_reply_to(&buf[..n], id, sent_name, q.rtype) => {
                 return Err(TransportError::Malformed);
             }
             _ => rejected += 1,
@@ -234,7 +234,8 @@ async fn exchange_tcp(
     q: &Question<'_>,
 ) -> Result<(Message, usize), TransportError> {
     let id: u16 = rand::rng().random();
-    let (bytes, sent_name) = build(q, id)?;
+    let bytes = build(q, id)?;
+    let sent_name = q.name;
     let mut stream = TcpStream::connect(server).await?;
     let len =
         u16::try_from(bytes.len()).map_err(|_| TransportError::Encode("query too long".into()))?;
@@ -246,13 +247,13 @@ async fn exchange_tcp(
     let mut buf = vec![0u8; len];
     stream.read_exact(&mut buf).await?;
     let reply = Message::from_vec(&buf).map_err(|_| {
-        if undecodable_reply_to(&buf, id, &sent_name, q.rtype) {
+        if undecodable_reply_to(&buf, id, sent_name, q.rtype) {
             TransportError::Malformed
         } else {
             TransportError::Mismatch
         }
     })?;
-    if !matches(&reply, id, &sent_name, q.rtype, q.use_0x20) {
+    if !matches(&reply, id, sent_name, q.rtype, q.use_0x20) {
         return Err(TransportError::Mismatch);
     }
     Ok((reply, len))

@@ -96,7 +96,7 @@ fn event_row(out: &mut String, event: &Event) {
             c.zone = ex.zone.to_string();
             c.qname = ex.qname.to_string();
             c.qtype = ex.qtype.to_string();
-            c.rcode = ex.rcode.clone().unwrap_or_default();
+            c.rcode = ex.rcode.as_deref().unwrap_or_default().to_string();
             c.detail = format!("{}{}", ex.reply_phrase(), ex.flags_phrase());
             let _ = write!(c.detail, ", {}", transport(ex.transport));
             if ex.minimised {

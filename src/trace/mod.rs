@@ -22,6 +22,7 @@ pub mod recent;
 pub mod svg;
 pub mod text;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -66,7 +67,9 @@ impl Trace {
     pub fn new(clock: TraceClock) -> Trace {
         Trace {
             clock,
-            events: Vec::with_capacity(16),
+            // A cold name's trace holds four or five events: the first
+            // push allocates room for four.
+            events: Vec::new(),
             depth: 0,
         }
     }
@@ -273,8 +276,8 @@ pub struct Exchange {
     pub attempt: u32,
     /// How long taproot would wait for this reply.
     pub timeout_ms: u64,
-    /// The response code, or `None` when no reply came.
-    pub rcode: Option<String>,
+    /// The response code's mnemonic, or `None` when no reply came.
+    pub rcode: Option<Cow<'static, str>>,
     pub aa: bool,
     /// The UDP reply was truncated, and the exchange went on over TCP.
     pub tc: bool,
