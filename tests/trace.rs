@@ -333,6 +333,18 @@ async fn a_servfail_keeps_its_trace_in_recent_failures() {
             .any(|e| field(e, "zone") == "example.co.kr." && e["rcode"] == "SERVFAIL"),
         "the failing server's answer is in the trace: {failure:#}"
     );
+    // Recorded in case it failed: the path (referrals) and the failure,
+    // not the steps a success would have wasted time on.
+    assert!(
+        events(failure)
+            .iter()
+            .any(|e| e["event"] == "referral" && e["zone"] == "example.co.kr."),
+        "{failure:#}"
+    );
+    assert!(
+        !events(failure).iter().any(|e| e["event"] == "cache"),
+        "{failure:#}"
+    );
     let text = get(admin, "/trace/recent").await;
     assert!(text.contains("www.example.co.kr."), "{text}");
     t.stop().await;

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::{debug, trace};
 
@@ -341,7 +341,7 @@ impl Resolver {
                 if let Some(parent) = self.cache.parent_side.get(cut.zone()) {
                     let parent = self.with_usable_addresses(parent);
                     debug!(zone = %cut.zone(), "child-side servers failed; trying the parent side");
-                    req.record(|| EventKind::ParentSide {
+                    req.record_failure(|| EventKind::ParentSide {
                         zone: cut.zone().clone(),
                         what: ParentSideKind::ParentNs,
                     });
@@ -353,7 +353,7 @@ impl Resolver {
                 cut.parent_glue_added = true;
                 if self.add_parent_glue(cut) {
                     debug!(zone = %cut.zone(), "trying the parent-side glue of the NS names");
-                    req.record(|| EventKind::ParentSide {
+                    req.record_failure(|| EventKind::ParentSide {
                         zone: cut.zone().clone(),
                         what: ParentSideKind::ParentGlue,
                     });
@@ -508,35 +508,24 @@ impl Resolver {
             } else {
                 transport::exchange(server, &question, timeout).await
             };
-            // What the trace keeps of this exchange; filled in below.
-            let mut traced = req.tracing().then(|| trace::Exchange {
-                server: addr,
-                server_name: servers.name_of(addr),
-                zone: zone.clone(),
-                qname: sent_name.clone(),
-                qtype: stype,
-                transport: if pick.tcp {
-                    trace::Transport::Tcp
-                } else {
-                    trace::Transport::Udp
-                },
+            // What the trace keeps of this exchange, built only when the
+            // trace wants it (see `record_exchange`).
+            let sent_as = Sent {
+                servers,
+                addr,
+                name: &sent_name,
+                rtype: stype,
+                tcp: pick.tcp,
                 minimised,
                 attempt: attempt.number,
-                timeout_ms: timeout.as_millis() as u64,
-                rcode: None,
-                aa: false,
-                tc: false,
-                answers: 0,
-                size: 0,
-                rtt_us: 0,
-                result: ExchangeResult::Timeout,
-                referral_to: None,
-            });
+                timeout,
+                started,
+            };
             let exchange = match sent {
                 Ok(x) => x,
                 Err(TransportError::CaseNotEchoed) if use_0x20 => {
                     // Fall back for this server, as Unbound's use-caps-for-id does.
-                    record_exchange(req, started, traced, ExchangeResult::NoCaseEcho);
+                    sent_as.record(req, None, ExchangeResult::NoCaseEcho);
                     self.infra.set_no_0x20(addr);
                     use_0x20 = false;
                     continue;
@@ -546,7 +535,7 @@ impl Resolver {
                     // failed this question and the next server is asked at
                     // once. It is not held down (it is reachable), only
                     // tried after the others for this zone.
-                    record_exchange(req, started, traced, ExchangeResult::Malformed);
+                    sent_as.record(req, None, ExchangeResult::Malformed);
                     self.metrics.upstream_query("udp", "malformed");
                     debug!(server = %addr, qname = %sname, "undecodable reply");
                     if !minimised {
@@ -557,10 +546,9 @@ impl Resolver {
                 }
                 Err(e) => {
                     let timed_out = matches!(e, TransportError::Timeout(_));
-                    record_exchange(
+                    sent_as.record(
                         req,
-                        started,
-                        traced,
+                        None,
                         if timed_out {
                             ExchangeResult::Timeout
                         } else {
@@ -595,21 +583,14 @@ impl Resolver {
                 self.metrics.spoof_rejected(exchange.rejected);
             }
             let mut msg = exchange.message;
-            if let Some(t) = &mut traced {
-                t.rcode = Some(crate::wire::rcode_mnemonic(
-                    msg.metadata.response_code.into(),
-                ));
-                t.aa = msg.metadata.authoritative;
-                t.tc = exchange.tcp && !pick.tcp;
-                if exchange.tcp {
-                    t.transport = trace::Transport::Tcp;
-                }
-                t.answers = msg.answers.len();
-                t.size = exchange.size;
-            }
+            let replied = Replied {
+                tcp: exchange.tcp,
+                truncated: exchange.tcp && !pick.tcp,
+                size: exchange.size,
+            };
             if msg.metadata.response_code == ResponseCode::FormErr && edns && msg.edns.is_none() {
                 // RFC 6891 §7: a server that does not know EDNS; ask again without.
-                record_exchange(req, started, traced, ExchangeResult::NoEdns);
+                sent_as.record(req, Some((&msg, replied)), ExchangeResult::NoEdns);
                 self.metrics.upstream_query(transport, "formerr");
                 self.infra.set_no_edns(addr);
                 edns = false;
@@ -627,13 +608,18 @@ impl Resolver {
                 }
             };
             let classified = classify(&msg, sname, stype, zone);
-            if let Some(t) = &mut traced {
-                t.referral_to = match &classified {
+            if req.wants(!clean(&classified)) {
+                let referral_to = match &classified {
                     Classified::Referral { zone, .. } => Some(zone.clone()),
                     _ => None,
                 };
+                sent_as.record_with(
+                    req,
+                    Some((&msg, replied)),
+                    result_of(&classified),
+                    referral_to,
+                );
             }
-            record_exchange(req, started, traced, result_of(&classified));
             return Ok(match classified {
                 Classified::Lame(why) => {
                     self.metrics.upstream_query(transport, "lame");
@@ -682,19 +668,114 @@ struct Attempt {
     minimised: bool,
 }
 
-/// Finishes a traced exchange with its result and RTT on the trace clock.
-fn record_exchange(
-    req: &mut Request,
+/// One query as sent, for the trace.
+struct Sent<'a> {
+    servers: &'a Delegation,
+    addr: IpAddr,
+    /// After minimisation and 0x20.
+    name: &'a Name,
+    rtype: RecordType,
+    tcp: bool,
+    minimised: bool,
+    attempt: u32,
+    timeout: std::time::Duration,
+    /// The trace clock when it was sent.
     started: u64,
-    traced: Option<trace::Exchange>,
-    result: ExchangeResult,
-) {
-    if let (Some(mut t), Some(tr)) = (traced, req.trace.as_mut()) {
-        let now = tr.now_us();
-        t.rtt_us = now.saturating_sub(started);
-        t.result = result;
-        tr.push_at(started, EventKind::Exchange(t));
+}
+
+/// What came back, for the trace.
+#[derive(Clone, Copy)]
+struct Replied {
+    tcp: bool,
+    /// A truncated UDP reply made the exchange go on over TCP.
+    truncated: bool,
+    size: usize,
+}
+
+impl Sent<'_> {
+    /// Records the exchange when the trace wants it: a failed one always,
+    /// an answer or referral only in a full trace.
+    fn record(
+        &self,
+        req: &mut Request,
+        reply: Option<(&Message, Replied)>,
+        result: ExchangeResult,
+    ) {
+        let failed = !matches!(
+            result,
+            ExchangeResult::Answer
+                | ExchangeResult::Cname
+                | ExchangeResult::Referral
+                | ExchangeResult::Nxdomain
+                | ExchangeResult::Nodata
+        );
+        if req.wants(failed) {
+            self.record_with(req, reply, result, None);
+        }
     }
+
+    fn record_with(
+        &self,
+        req: &mut Request,
+        reply: Option<(&Message, Replied)>,
+        result: ExchangeResult,
+        referral_to: Option<Name>,
+    ) {
+        let Some(trace) = req.trace.as_mut() else {
+            return;
+        };
+        let rtt_us = trace.now_us().saturating_sub(self.started);
+        let (rcode, aa, answers, replied) = match reply {
+            Some((msg, replied)) => (
+                Some(crate::wire::rcode_mnemonic(
+                    msg.metadata.response_code.into(),
+                )),
+                msg.metadata.authoritative,
+                msg.answers.len(),
+                Some(replied),
+            ),
+            None => (None, false, 0, None),
+        };
+        let tcp = self.tcp || replied.is_some_and(|r| r.tcp);
+        trace.push_at(
+            self.started,
+            EventKind::Exchange(trace::Exchange {
+                server: self.addr,
+                server_name: self.servers.name_of(self.addr),
+                zone: self.servers.zone.clone(),
+                qname: self.name.clone(),
+                qtype: self.rtype,
+                transport: if tcp {
+                    trace::Transport::Tcp
+                } else {
+                    trace::Transport::Udp
+                },
+                minimised: self.minimised,
+                attempt: self.attempt,
+                timeout_ms: self.timeout.as_millis() as u64,
+                rcode,
+                aa,
+                tc: replied.is_some_and(|r| r.truncated),
+                answers,
+                size: replied.map_or(0, |r| r.size),
+                rtt_us,
+                result,
+                referral_to,
+            }),
+        );
+    }
+}
+
+/// Whether a reply is one the walk goes on with (not a failure's evidence).
+fn clean(classified: &Classified) -> bool {
+    matches!(
+        classified,
+        Classified::Answer { .. }
+            | Classified::Cname { .. }
+            | Classified::Referral { .. }
+            | Classified::NxDomain { .. }
+            | Classified::NoData { .. }
+    )
 }
 
 /// What a classified reply is, in a trace.

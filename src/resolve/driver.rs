@@ -170,7 +170,7 @@ impl Resolver {
                 } else {
                     (RestartKind::Cname, SubReason::Cname)
                 };
-                req.record(|| EventKind::Restart {
+                req.record_failure(|| EventKind::Restart {
                     kind,
                     from: name.clone(),
                     to: next.clone(),
@@ -297,8 +297,8 @@ impl Resolver {
                 }
             };
             let verdict = self.validate(name, qtype, &mut found, req).await?;
-            if self.validation.enabled {
-                req.record(|| EventKind::Validation {
+            if self.validation.enabled && req.wants(verdict.is_err()) {
+                req.record_failure(|| EventKind::Validation {
                     zone: found.zone.clone(),
                     name: name.clone(),
                     qtype,
@@ -675,10 +675,16 @@ impl Walk<'_> {
     }
 
     fn minimise(&mut self, action: crate::trace::MinimiseAction) {
-        self.req.record(|| EventKind::Minimisation {
-            zone: self.cut.zone().clone(),
-            action,
-        });
+        // Giving up on minimisation follows a failure; adding a label does not.
+        if self
+            .req
+            .wants(action == crate::trace::MinimiseAction::FullName)
+        {
+            self.req.record_failure(|| EventKind::Minimisation {
+                zone: self.cut.zone().clone(),
+                action,
+            });
+        }
         self.qmin.learn(action);
     }
 
@@ -694,7 +700,7 @@ impl Walk<'_> {
         resolver.validation.keep_referral(&zone, proof);
         let from = self.cut.zone().clone();
         self.cut = resolver.cut_from_referral(zone, ns, glue);
-        self.req.record(|| {
+        self.req.record_failure(|| {
             let servers = &self.cut.delegation.servers;
             EventKind::Referral {
                 from,

@@ -45,7 +45,7 @@ use crate::config::ResolverConfig;
 use crate::dnssec::Security;
 use crate::metrics::Metrics;
 use crate::trace::recent::RecentFailures;
-use crate::trace::{Trace, TraceClock};
+use crate::trace::{Detail, Trace, TraceClock};
 use failures::FailureCache;
 use hints::RootHint;
 use inflight::{Inflight, Role};
@@ -227,7 +227,10 @@ impl Resolver {
         req.checking_disabled = q.checking_disabled;
         req.dnssec_ok = q.dnssec_ok;
         if self.recent_failures.enabled() {
-            req.trace = Some(Trace::new(TraceClock::Real(std::time::Instant::now())));
+            req.trace = Some(Trace::with_detail(
+                TraceClock::Real(std::time::Instant::now()),
+                Detail::Failures,
+            ));
         }
         let resolution = match self.resolve_with(&q.name, q.qtype, &mut req, refresh).await {
             Ok(resolution) => resolution,

@@ -16,7 +16,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::ResolveError;
 use crate::config::ResolverConfig;
-use crate::trace::{EventKind, SubReason, Trace};
+use crate::trace::{Detail, EventKind, SubReason, Trace};
 
 /// One client question as the miss path works on it.
 #[derive(Debug)]
@@ -121,10 +121,30 @@ impl Request {
         self.trace.is_some()
     }
 
-    /// Records the event `make` builds, only when tracing: an untraced
-    /// question never builds one.
+    /// Whether an event of this kind is recorded: `failure` events (what a
+    /// SERVFAIL needs, see [`Detail::Failures`]) by every trace, the rest
+    /// only by a full one.
+    #[inline]
+    pub fn wants(&self, failure: bool) -> bool {
+        self.trace
+            .as_ref()
+            .is_some_and(|t| failure || t.detail() == Detail::Full)
+    }
+
+    /// Records the step `make` builds, only in a full trace: an untraced
+    /// question, or one recorded only in case it fails, never builds one.
     #[inline]
     pub fn record(&mut self, make: impl FnOnce() -> EventKind) {
+        if let Some(trace) = &mut self.trace
+            && trace.detail() == Detail::Full
+        {
+            trace.push(make());
+        }
+    }
+
+    /// Records an event a failure's trace needs, in every trace.
+    #[inline]
+    pub fn record_failure(&mut self, make: impl FnOnce() -> EventKind) {
         if let Some(trace) = &mut self.trace {
             trace.push(make());
         }

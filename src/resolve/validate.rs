@@ -776,7 +776,10 @@ impl Resolver {
 
 /// The trace's note of what the chain of trust proved about `zone`'s keys.
 fn record_trust(req: &mut Request, zone: &Name, trust: &Result<Trust, Bogus>) {
-    req.record(|| EventKind::Validation {
+    if !req.wants(trust.is_err()) {
+        return;
+    }
+    req.record_failure(|| EventKind::Validation {
         zone: zone.clone(),
         name: zone.clone(),
         qtype: RecordType::DNSKEY,

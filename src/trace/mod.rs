@@ -54,24 +54,48 @@ impl TraceClock {
     }
 }
 
+/// How much a trace records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Every step: a trace someone asked for (`GET /trace`).
+    Full,
+    /// What a SERVFAIL needs and nothing a success would waste time on:
+    /// every upstream exchange that failed (timeouts, errors, lame and
+    /// broken replies), referrals, the parent side, sub-resolutions,
+    /// restarts, bogus verdicts, giving up on minimisation. Every miss is
+    /// recorded in case it fails ([`recent`]); the commonest miss, a name
+    /// whose cut is cached answered at the first try, records nothing.
+    Failures,
+}
+
 /// The events of one question, being recorded.
 #[derive(Debug)]
 pub struct Trace {
     clock: TraceClock,
+    detail: Detail,
     events: Vec<Event>,
     /// How deep the current sub-resolution is nested (0: the question).
     depth: u8,
 }
 
 impl Trace {
+    /// A trace of every step.
     pub fn new(clock: TraceClock) -> Trace {
+        Trace::with_detail(clock, Detail::Full)
+    }
+
+    pub fn with_detail(clock: TraceClock, detail: Detail) -> Trace {
         Trace {
             clock,
-            // A cold name's trace holds four or five events: the first
-            // push allocates room for four.
+            detail,
+            // Nothing is allocated until the first event.
             events: Vec::new(),
             depth: 0,
         }
+    }
+
+    pub fn detail(&self) -> Detail {
+        self.detail
     }
 
     /// The trace clock's reading now, for an RTT measured across an exchange.
