@@ -14,22 +14,16 @@ use support::client::{self, EXAMPLE_IP, ask_tcp, ask_udp, ask_udp_within, three_
 use support::e2e::{http, off_thread, scrape, tool};
 use support::lab::{self, lab_tree};
 use support::tree::{Behaviour, FakeTree};
-use support::{Taproot, start_taproot};
+use support::{Taproot, start_taproot_with_admin};
 use taproot::clock::Clock;
 use taproot::config::{AclAction, AclRule, Config};
 use taproot::metrics::names;
 use taproot::server::Server;
 use tokio::net::UdpSocket;
 
-/// Taproot with its metrics listener on a free loopback port.
+/// Taproot with its metrics and admin listener on a free loopback port.
 async fn start(tree: &FakeTree, tweak: impl FnOnce(&mut Config)) -> (Taproot, SocketAddr) {
-    let t = start_taproot(tree, |c| {
-        c.metrics.listen = "127.0.0.1:0".into();
-        tweak(c);
-    })
-    .await;
-    let metrics = t.running.metrics_addr.expect("the metrics listener is on");
-    (t, metrics)
+    start_taproot_with_admin(tree, tweak).await
 }
 
 /// One `/metrics` page.

@@ -14,18 +14,12 @@ use support::client::{self, COKR_IP, EXAMPLE_IP, KR1_IP, KR2_IP, ROOT_IP, ask_ud
 use support::e2e::http;
 use support::lab;
 use support::tree::{Behaviour, FakeTree};
-use support::{Taproot, start_taproot};
+use support::{Taproot, start_taproot_with_admin};
 use taproot::config::Config;
 
-/// Taproot with its admin listener on a free loopback port.
+/// Taproot with its metrics and admin listener on a free loopback port.
 async fn start(tree: &FakeTree, tweak: impl FnOnce(&mut Config)) -> (Taproot, SocketAddr) {
-    let t = start_taproot(tree, |c| {
-        c.metrics.listen = "127.0.0.1:0".into();
-        tweak(c);
-    })
-    .await;
-    let admin = t.running.metrics_addr.expect("the admin listener is on");
-    (t, admin)
+    start_taproot_with_admin(tree, tweak).await
 }
 
 /// `GET path`, which must succeed.

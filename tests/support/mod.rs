@@ -68,6 +68,21 @@ pub async fn start_taproot(tree: &FakeTree, tweak: impl FnOnce(&mut Config)) -> 
     start_taproot_on(tree, Clock::system(), tweak).await
 }
 
+/// [`start_taproot`] with the metrics and admin listener on a free
+/// loopback port, and that port.
+pub async fn start_taproot_with_admin(
+    tree: &FakeTree,
+    tweak: impl FnOnce(&mut Config),
+) -> (Taproot, SocketAddr) {
+    let t = start_taproot(tree, |c| {
+        c.metrics.listen = "127.0.0.1:0".into();
+        tweak(c);
+    })
+    .await;
+    let admin = t.running.metrics_addr.expect("the admin listener is on");
+    (t, admin)
+}
+
 /// [`start_taproot`] on `clock`: a manual clock lets TTLs and hold-downs
 /// expire without sleeping.
 pub async fn start_taproot_on(
