@@ -89,8 +89,10 @@ ns1        IN A   127.0.2.6
 www        IN A   127.5.0.1
 "#;
 
-/// `provider.lab.` with a CNAME into `glueless.kr.`, whose server has no
-/// glue: a restart whose target needs a nested NS-address lookup.
+/// `provider.lab.` with a CNAME into `glueless.kr.`, a zone whose NS has no
+/// glue: a restart across zones. The NS name's address is already cached
+/// from the walk to `provider.lab.` (its glue there), so the target's walk
+/// shows no nested lookup; `a_glueless_walk_reads_as_its_golden_files` does.
 const PROVIDER_ZONE: &str = r#"
 $TTL 3600
 @            IN SOA ns hostmaster 1 1800 900 604800 300

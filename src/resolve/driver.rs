@@ -110,7 +110,9 @@ impl Resolver {
             .follow_chain(qname, qtype, req, refresh, &mut restarts)
             .await;
         // Each link after a restart is drawn nested under it; close them.
-        if req.tracing() {
+        // (Every miss carries a trace for the failure ring: nothing is
+        // formatted unless a restart opened one.)
+        if !restarts.is_empty() && req.tracing() {
             let outcome = match &result {
                 Ok(r) => format!(
                     "{}, {} records",
