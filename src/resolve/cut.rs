@@ -500,6 +500,8 @@ impl Resolver {
                 edns_payload: edns.then_some(self.config.edns_buffer_size),
                 dnssec_ok: self.validation.enabled,
                 use_0x20,
+                recursion_desired: false,
+                checking_disabled: false,
             };
             let server = SocketAddr::new(addr, self.config.upstream_port);
             let started = req.trace_now();

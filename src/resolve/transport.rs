@@ -68,11 +68,18 @@ pub struct Question<'a> {
     /// draft-vixie-dnsext-dns0x20: `name`'s case was randomised by the
     /// caller (who records the name as sent); insist on the echo.
     pub use_0x20: bool,
+    /// RD: set only towards a forwarder, which recurses for us.
+    pub recursion_desired: bool,
+    /// CD (RFC 4035 §3.2.2): set towards a forwarder when taproot
+    /// validates itself, so the forwarder hands over bogus data for
+    /// taproot to judge instead of a SERVFAIL that hides why.
+    pub checking_disabled: bool,
 }
 
-fn build(q: &Question<'_>, id: u16) -> Result<Vec<u8>, TransportError> {
+pub(crate) fn build(q: &Question<'_>, id: u16) -> Result<Vec<u8>, TransportError> {
     let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
-    msg.metadata.recursion_desired = false;
+    msg.metadata.recursion_desired = q.recursion_desired;
+    msg.metadata.checking_disabled = q.checking_disabled;
     msg.add_query(Query::query(q.name.clone(), q.rtype));
     if let Some(payload) = q.edns_payload {
         let mut edns = Edns::new();
@@ -87,7 +94,13 @@ fn build(q: &Question<'_>, id: u16) -> Result<Vec<u8>, TransportError> {
 }
 
 /// True when `reply` answers exactly what was asked (ID, QR, question).
-fn matches(reply: &Message, id: u16, sent: &Name, rtype: RecordType, exact_case: bool) -> bool {
+pub(crate) fn matches(
+    reply: &Message,
+    id: u16,
+    sent: &Name,
+    rtype: RecordType,
+    exact_case: bool,
+) -> bool {
     if reply.metadata.id != id || reply.metadata.message_type != MessageType::Response {
         return false;
     }
@@ -117,7 +130,7 @@ fn matches(reply: &Message, id: u16, sent: &Name, rtype: RecordType, exact_case:
 /// undecodable reply is ever believed. An off-path forger who guesses the
 /// ID and port can end the attempt this way, but no sooner than with a
 /// well-formed FORMERR without a question, which [`matches`] takes already.
-fn undecodable_reply_to(bytes: &[u8], id: u16, sent: &Name, rtype: RecordType) -> bool {
+pub(crate) fn undecodable_reply_to(bytes: &[u8], id: u16, sent: &Name, rtype: RecordType) -> bool {
     let mut decoder = BinDecoder::new(bytes);
     let Ok(header) = Header::read(&mut decoder) else {
         // Not even a header: a stray fragment, not this server's reply.
@@ -383,6 +396,8 @@ mod tests {
             edns_payload: Some(1232),
             dnssec_ok: false,
             use_0x20: false,
+            recursion_desired: false,
+            checking_disabled: false,
         }
     }
 
