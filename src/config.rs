@@ -116,6 +116,63 @@ pub struct Config {
     pub log: LogConfig,
     pub dnssec: DnssecConfig,
     pub trace: TraceConfig,
+    /// `[[forward]]`: zones whose questions go to recursive servers.
+    pub forward: Vec<ForwardConfig>,
+    /// `[[stub]]`: zones whose cut comes from config, not a referral.
+    pub stub: Vec<StubConfig>,
+}
+
+/// `[[forward]]`: every question at or below `zone` is sent with RD=1 to
+/// `servers` (Unbound's `forward-zone`), over TLS when `tls_name` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// `"."` forwards everything.
+    pub zone: String,
+    /// `"192.0.2.53"`, `"192.0.2.53:5353"`, `"[2001:db8::53]"`, `"[2001:db8::53]:853"`.
+    pub servers: Vec<String>,
+    /// DNS over TLS (RFC 7858) to the servers, port 853 unless given; their
+    /// certificate must be valid for this name.
+    #[serde(default)]
+    pub tls_name: String,
+    /// PEM roots for that check; empty = the system's roots.
+    #[serde(default)]
+    pub tls_ca_file: String,
+    /// false: answers at and below the zone are not validated (a negative
+    /// trust anchor, RFC 7646).
+    #[serde(default = "yes")]
+    pub dnssec: bool,
+}
+
+/// `[[stub]]`: the authoritative servers of `zone` (Unbound's `stub-zone`);
+/// taproot iterates from them with RD=0 and follows referrals below.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StubConfig {
+    pub zone: String,
+    pub servers: Vec<String>,
+    #[serde(default = "yes")]
+    pub dnssec: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A `[[forward]]`/`[[stub]]` server as written: an address with an
+/// optional port (`default_port` when none is given).
+pub fn parse_server(text: &str, default_port: u16) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    bare.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, default_port))
+        .map_err(|_| format!("{text:?} is not an address, address:port or [IPv6]:port"))
 }
 
 /// `[trace]`: resolution traces (`GET /trace/…` on the admin listener).
@@ -419,6 +476,8 @@ impl Default for Config {
             log: LogConfig::default(),
             dnssec: DnssecConfig::default(),
             trace: TraceConfig::default(),
+            forward: Vec::new(),
+            stub: Vec::new(),
         }
     }
 }
@@ -611,6 +670,79 @@ impl Config {
         }
         if let Err(problem) = self.dnssec.negative_anchors() {
             return Err(bad("dnssec.negative_trust_anchors", &problem));
+        }
+        self.validate_routes(origin)
+    }
+
+    /// `[[forward]]` and `[[stub]]`: names, servers, one entry per zone.
+    fn validate_routes(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, zone: &str, problem: String| ConfigError::Invalid {
+            key,
+            origin: origin.to_string(),
+            problem: format!("zone {zone:?}: {problem}"),
+        };
+        let mut zones: Vec<hickory_proto::rr::Name> = Vec::new();
+        let entries = self
+            .forward
+            .iter()
+            .map(|f| ("forward", &f.zone, &f.servers, !f.tls_name.is_empty()))
+            .chain(
+                self.stub
+                    .iter()
+                    .map(|s| ("stub", &s.zone, &s.servers, false)),
+            );
+        for (table, zone, servers, tls) in entries {
+            let key = |field: &str| -> &'static str {
+                match (table, field) {
+                    ("forward", "zone") => "forward.zone",
+                    ("forward", _) => "forward.servers",
+                    (_, "zone") => "stub.zone",
+                    _ => "stub.servers",
+                }
+            };
+            let name = hickory_proto::rr::Name::from_ascii(zone)
+                .map(|n| n.to_lowercase())
+                .map_err(|e| bad(key("zone"), zone, format!("not a domain name: {e}")))?;
+            if zones.contains(&name) {
+                return Err(bad(
+                    key("zone"),
+                    zone,
+                    "listed twice in [[forward]]/[[stub]]".into(),
+                ));
+            }
+            zones.push(name);
+            if servers.is_empty() {
+                return Err(bad(
+                    key("servers"),
+                    zone,
+                    "at least one server is needed".into(),
+                ));
+            }
+            let port = if tls { 853 } else { 53 };
+            let mut ips = Vec::new();
+            for server in servers {
+                let addr = parse_server(server, port).map_err(|p| bad(key("servers"), zone, p))?;
+                if addr.port() == 0 {
+                    return Err(bad(key("servers"), zone, format!("{server:?}: port 0")));
+                }
+                if ips.contains(&addr.ip()) {
+                    return Err(bad(
+                        key("servers"),
+                        zone,
+                        format!("{} is listed twice (one port per address)", addr.ip()),
+                    ));
+                }
+                ips.push(addr.ip());
+            }
+        }
+        for f in &self.forward {
+            if !f.tls_ca_file.is_empty() && f.tls_name.is_empty() {
+                return Err(bad(
+                    "forward.tls_ca_file",
+                    &f.zone,
+                    "is set but tls_name is empty (the CA checks the name)".into(),
+                ));
+            }
         }
         Ok(())
     }

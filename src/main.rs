@@ -182,6 +182,9 @@ fn parse_trace_cache(s: &str) -> Result<TraceCache, String> {
 /// Exit codes: 0 clean stop, 1 runtime failure, 2 bad config (like Routinator).
 enum ExitError {
     Config(ConfigError),
+    /// A config that loads but names a file or value that cannot be used
+    /// (root hints, trust anchors, a forwarder's CA file): exit 2 as well.
+    Unusable(String),
     Runtime(String),
 }
 
@@ -233,6 +236,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(ExitError::Config(e)) => {
+            eprintln!("taproot: config error: {e}");
+            ExitCode::from(2)
+        }
+        Err(ExitError::Unusable(e)) => {
             eprintln!("taproot: config error: {e}");
             ExitCode::from(2)
         }
@@ -345,9 +352,13 @@ async fn serve(config: Config, source: ConfigSource, log: LogControl) -> Result<
     let mut term = sig(SignalKind::terminate())?;
     let mut int = sig(SignalKind::interrupt())?;
     let mut hup = sig(SignalKind::hangup())?;
-    let running = Server::start(config)
-        .await
-        .map_err(|e| ExitError::Runtime(e.to_string()))?;
+    let running = Server::start(config).await.map_err(|e| {
+        if e.is_config() {
+            ExitError::Unusable(e.to_string())
+        } else {
+            ExitError::Runtime(e.to_string())
+        }
+    })?;
     let status = serving_status(&running);
     notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
     info!(version = env!("CARGO_PKG_VERSION"), listen = ?running.addrs, "taproot ready");

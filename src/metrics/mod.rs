@@ -30,6 +30,7 @@ pub mod names {
     pub const CACHE_PREFETCHES: &str = "taproot_cache_prefetches_total";
     pub const CACHE_STALE: &str = "taproot_cache_stale_answers_total";
     pub const UPSTREAM_QUERIES: &str = "taproot_upstream_queries_total";
+    pub const FORWARD_QUERIES: &str = "taproot_forward_queries_total";
     pub const UPSTREAM_RTT: &str = "taproot_upstream_rtt_seconds";
     pub const UPSTREAM_REJECTED: &str = "taproot_upstream_rejected_total";
     pub const UPSTREAM_SERVER_EVENTS: &str = "taproot_upstream_server_events_total";
@@ -145,6 +146,7 @@ pub struct Metrics {
     cache_prefetches: IntCounter,
     cache_stale: IntCounter,
     upstream_queries: IntCounterVec,
+    forward_queries: IntCounterVec,
     upstream_rtt: Histogram,
     upstream_rejected: IntCounter,
     upstream_server_events: IntCounterVec,
@@ -297,6 +299,12 @@ impl Metrics {
                 "Queries sent to authoritative servers, by transport and result.",
                 &["transport", "result"],
             ),
+            forward_queries: counter_vec(
+                &registry,
+                names::FORWARD_QUERIES,
+                "Queries sent to [[forward]] servers, by server and result (as in taproot_upstream_queries_total).",
+                &["server", "result"],
+            ),
             upstream_rtt,
             upstream_rejected: counter(
                 &registry,
@@ -383,6 +391,12 @@ impl Metrics {
     pub fn upstream_query(&self, transport: &str, result: &str) {
         self.upstream_queries
             .with_label_values(&[transport, result])
+            .inc();
+    }
+    /// One query to a `[[forward]]` server (also counted as an upstream query).
+    pub fn forward_query(&self, server: std::net::SocketAddr, result: &str) {
+        self.forward_queries
+            .with_label_values(&[server.to_string().as_str(), result])
             .inc();
     }
     /// What happened to an upstream server's record (see

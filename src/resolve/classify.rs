@@ -188,11 +188,39 @@ pub fn follow_chain(
 /// Classifies a scrubbed response from a server of `zone` to a query for
 /// (`qname`, `qtype`).
 pub fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Name) -> Classified {
+    classify_reply(msg, qname, qtype, zone, false)
+}
+
+/// Classifies a forwarder's reply to a query with RD=1 for a name in the
+/// forward zone `zone`. Its RA=1 without AA is what recursion looks like,
+/// not a cache answering for a zone it does not serve, so it is read as if
+/// authoritative for the forward zone (Unbound's `rdset` in
+/// `response_type_from_server`); and a forwarder that sends a referral has
+/// not recursed: that server has failed the question.
+pub fn classify_forwarded(
+    msg: &Message,
+    qname: &Name,
+    qtype: RecordType,
+    zone: &Name,
+) -> Classified {
+    match classify_reply(msg, qname, qtype, zone, true) {
+        Classified::Referral { .. } => Classified::Lame("a forwarder answered with a referral"),
+        other => other,
+    }
+}
+
+fn classify_reply(
+    msg: &Message,
+    qname: &Name,
+    qtype: RecordType,
+    zone: &Name,
+    forwarded: bool,
+) -> Classified {
     let rcode = msg.metadata.response_code;
     if rcode != ResponseCode::NoError && rcode != ResponseCode::NXDomain {
         return Classified::ServerError(rcode);
     }
-    let aa = msg.metadata.authoritative;
+    let aa = msg.metadata.authoritative || forwarded;
     // "We do our own recursion, thank you": a resolver's cache, not the zone.
     let recursive = msg.metadata.recursion_available && !aa;
     let (mut chain, end, mut rrset) = follow_chain(&msg.answers, qname, qtype);

@@ -15,14 +15,16 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::{debug, trace};
 
-use super::classify::{Classified, classify};
+use super::classify::{Classified, classify, classify_forwarded};
 use super::infra::{Loss, Pick, ZoneFailure};
 use super::response::Reply;
+use super::route::RouteZone;
 use super::scrub::scrub;
 use super::transport::{self, Question as WireQuestion, TransportError};
 use super::{Request, ResolveError, Resolver};
@@ -79,6 +81,8 @@ pub(super) struct Cut {
     parent_side_added: bool,
     /// Whether the NS names' own parent-side glue was added.
     parent_glue_added: bool,
+    /// The `[[forward]]`/`[[stub]]` zone this cut comes from, if any.
+    pub(super) route: Option<Arc<RouteZone>>,
 }
 
 impl Cut {
@@ -89,6 +93,15 @@ impl Cut {
             looked_up: Vec::new(),
             parent_side_added: false,
             parent_glue_added: false,
+            route: None,
+        }
+    }
+
+    /// The cut of a configured zone: its servers as the operator listed them.
+    pub(super) fn routed(route: Arc<RouteZone>) -> Cut {
+        Cut {
+            route: Some(route.clone()),
+            ..Cut::new(route.delegation())
         }
     }
 
@@ -320,7 +333,7 @@ impl Resolver {
             if !fresh.is_empty() {
                 cut.asked.extend(&fresh);
                 match self
-                    .ask_servers(&cut.delegation, &fresh, sname, stype, req, persistence)
+                    .ask_servers(cut, &fresh, sname, stype, req, persistence)
                     .await
                 {
                     // The walk asks the full name next; the cut's other
@@ -329,6 +342,11 @@ impl Resolver {
                     Err(ResolveError::NoReachableAuthority(_)) => {}
                     done => return done,
                 }
+            }
+            if cut.route.is_some() {
+                // The operator's servers are all there is: no NS names to
+                // look up, no parent side to fall back on.
+                return Err(ResolveError::NoReachableAuthority(cut.zone().to_string()));
             }
             match self.fill_addresses(cut, req).await {
                 Ok(true) => continue,
@@ -389,7 +407,7 @@ impl Resolver {
     /// RFC 9520 asks before a failure is cached.
     pub(super) async fn ask_servers(
         &self,
-        servers: &Delegation,
+        cut: &Cut,
         addrs: &[IpAddr],
         sname: &Name,
         stype: RecordType,
@@ -400,7 +418,7 @@ impl Resolver {
             Persistence::Full => 1 + self.config.retries,
             Persistence::Minimised | Persistence::Once => 1,
         };
-        let zone = &servers.zone;
+        let zone = cut.zone();
         let minimised = persistence == Persistence::Minimised;
         let max_wait = self.infra.max_wait();
         // Servers that timed out in this question.
@@ -448,7 +466,7 @@ impl Resolver {
                 number: tried + 1,
                 minimised,
             };
-            match self.ask_server(attempt, servers, sname, stype, req).await? {
+            match self.ask_server(attempt, cut, sname, stype, req).await? {
                 Outcome::Usable(reply) => return Ok(reply),
                 Outcome::LastResort(reply) => {
                     fallback.get_or_insert(reply);
@@ -474,7 +492,7 @@ impl Resolver {
     async fn ask_server(
         &self,
         attempt: Attempt,
-        servers: &Delegation,
+        cut: &Cut,
         sname: &Name,
         stype: RecordType,
         req: &mut Request,
@@ -482,6 +500,9 @@ impl Resolver {
         let Attempt {
             pick, minimised, ..
         } = attempt;
+        let servers = &cut.delegation;
+        let route = cut.route.as_deref();
+        let forwarding = route.is_some_and(RouteZone::forwards);
         let zone = &servers.zone;
         let addr = pick.addr;
         let known = self.infra.stats(addr);
@@ -500,10 +521,19 @@ impl Resolver {
                 edns_payload: edns.then_some(self.config.edns_buffer_size),
                 dnssec_ok: self.validation.enabled,
                 use_0x20,
-                recursion_desired: false,
-                checking_disabled: false,
+                recursion_desired: forwarding,
+                checking_disabled: forwarding && self.validation.enabled,
             };
-            let server = SocketAddr::new(addr, self.config.upstream_port);
+            let port = route
+                .and_then(|r| r.port_of(addr))
+                .unwrap_or(self.config.upstream_port);
+            let server = SocketAddr::new(addr, port);
+            let count = |transport: &str, result: &str| {
+                self.metrics.upstream_query(transport, result);
+                if forwarding {
+                    self.metrics.forward_query(server, result);
+                }
+            };
             let started = req.trace_now();
             let sent = if pick.tcp {
                 transport::exchange_over_tcp(server, &question, timeout).await
@@ -538,7 +568,7 @@ impl Resolver {
                     // once. It is not held down (it is reachable), only
                     // tried after the others for this zone.
                     sent_as.record(req, None, ExchangeResult::Malformed);
-                    self.metrics.upstream_query("udp", "malformed");
+                    count("udp", "malformed");
                     debug!(server = %addr, qname = %sname, "undecodable reply");
                     if !minimised {
                         self.infra
@@ -557,7 +587,7 @@ impl Resolver {
                             ExchangeResult::NetworkError
                         },
                     );
-                    self.metrics.upstream_query(
+                    count(
                         if pick.tcp { "tcp" } else { "udp" },
                         if timed_out { "timeout" } else { "error" },
                     );
@@ -593,7 +623,7 @@ impl Resolver {
             if msg.metadata.response_code == ResponseCode::FormErr && edns && msg.edns.is_none() {
                 // RFC 6891 §7: a server that does not know EDNS; ask again without.
                 sent_as.record(req, Some((&msg, replied)), ExchangeResult::NoEdns);
-                self.metrics.upstream_query(transport, "formerr");
+                count(transport, "formerr");
                 self.infra.set_no_edns(addr);
                 edns = false;
                 continue;
@@ -609,7 +639,11 @@ impl Resolver {
                     self.infra.mark_zone_failure(addr, zone, how);
                 }
             };
-            let classified = classify(&msg, sname, stype, zone);
+            let classified = if forwarding {
+                classify_forwarded(&msg, sname, stype, zone)
+            } else {
+                classify(&msg, sname, stype, zone)
+            };
             if req.wants(!clean(&classified)) {
                 let referral_to = match &classified {
                     Classified::Referral { zone, .. } => Some(zone.clone()),
@@ -624,19 +658,19 @@ impl Resolver {
             }
             return Ok(match classified {
                 Classified::Lame(why) => {
-                    self.metrics.upstream_query(transport, "lame");
+                    count(transport, "lame");
                     debug!(server = %addr, zone = %zone, why, "lame server");
                     mark(ZoneFailure::Lame);
                     Outcome::Failed
                 }
                 Classified::ServerError(rc) => {
-                    self.metrics.upstream_query(transport, "error_rcode");
+                    count(transport, "error_rcode");
                     debug!(server = %addr, zone = %zone, rcode = %rc, "error from server");
                     mark(ZoneFailure::ErrorRcode);
                     Outcome::Failed
                 }
                 Classified::LastResort { answer, why } => {
-                    self.metrics.upstream_query(transport, "last_resort");
+                    count(transport, "last_resort");
                     debug!(server = %addr, zone = %zone, why, "answer kept as a last resort");
                     mark(ZoneFailure::RecursiveLame);
                     Outcome::LastResort(Reply {
@@ -647,7 +681,7 @@ impl Resolver {
                     })
                 }
                 classified => {
-                    self.metrics.upstream_query(transport, "ok");
+                    count(transport, "ok");
                     Outcome::Usable(Reply {
                         classified,
                         aa,

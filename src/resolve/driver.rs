@@ -438,7 +438,12 @@ impl Resolver {
             qname,
             qtype,
             req,
-            qmin: Minimisation::new(self.config.qname_minimisation, cut.zone()),
+            // A forwarder is asked the whole question: it recurses, and
+            // minimising towards it would hide nothing from anyone.
+            qmin: Minimisation::new(
+                self.config.qname_minimisation && !cut.route.as_ref().is_some_and(|r| r.forwards()),
+                cut.zone(),
+            ),
             cut,
             referrals: 0,
         }
@@ -450,10 +455,28 @@ impl Resolver {
     /// glueless NS names where needed; the root (primed) when nothing else
     /// is known, or when the question bypasses the cache.
     async fn find_cut(&self, qname: &Name, req: &mut Request) -> Result<Cut, ResolveError> {
+        // A configured zone comes before the cache (Unbound's
+        // `forwards_lookup` and stub lookup in INIT_REQUEST_2): a forward
+        // zone's servers answer everything below it, a stub zone's servers
+        // stand in for the referral to it.
+        let route = self.routes.load().lookup(qname).cloned();
+        if let Some(forward) = route.as_ref().filter(|r| r.forwards()) {
+            let cut = Cut::routed(forward.clone());
+            record_start(req, &cut.delegation, StartSource::Forward);
+            return Ok(cut);
+        }
         let mut name = qname.clone();
         while !req.bypasses_cache()
             && let Some(found) = self.cache.closest_delegation(&name, false)
         {
+            // Only a cut below a stub zone is news: at or above it, the
+            // configured servers are the operator's word.
+            if route
+                .as_ref()
+                .is_some_and(|stub| !stub.zone.zone_of(&found.zone) || stub.zone == found.zone)
+            {
+                break;
+            }
             req.record(|| EventKind::Cache {
                 name: name.clone(),
                 qtype: RecordType::NS,
@@ -478,6 +501,11 @@ impl Resolver {
                 break;
             }
             name = cut.zone().base_name();
+        }
+        if let Some(stub) = route {
+            let cut = Cut::routed(stub);
+            record_start(req, &cut.delegation, StartSource::Stub);
+            return Ok(cut);
         }
         self.prime(req).await
     }
@@ -504,6 +532,7 @@ impl Resolver {
         req.primed = true;
         let root = Name::root();
         let addrs = hints.addresses();
+        let hints = Cut::new(hints);
         let primed = self
             .ask_servers(
                 &hints,
@@ -539,15 +568,15 @@ impl Resolver {
                         record_start(req, &primed, StartSource::Primed);
                         return Ok(Cut::new(primed));
                     }
-                    None => Cut::new(hints),
+                    None => hints,
                 }
             }
-            Ok(_) => Cut::new(hints),
+            Ok(_) => hints,
             Err(ResolveError::NoReachableAuthority(_)) => {
                 if addrs.iter().all(|a| self.infra.is_down(*a)) {
                     return Err(ResolveError::NoReachableAuthority(".".into()));
                 }
-                Cut::new(hints)
+                hints
             }
             Err(e) => return Err(e),
         };

@@ -23,6 +23,7 @@ pub mod infra;
 pub mod referral;
 pub mod request;
 pub mod response;
+pub mod route;
 pub mod scrub;
 mod sockets;
 pub mod traced;
@@ -33,6 +34,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use arc_swap::ArcSwap;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tokio::sync::mpsc;
@@ -50,6 +52,7 @@ use failures::FailureCache;
 use hints::RootHint;
 use inflight::{Inflight, Role};
 use infra::Infra;
+use route::Routes;
 pub use validate::Validation;
 
 /// A client question as the resolver sees it.
@@ -102,6 +105,8 @@ pub struct Resolver {
     pub validation: Validation,
     /// The traces of the last questions that failed (`GET /trace/recent`).
     pub recent_failures: RecentFailures,
+    /// `[[forward]]` and `[[stub]]` zones; replaced on reload.
+    pub routes: ArcSwap<Routes>,
     inflight: Inflight<AnswerResult>,
     running: AtomicUsize,
     max_running: usize,
@@ -138,6 +143,7 @@ impl Resolver {
             failures,
             validation,
             recent_failures: RecentFailures::new(keep_failures),
+            routes: ArcSwap::default(),
             inflight: Inflight::default(),
             running: AtomicUsize::new(0),
             max_running,

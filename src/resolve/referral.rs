@@ -130,6 +130,7 @@ impl Resolver {
             (name.clone(), RecordType::NS)
         };
         let addrs = root.addresses();
+        let root = super::cut::Cut::new(root);
         let reply = self
             .ask_servers(&root, &addrs, &sname, stype, &mut req, Persistence::Full)
             .await?;

@@ -461,7 +461,9 @@ impl Resolver {
     ) -> Result<Result<Option<Trust>, Bogus>, ResolveError> {
         let name = name.to_lowercase();
         let validation = &self.validation;
-        if validation.negative.iter().any(|n| n.zone_of(&name)) {
+        if validation.negative.iter().any(|n| n.zone_of(&name))
+            || self.routes.load().unvalidated(&name)
+        {
             return Ok(Ok(Some(Trust::Insecure)));
         }
         let Some(anchor) = validation.anchors.closest(&name).cloned() else {

@@ -36,6 +36,7 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::resolve::route::Routes;
 use crate::resolve::{Resolver, Validation, hints};
 use handler::{Handler, Live};
 
@@ -59,6 +60,15 @@ pub enum StartError {
     Hints(#[from] hints::HintsError),
     #[error(transparent)]
     TrustAnchors(#[from] crate::dnssec::AnchorError),
+    #[error(transparent)]
+    Routes(#[from] crate::resolve::route::RouteError),
+}
+
+impl StartError {
+    /// Whether the config is to blame (exit 2) rather than the system.
+    pub fn is_config(&self) -> bool {
+        !matches!(self, StartError::Bind { .. })
+    }
 }
 
 /// A started server.
@@ -93,6 +103,7 @@ impl Server {
         } else {
             hints::built_in()
         };
+        let routes = Routes::from_config(&config)?;
         let metrics = Arc::new(Metrics::new());
         let validation = Validation::from_config(&config.dnssec, clock.clone())?;
         let cache = Arc::new(Cache::new(&config.cache, clock));
@@ -105,6 +116,7 @@ impl Server {
             config.server.max_inflight_resolutions,
             config.trace.keep_failures,
         );
+        resolver.routes.store(Arc::new(routes));
         let handler = Arc::new(Handler {
             live: ArcSwap::from_pointee(Live::from_config(&config)),
             cache,
@@ -206,7 +218,8 @@ impl Running {
     /// Live: `acl`, `ratelimit`, `server.mode`, `server.shutdown_grace_ms`,
     /// `cache.min_ttl`, `cache.max_ttl`, `cache.negative_max_ttl` (for data
     /// stored from then on), `cache.prefetch`, `cache.stale_answer_ttl`, `cache.client_timeout_ms`,
-    /// `metrics.admin_allow` (and `log.level`, which the binary applies).
+    /// `metrics.admin_allow`, `[[forward]]`, `[[stub]]` (and `log.level`,
+    /// which the binary applies).
     /// Everything else was copied into the listeners, caches or resolver at
     /// start and is reported here.
     pub fn reload(&self, new: Config) -> Vec<&'static str> {
@@ -247,6 +260,30 @@ impl Running {
         ] {
             if changed {
                 restart.push(key);
+            }
+        }
+        if new.forward != old.forward || new.stub != old.stub {
+            match Routes::from_config(&new) {
+                Ok(routes) => {
+                    let resolver = &self.handler.resolver;
+                    let old_routes = resolver.routes.swap(Arc::new(routes));
+                    // What was learnt under a zone whose servers changed
+                    // came from the old servers (or the tree's NXDOMAIN
+                    // for a private name): ask again (Unbound flushes its
+                    // whole cache on reload).
+                    for zone in old_routes
+                        .zones()
+                        .iter()
+                        .chain(resolver.routes.load().zones())
+                    {
+                        self.handler.cache.flush_name(&zone.zone, true);
+                    }
+                    resolver.forget_derived();
+                }
+                Err(e) => {
+                    warn!(error = %e, "[[forward]]/[[stub]] not reloaded; the old zones stay in force");
+                    restart.push("forward");
+                }
             }
         }
         self.handler.cache.policy.set(&new.cache);

@@ -340,6 +340,10 @@ pub enum StartSource {
     Primed,
     /// `cache=bypass`: the walk starts from the root hints whatever is cached.
     Bypass,
+    /// A `[[forward]]` zone's servers.
+    Forward,
+    /// A `[[stub]]` zone's servers.
+    Stub,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -292,6 +292,8 @@ pub(super) fn describe(kind: &EventKind) -> String {
                 StartSource::Hints => "from the root hints",
                 StartSource::Primed => "with the primed root NS set",
                 StartSource::Bypass => "from the root hints (cache bypassed)",
+                StartSource::Forward => "at the configured forwarders",
+                StartSource::Stub => "at the configured stub servers",
             };
             format!(
                 "start at {zone} {from} ({})",

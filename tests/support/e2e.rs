@@ -603,6 +603,27 @@ impl TaprootProcess {
         self.process.log()
     }
 
+    /// Changes the config file with `tweak` and sends SIGHUP, as
+    /// `systemctl reload` does; returns once the daemon has logged that it
+    /// applied or refused the new config.
+    pub fn reconfigure(&self, tweak: impl Fn(&mut Config)) {
+        let path = self._dir.path().join("taproot.toml");
+        let mut config =
+            Config::load(Some(&path), &Default::default()).expect("the running config loads");
+        tweak(&mut config);
+        let before = self.log().matches("reload").count();
+        self._dir.write("taproot.toml", &config.to_toml());
+        let status = Command::new("kill")
+            .args(["-HUP", &self.process.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP taproot");
+        let seen = poll(START_WAIT, || {
+            (self.log().matches("reload").count() > before).then_some(())
+        });
+        assert!(seen.is_some(), "no reload logged; log:\n{}", self.log());
+    }
+
     /// Panics with the log if taproot has exited.
     pub fn assert_running(&mut self) {
         self.process.assert_running();
