@@ -700,9 +700,10 @@ impl Config {
                     _ => "stub.servers",
                 }
             };
-            let name = hickory_proto::rr::Name::from_ascii(zone)
+            let mut name = hickory_proto::rr::Name::from_ascii(zone)
                 .map(|n| n.to_lowercase())
                 .map_err(|e| bad(key("zone"), zone, format!("not a domain name: {e}")))?;
+            name.set_fqdn(true);
             if zones.contains(&name) {
                 return Err(bad(
                     key("zone"),
@@ -802,6 +803,56 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn forward_and_stub_servers_take_ports_and_bad_ones_are_named() {
+        let c = Config::from_toml(
+            "[[forward]]\nzone = \"corp.example\"\nservers = [\"192.0.2.1\", \"192.0.2.2:5353\", \"[2001:db8::53]\", \"[2001:db8::54]:53\"]\n\
+             [[stub]]\nzone = \"internal.example\"\nservers = [\"192.0.2.9\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(c.forward[0].servers.len(), 4);
+        assert!(c.forward[0].dnssec && c.stub[0].dnssec);
+        assert_eq!(
+            parse_server("[2001:db8::53]", 853),
+            Ok("[2001:db8::53]:853".parse().expect("literal"))
+        );
+        assert_eq!(
+            parse_server("192.0.2.2:5353", 53),
+            Ok("192.0.2.2:5353".parse().expect("literal"))
+        );
+        for (text, key, says) in [
+            (
+                "[[forward]]\nzone = \"a.example\"\nservers = [\"nonsense\"]\n",
+                "forward.servers",
+                "\"nonsense\" is not an address",
+            ),
+            (
+                "[[forward]]\nzone = \"a.example\"\nservers = []\n",
+                "forward.servers",
+                "at least one server",
+            ),
+            (
+                "[[stub]]\nzone = \"a.example\"\nservers = [\"192.0.2.1\"]\n\
+                 [[forward]]\nzone = \"A.example.\"\nservers = [\"192.0.2.1\"]\n",
+                "stub.zone",
+                "listed twice",
+            ),
+            (
+                "[[stub]]\nzone = \"a..example\"\nservers = [\"192.0.2.1\"]\n",
+                "stub.zone",
+                "not a domain name",
+            ),
+            (
+                "[[forward]]\nzone = \"a.example\"\nservers = [\"192.0.2.1\"]\ntls_ca_file = \"/x.pem\"\n",
+                "forward.tls_ca_file",
+                "tls_name is empty",
+            ),
+        ] {
+            let err = Config::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(says), "{text}: {err}");
+        }
     }
 
     #[test]
