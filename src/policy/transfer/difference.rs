@@ -139,17 +139,16 @@ impl Difference {
             .map(|r| r as &dyn Identity)
             .filter(|k| self.deleted.contains(*k))
             .collect();
-        if found.len() != self.deleted.len() {
-            if let Some(missing) = self
+        if found.len() != self.deleted.len()
+            && let Some(missing) = self
                 .deleted
                 .iter()
                 .find(|rr| !found.contains(Borrow::<dyn Identity>::borrow(*rr)))
-            {
-                return Err(Inconsistent::Absent {
-                    name: missing.0.name.clone(),
-                    rtype: missing.0.record_type(),
-                });
-            }
+        {
+            return Err(Inconsistent::Absent {
+                name: missing.0.name.clone(),
+                rtype: missing.0.record_type(),
+            });
         }
         drop(found);
         // Pass two: remove, then append in arrival order.

@@ -216,10 +216,10 @@ impl ReplyReader {
     /// message is one SOA not newer than ours is complete (RFC 1995 §4,
     /// "the response will only contain a single SOA").
     pub fn end_of_message(&mut self) {
-        if let (State::Opened { .. }, Some(ours)) = (&self.state, self.ours) {
-            if !newer(self.serial, ours) {
-                self.state = State::Done(Reply::Current);
-            }
+        if let (State::Opened { .. }, Some(ours)) = (&self.state, self.ours)
+            && !newer(self.serial, ours)
+        {
+            self.state = State::Done(Reply::Current);
         }
     }
 
