@@ -20,7 +20,7 @@
 //! that does not start from the version held fails the check.
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
@@ -93,14 +93,38 @@ impl PartialEq for Rr {
 
 impl Eq for Rr {}
 
+/// What the difference does to one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// A held record goes.
+    Delete,
+    /// A record comes; the number orders the additions.
+    Add(u64),
+    /// A held record goes and comes back (a TTL change, or deleted and
+    /// re-added by a later sequence).
+    Replace(u64),
+}
+
+impl Change {
+    /// Whether the held copy must hold the record.
+    fn needs_held(self) -> bool {
+        matches!(self, Change::Delete | Change::Replace(_))
+    }
+}
+
+/// One record's change, and whether the held copy was seen to hold it.
+#[derive(Debug)]
+struct Entry {
+    change: Change,
+    found: bool,
+}
+
 /// The net change of one or more RFC 1995 sequences: records the held
 /// copy must lose, and records it gains (with the order they came in).
+/// One map, so that applying it looks each held record up once.
 #[derive(Debug, Default)]
 pub struct Difference {
-    /// Held records to delete; each must be in the copy.
-    deleted: HashSet<Rr>,
-    /// Records to add, with their arrival number.
-    added: HashMap<Rr, u64>,
+    changes: HashMap<Rr, Entry, foldhash::fast::RandomState>,
     next: u64,
 }
 
@@ -109,15 +133,28 @@ impl Difference {
     /// otherwise a held one must go.
     pub fn delete(&mut self, record: Record) -> Result<(), Inconsistent> {
         let rr = Rr(record);
-        if self.added.remove(&rr).is_some() {
-            return Ok(());
+        let change = match self.changes.get(&rr).map(|e| e.change) {
+            None => Some(Change::Delete),
+            Some(Change::Add(_)) => None,
+            Some(Change::Replace(_)) => Some(Change::Delete),
+            Some(Change::Delete) => {
+                return Err(Inconsistent::Absent {
+                    name: rr.0.name.clone(),
+                    rtype: rr.0.record_type(),
+                });
+            }
+        };
+        self.changes.remove(&rr);
+        if let Some(change) = change {
+            self.changes.insert(
+                rr,
+                Entry {
+                    change,
+                    found: false,
+                },
+            );
         }
-        let (name, rtype) = (rr.0.name.clone(), rr.0.record_type());
-        if self.deleted.insert(rr) {
-            Ok(())
-        } else {
-            Err(Inconsistent::Absent { name, rtype })
-        }
+        Ok(())
     }
 
     /// Adds `record`; adding one already there replaces it (its TTL).
@@ -125,39 +162,61 @@ impl Difference {
         let n = self.next;
         self.next += 1;
         let rr = Rr(record);
+        let change = match self.changes.get(&rr).map(|e| e.change) {
+            None | Some(Change::Add(_)) => Change::Add(n),
+            Some(Change::Delete | Change::Replace(_)) => Change::Replace(n),
+        };
         // `insert` keeps the old key: take it out so the new TTL is kept.
-        self.added.remove(&rr);
-        self.added.insert(rr, n);
+        self.changes.remove(&rr);
+        self.changes.insert(
+            rr,
+            Entry {
+                change,
+                found: false,
+            },
+        );
     }
 
     /// Applies the difference to `zone`, or leaves it untouched and says
     /// why not. A held record equal to an added one is replaced by it.
-    pub fn apply(self, zone: &mut Vec<Record>) -> Result<(), Inconsistent> {
-        // Pass one: every deletion must find its record.
-        let found: HashSet<&dyn Identity> = zone
+    pub fn apply(mut self, zone: &mut Vec<Record>) -> Result<(), Inconsistent> {
+        // Pass one: what goes, and whether every deletion finds its record.
+        let mut gone = Vec::new();
+        for (i, r) in zone.iter().enumerate() {
+            if let Some(entry) = self.changes.get_mut(r as &dyn Identity) {
+                entry.found = true;
+                gone.push(i);
+            }
+        }
+        if let Some((missing, _)) = self
+            .changes
             .iter()
-            .map(|r| r as &dyn Identity)
-            .filter(|k| self.deleted.contains(*k))
-            .collect();
-        if found.len() != self.deleted.len()
-            && let Some(missing) = self
-                .deleted
-                .iter()
-                .find(|rr| !found.contains(Borrow::<dyn Identity>::borrow(*rr)))
+            .find(|(_, e)| e.change.needs_held() && !e.found)
         {
             return Err(Inconsistent::Absent {
                 name: missing.0.name.clone(),
                 rtype: missing.0.record_type(),
             });
         }
-        drop(found);
         // Pass two: remove, then append in arrival order.
-        zone.retain(|r| {
-            let k = r as &dyn Identity;
-            !self.deleted.contains(k) && !self.added.contains_key(k)
+        let mut gone = gone.into_iter().peekable();
+        let mut i = 0;
+        zone.retain(|_| {
+            let keep = gone.peek() != Some(&i);
+            if !keep {
+                gone.next();
+            }
+            i += 1;
+            keep
         });
-        let mut added: Vec<(u64, Record)> =
-            self.added.into_iter().map(|(rr, n)| (n, rr.0)).collect();
+        let mut added: Vec<(u64, Record)> = self
+            .changes
+            .into_iter()
+            .filter_map(|(rr, e)| match e.change {
+                Change::Add(n) | Change::Replace(n) => Some((n, rr.0)),
+                Change::Delete => None,
+            })
+            .collect();
         added.sort_unstable_by_key(|(n, _)| *n);
         zone.extend(added.into_iter().map(|(_, r)| r));
         Ok(())
