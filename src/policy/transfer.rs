@@ -157,7 +157,6 @@ pub struct TransferStats {
 
 /// One secondary copy of a zone, kept current from its primary (RFC 1034
 /// §4.3.5; AXFR RFC 5936, IXFR RFC 1995).
-#[derive(Debug)]
 pub struct ZoneTransfer {
     zone: Name,
     primary: SocketAddr,
@@ -169,6 +168,20 @@ pub struct ZoneTransfer {
     failures: u32,
     limits: Limits,
     stats: TransferStats,
+}
+
+/// A summary: the records of a large zone would fill any log.
+impl std::fmt::Debug for ZoneTransfer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZoneTransfer")
+            .field("zone", &self.zone)
+            .field("primary", &self.primary)
+            .field("serial", &self.serial())
+            .field("records", &self.records.len())
+            .field("failures", &self.failures)
+            .field("stats", &self.stats)
+            .finish()
+    }
 }
 
 impl ZoneTransfer {
@@ -311,6 +324,17 @@ impl ZoneTransfer {
         };
         let theirs = self.primary_serial(deadline).await?;
         if !newer(theirs, ours) {
+            if theirs != ours {
+                // RFC 1982: older, or exactly half the space away. A
+                // primary restored from an old backup; keep ours.
+                tracing::info!(
+                    zone = %self.zone,
+                    primary = %self.primary,
+                    serial = ours,
+                    primary_serial = theirs,
+                    "the primary's serial is not newer than the copy held; keeping the copy"
+                );
+            }
             return Ok(Refreshed::Unchanged);
         }
         let reply = match self.transfer(RecordType::IXFR).await {

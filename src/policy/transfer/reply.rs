@@ -35,9 +35,9 @@ pub enum Reply {
 enum State {
     /// Nothing read.
     Start,
-    /// The opening SOA only.
+    /// The opening SOA only (boxed: the other states are a few words).
     Opened {
-        soa: Record,
+        soa: Box<Record>,
     },
     /// A full zone, records so far (the opening SOA first).
     Full {
@@ -133,18 +133,20 @@ impl ReplyReader {
         self.state = match (std::mem::replace(&mut self.state, State::Failed), serial) {
             (State::Start, Some(s)) => {
                 self.serial = s;
-                State::Opened { soa: record }
+                State::Opened {
+                    soa: Box::new(record),
+                }
             }
             (State::Start, None) => return Err(TransferError::NoOpeningSoa),
             (State::Opened { soa }, None) => State::Full {
-                records: vec![soa, record],
+                records: vec![*soa, record],
             },
             (State::Opened { soa }, Some(s)) => match self.ours {
                 // An SOA-only zone: the opening SOA again.
                 Some(_) | None if s == self.serial && soa.data == record.data => {
                     State::Done(Reply::Full {
                         serial: s,
-                        records: vec![soa],
+                        records: vec![*soa],
                     })
                 }
                 None => {
