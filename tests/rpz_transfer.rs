@@ -835,3 +835,66 @@ async fn a_transfer_over_its_limits_or_its_time_fails_and_holds_nothing() {
         "bounded by the deadline"
     );
 }
+
+/// The size of the process now (VmRSS, KiB), for the measurement below.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A feed-sized zone: `count` policies from Knot by AXFR, then 10 changes
+/// by IXFR. Ignored by default (tens of seconds in a debug build); run it
+/// alone to measure: `cargo test --test rpz_transfer -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: tens of seconds in a debug build"]
+async fn a_zone_of_two_hundred_thousand_policies_transfers_and_updates_incrementally() {
+    const COUNT: usize = 200_000;
+    let policies = |serial: u32, skip: usize, extra: usize| {
+        let mut text = rpz_text(serial, 3600, "");
+        for i in skip..COUNT {
+            text.push_str(&format!("n{i}.example CNAME .\n"));
+        }
+        for i in 0..extra {
+            text.push_str(&format!("added{i}.example CNAME .\n"));
+        }
+        text
+    };
+    let zone = rpz_zone(KNOT_IP, policies(1, 0, 0));
+    let mut knot = off_thread(move || Knot::start(vec![zone])).await;
+    let addr = knot.addr();
+    let mut t = ZoneTransfer::new(zone_name(), addr);
+    let rss = rss_kib();
+    let started = std::time::Instant::now();
+    t.refresh(Duration::from_secs(300)).await.expect("the AXFR");
+    let axfr = started.elapsed();
+    let grown = rss_kib().saturating_sub(rss);
+    assert_eq!(t.records().len(), COUNT + 7);
+
+    let v2 = policies(2, 10, 10);
+    knot = off_thread(move || {
+        knot.reload_zone(ORIGIN, &v2);
+        knot
+    })
+    .await;
+    served(move || support::e2e::soa_serial(addr, ORIGIN), 2).await;
+    let started = std::time::Instant::now();
+    let updated = t.refresh(Duration::from_secs(300)).await.expect("the IXFR");
+    let ixfr = started.elapsed();
+    assert_eq!(
+        updated,
+        Refreshed::Updated {
+            serial: 2,
+            incremental: true
+        },
+        "{}",
+        knot.log()
+    );
+    assert_eq!(t.records().len(), COUNT + 7);
+    println!("{COUNT} policies: AXFR {axfr:?} (+{grown} KiB RSS), IXFR of 20 changes {ixfr:?}");
+}
