@@ -124,6 +124,8 @@ pub enum TransferError {
     AfterClosingSoa,
     #[error("the primary closed the connection before the transfer's closing SOA")]
     Incomplete,
+    #[error("the primary answered IXFR with its newer SOA alone and no difference")]
+    SoaOnly,
     #[error("the transfer exceeds the limit of {limit} {what}")]
     TooLarge { what: &'static str, limit: u64 },
     #[error("the incremental transfer does not fit the held copy: {0}")]
@@ -255,8 +257,9 @@ impl ZoneTransfer {
     /// when the primary's serial is newer than ours, or nothing is held
     /// yet, an IXFR with our SOA when we hold a copy and an AXFR
     /// otherwise. An IXFR reply may be a full zone (AXFR-style); one whose
-    /// difference does not fit the copy, or a primary that does not know
-    /// IXFR (NOTIMP, FORMERR), is followed by an AXFR. On error the copy
+    /// difference does not fit the copy, one that is a newer SOA alone,
+    /// or a primary that does not know IXFR (NOTIMP, FORMERR), is followed
+    /// by an AXFR. On error the copy
     /// held is unchanged.
     pub async fn refresh(&mut self, timeout: Duration) -> Result<Refreshed, TransferError> {
         let started = Instant::now();
@@ -341,6 +344,7 @@ impl ZoneTransfer {
             Ok(reply) => reply,
             Err(
                 why @ (TransferError::Ixfr(_)
+                | TransferError::SoaOnly
                 | TransferError::Rcode {
                     rcode: ResponseCode::NotImp | ResponseCode::FormErr,
                     ..
@@ -476,7 +480,7 @@ impl ZoneTransfer {
             let frame = match transport::read_frame(&mut stream).await {
                 Ok(frame) => frame,
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(TransferError::Incomplete);
+                    return reader.finish();
                 }
                 Err(e) => return Err(e.into()),
             };

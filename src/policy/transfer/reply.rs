@@ -225,10 +225,15 @@ impl ReplyReader {
         }
     }
 
-    /// The reply, once its closing SOA was read.
+    /// The reply, once its closing SOA was read; called early (the
+    /// primary closed the connection), why there is none.
     pub fn finish(self) -> Result<Reply, TransferError> {
         match self.state {
             State::Done(reply) => Ok(reply),
+            // RFC 1995 §4 has a server that cannot send the difference
+            // answer with its SOA alone (over UDP: "use TCP"); some do so
+            // over TCP too. Only a full transfer will do then.
+            State::Opened { .. } if self.ours.is_some() => Err(TransferError::SoaOnly),
             _ => Err(TransferError::Incomplete),
         }
     }
@@ -341,7 +346,10 @@ mod tests {
         reader.feed(soa(2)).expect("opens");
         reader.end_of_message();
         assert!(!reader.is_done(), "the next message carries the rest");
-        assert!(matches!(reader.finish(), Err(TransferError::Incomplete)));
+        assert!(
+            matches!(reader.finish(), Err(TransferError::SoaOnly)),
+            "none came: the primary offers no difference"
+        );
     }
 
     #[test]
