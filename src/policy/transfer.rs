@@ -98,7 +98,9 @@ pub enum TransferError {
     #[error("the primary cannot be reached: {0}")]
     Io(#[from] std::io::Error),
     #[error("the SOA query failed: {0}")]
-    Soa(#[from] TransportError),
+    Soa(TransportError),
+    #[error("the transfer query could not be built: {0}")]
+    Query(TransportError),
     #[error("the primary answered {rcode} to the {qtype} query")]
     Rcode {
         qtype: RecordType,
@@ -207,14 +209,17 @@ impl ZoneTransfer {
         self
     }
 
+    /// The zone's apex.
     pub fn zone(&self) -> &Name {
         &self.zone
     }
 
+    /// The primary transferred from.
     pub fn primary(&self) -> SocketAddr {
         self.primary
     }
 
+    /// The bounds on each transfer.
     pub fn limits(&self) -> Limits {
         self.limits
     }
@@ -230,6 +235,7 @@ impl ZoneTransfer {
         &self.records
     }
 
+    /// Updates and failures so far.
     pub fn stats(&self) -> TransferStats {
         self.stats
     }
@@ -253,14 +259,13 @@ impl ZoneTransfer {
     }
 
     /// Brings the copy up to date, within `timeout` for the SOA query and
-    /// any transfer together: an SOA query (UDP, TCP when truncated);
-    /// when the primary's serial is newer than ours, or nothing is held
-    /// yet, an IXFR with our SOA when we hold a copy and an AXFR
-    /// otherwise. An IXFR reply may be a full zone (AXFR-style); one whose
-    /// difference does not fit the copy, one that is a newer SOA alone,
-    /// or a primary that does not know IXFR (NOTIMP, FORMERR), is followed
-    /// by an AXFR. On error the copy
-    /// held is unchanged.
+    /// any transfer together. With nothing held, an AXFR at once. With a
+    /// copy, an SOA query (UDP, TCP when truncated), and when the
+    /// primary's serial is newer than ours an IXFR with our SOA. An IXFR
+    /// reply may be a full zone (AXFR-style); one whose difference does
+    /// not fit the copy, one that is the newer SOA alone, or a primary
+    /// that does not know IXFR (NOTIMP, FORMERR) is followed by an AXFR.
+    /// On error the copy held is unchanged.
     pub async fn refresh(&mut self, timeout: Duration) -> Result<Refreshed, TransferError> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -386,7 +391,9 @@ impl ZoneTransfer {
             checking_disabled: false,
         };
         let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let exchange = transport::exchange(self.primary, &question, wait).await?;
+        let exchange = transport::exchange(self.primary, &question, wait)
+            .await
+            .map_err(TransferError::Soa)?;
         let rcode = exchange.message.metadata.response_code;
         if rcode != ResponseCode::NoError {
             return Err(TransferError::Rcode {
@@ -471,7 +478,9 @@ impl ZoneTransfer {
             }
             _ => None,
         };
-        let bytes = transport::framed(&transport::encode(&query)?)?;
+        let bytes = transport::encode(&query)
+            .and_then(|b| transport::framed(&b))
+            .map_err(TransferError::Query)?;
         let mut stream = TcpStream::connect(self.primary).await?;
         stream.write_all(&bytes).await?;
         let mut reader = ReplyReader::new(self.zone.clone(), ours, self.limits.records);
