@@ -36,6 +36,7 @@ pub mod config;
 pub mod control;
 pub mod dnssec;
 pub mod metrics;
+pub mod policy;
 pub mod resolve;
 pub mod server;
 pub mod trace;

@@ -76,7 +76,10 @@ pub struct Question<'a> {
     pub checking_disabled: bool,
 }
 
-pub(crate) fn build(q: &Question<'_>, id: u16) -> Result<Vec<u8>, TransportError> {
+/// The query message for `q` with `id`, before encoding: an IXFR query
+/// (`policy::transfer`) adds the version held to its authority section
+/// (RFC 1995 §3).
+pub(crate) fn query(q: &Question<'_>, id: u16) -> Message {
     let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = q.recursion_desired;
     msg.metadata.checking_disabled = q.checking_disabled;
@@ -87,10 +90,36 @@ pub(crate) fn build(q: &Question<'_>, id: u16) -> Result<Vec<u8>, TransportError
         edns.set_dnssec_ok(q.dnssec_ok);
         msg.set_edns(edns);
     }
-    let bytes = msg
-        .to_vec()
-        .map_err(|e| TransportError::Encode(e.to_string()))?;
-    Ok(bytes)
+    msg
+}
+
+/// `msg` in wire format.
+pub(crate) fn encode(msg: &Message) -> Result<Vec<u8>, TransportError> {
+    msg.to_vec()
+        .map_err(|e| TransportError::Encode(e.to_string()))
+}
+
+pub(crate) fn build(q: &Question<'_>, id: u16) -> Result<Vec<u8>, TransportError> {
+    encode(&query(q, id))
+}
+
+/// `bytes` behind the two-byte length of DNS over TCP (RFC 1035 §4.2.2,
+/// RFC 7766 §8).
+pub(crate) fn framed(bytes: &[u8]) -> Result<Vec<u8>, TransportError> {
+    let len =
+        u16::try_from(bytes.len()).map_err(|_| TransportError::Encode("query too long".into()))?;
+    let mut framed = Vec::with_capacity(bytes.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(bytes);
+    Ok(framed)
+}
+
+/// Reads one length-prefixed message from `stream` (RFC 7766 §8).
+pub(crate) async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let len = stream.read_u16().await? as usize;
+    let mut buf = vec![0u8; len];
+    stream.read_exact(&mut buf).await?;
+    Ok(buf)
 }
 
 /// True when `reply` answers exactly what was asked (ID, QR, question).
@@ -250,15 +279,9 @@ async fn exchange_tcp(
     let bytes = build(q, id)?;
     let sent_name = q.name;
     let mut stream = TcpStream::connect(server).await?;
-    let len =
-        u16::try_from(bytes.len()).map_err(|_| TransportError::Encode("query too long".into()))?;
-    let mut framed = Vec::with_capacity(bytes.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(&bytes);
-    stream.write_all(&framed).await?;
-    let len = stream.read_u16().await? as usize;
-    let mut buf = vec![0u8; len];
-    stream.read_exact(&mut buf).await?;
+    stream.write_all(&framed(&bytes)?).await?;
+    let buf = read_frame(&mut stream).await?;
+    let len = buf.len();
     let reply = Message::from_vec(&buf).map_err(|_| {
         if undecodable_reply_to(&buf, id, sent_name, q.rtype) {
             TransportError::Malformed

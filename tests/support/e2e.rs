@@ -293,6 +293,18 @@ impl Process {
         }
     }
 
+    /// Sends `signal` (`HUP`, `TERM`, …) to the process itself, not its
+    /// group: NSD's main process reloads on SIGHUP, its children must not
+    /// see it.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
     fn signal_group(&self, signal: &str) {
         let _ = Command::new("kill")
             .arg(format!("-{signal}"))
@@ -362,6 +374,20 @@ pub fn nsd_configs_with(
     dir: &Path,
     server_options: &str,
 ) -> Vec<(Ipv4Addr, PathBuf)> {
+    nsd_configs_with_zone_options(zones, port, dir, server_options, "")
+}
+
+/// [`nsd_configs_with`] with `zone:` options for every zone, e.g.
+/// `provide-xfr: 127.0.0.0/8 NOKEY` to allow zone transfers, each option
+/// on a line of its own. Zone `i` of a server is in `zone{i}.zone` of its
+/// directory ([`Nsd::reload_zone`] rewrites it).
+pub fn nsd_configs_with_zone_options(
+    zones: &[Zone],
+    port: u16,
+    dir: &Path,
+    server_options: &str,
+    zone_options: &str,
+) -> Vec<(Ipv4Addr, PathBuf)> {
     let ips: BTreeSet<Ipv4Addr> = zones.iter().map(|z| z.server).collect();
     let mut out = Vec::new();
     for ip in ips {
@@ -396,6 +422,9 @@ pub fn nsd_configs_with(
                 "zone:\n  name: \"{}\"\n  zonefile: \"{file}\"\n",
                 zone.origin
             ));
+            for option in zone_options.lines().filter(|l| !l.trim().is_empty()) {
+                conf.push_str(&format!("  {}\n", option.trim()));
+            }
         }
         let conf_path = home.join("nsd.conf");
         std::fs::write(&conf_path, conf).expect("write nsd.conf");
@@ -421,10 +450,20 @@ impl Nsd {
 
     /// [`Nsd::start`] with more `server:` options (see [`nsd_configs_with`]).
     pub fn start_with(zones: Vec<Zone>, server_options: &str) -> Nsd {
+        Self::start_with_zone_options(zones, server_options, "")
+    }
+
+    /// [`Nsd::start_with`] with `zone:` options for every zone (see
+    /// [`nsd_configs_with_zone_options`]).
+    pub fn start_with_zone_options(
+        zones: Vec<Zone>,
+        server_options: &str,
+        zone_options: &str,
+    ) -> Nsd {
         let nsd = tool("nsd");
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::try_start(&nsd, &zones, server_options) {
+            match Self::try_start(&nsd, &zones, server_options, zone_options) {
                 Ok(n) => return n,
                 Err(log) => last = log,
             }
@@ -432,13 +471,20 @@ impl Nsd {
         panic!("NSD did not start in three tries; last log:\n{last}");
     }
 
-    fn try_start(nsd: &Path, zones: &[Zone], server_options: &str) -> Result<Nsd, String> {
+    fn try_start(
+        nsd: &Path,
+        zones: &[Zone],
+        server_options: &str,
+        zone_options: &str,
+    ) -> Result<Nsd, String> {
         let ips: BTreeSet<Ipv4Addr> = zones.iter().map(|z| z.server).collect();
         let addrs: Vec<IpAddr> = ips.iter().map(|ip| IpAddr::V4(*ip)).collect();
         let port = free_port(&addrs);
         let dir = TempDir::new("nsd");
         let mut servers = Vec::new();
-        for (ip, conf_path) in nsd_configs_with(zones, port, dir.path(), server_options) {
+        for (ip, conf_path) in
+            nsd_configs_with_zone_options(zones, port, dir.path(), server_options, zone_options)
+        {
             let mut cmd = Command::new(nsd);
             cmd.arg("-d").arg("-c").arg(&conf_path);
             let log = conf_path.with_file_name("nsd.log");
@@ -496,6 +542,46 @@ impl Nsd {
         )
     }
 
+    /// Replaces `origin`'s zone file with `text` and makes its server read
+    /// it: NSD 4 rereads zone files whose mtime changed on SIGHUP (nsd(8)),
+    /// no remote control needed. Returns at once; [`Nsd::serial`] tells
+    /// when the new version is served.
+    pub fn reload_zone(&mut self, origin: &str, text: &str) {
+        let zone = self
+            .zones
+            .iter()
+            .find(|z| z.origin == origin)
+            .unwrap_or_else(|| panic!("no zone {origin} in this tree"))
+            .clone();
+        let index = self
+            .zones
+            .iter()
+            .filter(|z| z.server == zone.server)
+            .position(|z| z.origin == origin)
+            .expect("the zone is among its server's");
+        let file = self
+            ._dir
+            .path()
+            .join(zone.server.to_string())
+            .join(format!("zone{index}.zone"));
+        std::fs::write(&file, text).expect("rewrite a zone file");
+        if let Some(z) = self.zones.iter_mut().find(|z| z.origin == origin) {
+            z.text = text.to_string();
+        }
+        let (_, process) = self
+            .servers
+            .iter()
+            .find(|(ip, _)| *ip == zone.server)
+            .expect("a server per address");
+        process.signal("HUP");
+    }
+
+    /// The serial `origin`'s server answers with now, if it answers.
+    pub fn serial(&self, origin: &str) -> Option<u32> {
+        let zone = self.zones.iter().find(|z| z.origin == origin)?;
+        soa_serial(self.addr(zone.server), origin)
+    }
+
     /// Every server's log, for failure messages.
     pub fn logs(&self) -> String {
         self.servers
@@ -503,6 +589,15 @@ impl Nsd {
             .map(|(ip, p)| format!("--- nsd {ip}\n{}", p.log()))
             .collect()
     }
+}
+
+/// The serial of `origin`'s SOA as `server` answers it now (UDP, 300 ms).
+pub fn soa_serial(server: SocketAddr, origin: &str) -> Option<u32> {
+    let reply = dns_query(server, origin, RecordType::SOA, Duration::from_millis(300))?;
+    reply.answers.iter().find_map(|r| match &r.data {
+        hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
 }
 
 /// One UDP question, answered within `wait` or `None`.
@@ -521,6 +616,173 @@ pub fn dns_query(
     let mut buf = [0u8; 4096];
     let (len, _) = socket.recv_from(&mut buf).ok()?;
     Message::from_vec(&buf[..len]).ok()
+}
+
+// ---------------------------------------------------------------------------
+// Knot DNS
+
+/// One `knotd` serving `zones` on one address (every zone's `server`),
+/// with its control socket in its temp dir for `knotc`.
+///
+/// Zones load with `zonefile-load: difference`: a reloaded zone file
+/// becomes a journal entry, so Knot answers IXFR with the difference
+/// (RFC 1995), which NSD 4.6 cannot (it answers IXFR with the whole zone).
+pub struct Knot {
+    addr: SocketAddr,
+    zones: Vec<Zone>,
+    // Declared before `dir` so the process stops before its files go.
+    process: Process,
+    dir: TempDir,
+}
+
+impl Knot {
+    /// Starts knotd for `zones`, transfers allowed from 127.0.0.0/8;
+    /// panics (with Knot's log) if it cannot.
+    pub fn start(zones: Vec<Zone>) -> Knot {
+        let knotd = tool("knotd");
+        let ip = zones.first().expect("at least one zone").server;
+        assert!(
+            zones.iter().all(|z| z.server == ip),
+            "one knotd serves one address"
+        );
+        let mut last = String::new();
+        for _ in 0..3 {
+            let port = free_port(&[IpAddr::V4(ip)]);
+            let dir = TempDir::new("knot");
+            std::fs::create_dir_all(dir.path().join("db")).expect("create Knot's database dir");
+            for (i, zone) in zones.iter().enumerate() {
+                dir.write(&format!("zone{i}.zone"), &zone.text);
+            }
+            let addr = SocketAddr::new(IpAddr::V4(ip), port);
+            let conf = dir.write("knot.conf", &knot_conf(dir.path(), addr, &zones, true));
+            let mut cmd = Command::new(&knotd);
+            cmd.arg("-c").arg(&conf);
+            let mut process = Process::spawn("knotd", cmd, dir.path().join("knot.log"));
+            let ready = zones.iter().all(|zone| {
+                poll(START_WAIT, || {
+                    if process.exited().is_some() {
+                        return Some(false);
+                    }
+                    let reply = dns_query(
+                        addr,
+                        zone.origin,
+                        RecordType::SOA,
+                        Duration::from_millis(300),
+                    )?;
+                    reply.metadata.authoritative.then_some(true)
+                }) == Some(true)
+            });
+            if ready {
+                return Knot {
+                    addr,
+                    zones,
+                    process,
+                    dir,
+                };
+            }
+            last = process.log();
+        }
+        panic!("knotd did not start in three tries; last log:\n{last}");
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Replaces `origin`'s zone file with `text` and has Knot load the
+    /// difference (`knotc -b zone-reload`, which waits for the load).
+    pub fn reload_zone(&mut self, origin: &str, text: &str) {
+        let index = self
+            .zones
+            .iter()
+            .position(|z| z.origin == origin)
+            .unwrap_or_else(|| panic!("no zone {origin} on this server"));
+        self.dir.write(&format!("zone{index}.zone"), text);
+        self.zones[index].text = text.to_string();
+        self.knotc(&["-b", "zone-reload", origin]);
+    }
+
+    /// Allows or refuses zone transfers: rewrites the config with or
+    /// without the transfer ACL and has Knot reread it (`knotc reload`).
+    pub fn allow_transfers(&mut self, allowed: bool) {
+        let conf = knot_conf(self.dir.path(), self.addr, &self.zones, allowed);
+        self.dir.write("knot.conf", &conf);
+        self.knotc(&["reload"]);
+    }
+
+    /// The serial `origin` is served with now, if it is answered.
+    pub fn serial(&self, origin: &str) -> Option<u32> {
+        soa_serial(self.addr, origin)
+    }
+
+    /// What knotd logged so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// Runs `knotc` on the control socket (5 s timeout); panics unless it
+    /// succeeds.
+    fn knotc(&self, args: &[&str]) {
+        let output = Command::new(tool("knotc"))
+            .arg("-s")
+            .arg(self.dir.path().join("knot.sock"))
+            .arg("-t")
+            .arg("5")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run knotc: {e}"));
+        assert!(
+            output.status.success(),
+            "knotc {args:?}: {}{}\nknotd's log:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            self.log()
+        );
+    }
+}
+
+/// knotd's config: everything under `dir`, `zones` as `zone{i}.zone`,
+/// differences of reloaded zone files kept in the journal, and transfers
+/// from loopback when `transfers`.
+fn knot_conf(dir: &Path, addr: SocketAddr, zones: &[Zone], transfers: bool) -> String {
+    let dir = dir.display();
+    let mut conf = format!(
+        "server:\n\
+         \x20   rundir: \"{dir}\"\n\
+         \x20   listen: {ip}@{port}\n\
+         log:\n\
+         \x20 - target: stderr\n\
+         \x20   any: info\n\
+         database:\n\
+         \x20   storage: \"{dir}/db\"\n\
+         control:\n\
+         \x20   listen: \"{dir}/knot.sock\"\n\
+         acl:\n\
+         \x20 - id: transfer\n\
+         \x20   address: 127.0.0.0/8\n\
+         \x20   action: transfer\n\
+         template:\n\
+         \x20 - id: default\n\
+         \x20   storage: \"{dir}\"\n\
+         \x20   zonefile-sync: -1\n\
+         \x20   zonefile-load: difference\n\
+         \x20   journal-content: changes\n\
+         zone:\n",
+        ip = addr.ip(),
+        port = addr.port(),
+    );
+    for (i, zone) in zones.iter().enumerate() {
+        conf.push_str(&format!(
+            "  - domain: \"{}\"\n    file: \"zone{i}.zone\"\n",
+            zone.origin
+        ));
+        if transfers {
+            conf.push_str("    acl: transfer\n");
+        }
+    }
+    conf
 }
 
 // ---------------------------------------------------------------------------
