@@ -152,7 +152,7 @@ pub fn tool(name: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "`{name}` is not installed; run `bash tests/setup.sh` to install the test peers \
-                 (dig, kdig, nsd, ldns-signzone, prometheus, promtool)"
+                 (dig, kdig, nsd, unbound, openssl, ldns-signzone, prometheus, promtool)"
             )
         })
 }
@@ -291,6 +291,11 @@ impl Process {
                 self.log()
             );
         }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`, …) to its process group.
+    pub fn signal(&self, signal: &str) {
+        self.signal_group(signal);
     }
 
     fn signal_group(&self, signal: &str) {
