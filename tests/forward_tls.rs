@@ -247,8 +247,11 @@ async fn a_certificate_for_another_name_or_from_another_ca_gets_no_query_answere
     }
     assert_eq!(pool.handshakes(), 0, "no handshake completed");
     assert_eq!(pool.connections(), 0);
-    // The server is fine: the right name and roots get the answer.
-    let right = TlsUpstream::new(DOT_NAME, Some(dot.ca_file())).expect("the test CA loads");
+    // The server is fine: the right name and roots get the answer (the
+    // name written as a DNS name, with its trailing dot).
+    let right =
+        TlsUpstream::new(&format!("{DOT_NAME}."), Some(dot.ca_file())).expect("the test CA loads");
+    assert_eq!(right.name(), DOT_NAME);
     let x = ask(
         &pool,
         dot.addr(),
@@ -395,6 +398,34 @@ async fn a_killed_server_fails_its_pending_queries_at_once_and_is_reconnected_af
     .unwrap_or_else(|e| panic!("no answer after the restart: {e}; log:\n{}", dot.log()));
     assert_eq!(addresses(&after), ["192.0.2.2"]);
     assert_eq!(pool.handshakes(), 2, "one new connection after the restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_closes_is_forgotten_and_the_next_query_opens_another() {
+    // Unbound closes a connection idle for 200 ms (its tcp-idle-timeout);
+    // the pool's own idle time is far longer.
+    let records = host_records(2);
+    let dot = off_thread(move || {
+        let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+        UnboundDot::start_with(&refs, "tcp-idle-timeout: 200")
+    })
+    .await;
+    let upstream = TlsUpstream::new(dot.name(), Some(dot.ca_file())).expect("the test CA loads");
+    let pool = DotPool::new(Duration::from_secs(60));
+    let wait = Duration::from_secs(5);
+    let first = ask(&pool, dot.addr(), &upstream, "host1.corp.lab.", wait)
+        .await
+        .expect("first answer");
+    assert_eq!(addresses(&first), ["192.0.2.1"]);
+    assert!(
+        eventually(Duration::from_secs(5), || pool.connections() == 0).await,
+        "the connection Unbound closed is still in the pool"
+    );
+    let second = ask(&pool, dot.addr(), &upstream, "host2.corp.lab.", wait)
+        .await
+        .expect("answered on a new connection, not failed on the closed one");
+    assert_eq!(addresses(&second), ["192.0.2.2"]);
+    assert_eq!(pool.handshakes(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
