@@ -429,6 +429,76 @@ async fn a_connection_the_server_closes_is_forgotten_and_the_next_query_opens_an
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_falls_silent_is_closed_when_a_query_times_out_on_it() {
+    // A frozen server keeps its TCP connection open and answers nothing,
+    // like a peer behind a NAT that lost its state: TCP alone would not
+    // notice for minutes.
+    let dot = start_unbound(host_records(3)).await;
+    let upstream =
+        Arc::new(TlsUpstream::new(dot.name(), Some(dot.ca_file())).expect("the test CA loads"));
+    let pool = Arc::new(DotPool::new(Duration::from_secs(60)));
+    let server = dot.addr();
+    ask(
+        &pool,
+        server,
+        &upstream,
+        "host1.corp.lab.",
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("answered before the freeze");
+    dot.pause();
+    let patient = {
+        let (pool, upstream) = (pool.clone(), upstream.clone());
+        tokio::spawn(async move {
+            let result = ask(
+                &pool,
+                server,
+                &upstream,
+                "host2.corp.lab.",
+                Duration::from_secs(10),
+            )
+            .await;
+            (result, Instant::now())
+        })
+    };
+    let short = Duration::from_millis(1_200);
+    let timed_out = ask(&pool, server, &upstream, "host3.corp.lab.", short).await;
+    let closed_at = Instant::now();
+    assert!(
+        matches!(timed_out, Err(TransportError::Timeout(_))),
+        "{timed_out:?}"
+    );
+    // Silent for longer than the limit since the query went out: dead.
+    let (patient, failed_at) = patient.await.expect("the patient query");
+    assert!(matches!(patient, Err(TransportError::Io(_))), "{patient:?}");
+    assert!(
+        failed_at.saturating_duration_since(closed_at) < Duration::from_secs(1),
+        "the query waiting on the dead connection failed with it, not after its 10 s"
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || pool.connections() == 0).await,
+        "the silent connection is still in the pool"
+    );
+    dot.resume();
+    let after = ask(
+        &pool,
+        server,
+        &upstream,
+        "host3.corp.lab.",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("no answer after the resume: {e}; log:\n{}", dot.log()));
+    assert_eq!(addresses(&after), ["192.0.2.3"]);
+    assert_eq!(
+        pool.handshakes(),
+        2,
+        "a new connection replaced the silent one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kdig_gets_the_harness_answer_over_tls_with_the_test_ca() {
     // The harness checked by another DoT client: the certificate and the
     // data are right independently of taproot's client.

@@ -28,7 +28,9 @@
 //!   and waits on a channel of its own; no lock is held across an await.
 //!   When the connection dies (the server closed it, reset it, or sent
 //!   garbage framing), every query waiting on it fails at once with
-//!   [`TransportError::Io`], and the next query opens a new one.
+//!   [`TransportError::Io`], and the next query opens a new one. A
+//!   connection that falls silent (a query times out and nothing came
+//!   back for [`SILENCE_LIMIT`]) is taken for dead the same way.
 
 use std::collections::HashMap;
 use std::io;
@@ -45,7 +47,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tracing::debug;
@@ -77,6 +79,16 @@ pub const MIN_WAIT: Duration = Duration::from_millis(300);
 /// runs in a task of its own, shared by the queries waiting for it, so it
 /// is bounded on its own and not by the first query's timeout.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a connection may stay silent, with a query on it timing out
+/// unanswered, before it is taken for dead and closed. TCP does not notice
+/// a peer that vanished without a reset (a rebooted NAT, a frozen server)
+/// for many minutes, and queries would keep timing out on it. Unbound
+/// closes a stream on any query's timeout (`outnet_tcptimer`); a forwarder
+/// that recurses for us may be slow on one name while answering others,
+/// so taproot closes only a connection that has answered nothing for this
+/// long, since before the query that timed out was sent.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(1);
 
 /// How long a closing connection waits to send its TLS close_notify.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -329,12 +341,14 @@ impl DotPool {
             name: upstream.name.clone(),
             ca_file: upstream.ca_file.clone(),
         };
+        // The connection the query went out on and when, for the timeout.
+        let mut sent_on: Option<(Arc<Connection>, Instant)> = None;
         let attempt = async {
             // A connection that closes (idle) between the lookup and the
             // send is replaced once; a second such race gives up.
             for _ in 0..2 {
                 let conn = self.connection(&key, upstream).await?;
-                match conn.ask(q, &frame, start).await {
+                match conn.ask(q, &frame, start, &conn, &mut sent_on).await {
                     Asked::Done(result) => return result,
                     Asked::NotSent => continue,
                 }
@@ -344,9 +358,16 @@ impl DotPool {
                 "the DoT connection closed before the query could be sent",
             )))
         };
-        tokio::time::timeout(wait, attempt)
-            .await
-            .map_err(|_| TransportError::Timeout(wait))?
+        let result = tokio::time::timeout(wait, attempt).await;
+        match result {
+            Ok(result) => result,
+            Err(_) => {
+                if let Some((conn, sent_at)) = sent_on {
+                    conn.timed_out(sent_at);
+                }
+                Err(TransportError::Timeout(wait))
+            }
+        }
     }
 
     /// Completed TLS handshakes since the pool was made, for metrics and
@@ -468,10 +489,12 @@ async fn open(
         queue: queue_tx,
         slots: Semaphore::new(inner.max_in_flight),
         closed: AtomicBool::new(false),
+        shutdown: Notify::new(),
         state: Mutex::new(ConnState {
             pending: HashMap::new(),
             closed: None,
             last_active: Instant::now(),
+            last_read: Instant::now(),
         }),
     });
     inner.slots().insert(key.clone(), Slot::Open(conn.clone()));
@@ -516,6 +539,8 @@ struct Connection {
     slots: Semaphore,
     /// Set (under `state`'s lock) when the connection stops taking queries.
     closed: AtomicBool,
+    /// Tells the connection's task to stop when a query found it dead.
+    shutdown: Notify,
     state: Mutex<ConnState>,
 }
 
@@ -527,6 +552,8 @@ struct ConnState {
     closed: Option<Closed>,
     /// When a query was last registered or answered: the idle clock.
     last_active: Instant,
+    /// When the server last sent anything: the liveness clock.
+    last_read: Instant,
 }
 
 /// Removes a query's ID from its connection when the query ends, answered,
@@ -577,6 +604,28 @@ impl Connection {
         drop(pending);
     }
 
+    /// A query sent at `sent_at` timed out. If nothing has come back on
+    /// the connection since then, and for [`SILENCE_LIMIT`], it is taken
+    /// for dead: closed, its other queries failed at once, and the next
+    /// query opens a new one.
+    fn timed_out(&self, sent_at: Instant) {
+        let silent_for = {
+            let state = self.state();
+            if state.closed.is_some() || state.last_read > sent_at {
+                return;
+            }
+            state.last_read.elapsed()
+        };
+        if silent_for < SILENCE_LIMIT {
+            return;
+        }
+        self.close(Closed {
+            kind: io::ErrorKind::TimedOut,
+            text: format!("the server sent nothing on the DoT connection for {silent_for:?}"),
+        });
+        self.shutdown.notify_one();
+    }
+
     /// Closes the connection if nothing is in flight and nothing happened
     /// for `idle`; under the lock that registers queries, so a query either
     /// registered first (and keeps it open) or finds it closed.
@@ -624,7 +673,14 @@ impl Connection {
     /// the answer that matches `q`. Anything else with its ID (a late
     /// answer to an earlier query that had it) is counted and ignored, as
     /// transport's UDP exchange does.
-    async fn ask(&self, q: &Question<'_>, frame: &[u8], start: Instant) -> Asked {
+    async fn ask(
+        &self,
+        q: &Question<'_>,
+        frame: &[u8],
+        start: Instant,
+        this: &Arc<Connection>,
+        sent_on: &mut Option<(Arc<Connection>, Instant)>,
+    ) -> Asked {
         let Ok(_permit) = self.slots.acquire().await else {
             return Asked::NotSent;
         };
@@ -634,9 +690,11 @@ impl Connection {
         let _registered = Registered { conn: self, id };
         let mut frame = frame.to_vec();
         frame[2..4].copy_from_slice(&id.to_be_bytes());
+        let queued_at = Instant::now();
         if self.queue.send(frame).await.is_err() {
             return Asked::NotSent;
         }
+        *sent_on = Some((this.clone(), queued_at));
         let mut rejected = 0;
         loop {
             let Some(bytes) = answers.recv().await else {
@@ -675,6 +733,10 @@ impl Connection {
         let why = tokio::select! {
             why = self.read_answers(reader) => why,
             why = self.write_queries(writer, queue, idle) => why,
+            _ = self.shutdown.notified() => self.state().closed.clone().unwrap_or(Closed {
+                kind: io::ErrorKind::ConnectionAborted,
+                text: "the DoT connection was closed".into(),
+            }),
         };
         self.close(why.clone());
         why
@@ -695,7 +757,8 @@ impl Connection {
             let Some(id) = answer.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
                 continue;
             };
-            let state = self.state();
+            let mut state = self.state();
+            state.last_read = Instant::now();
             if let Some(waiter) = state.pending.get(&id) {
                 // Full only if the server repeats itself: drop the extra.
                 let _ = waiter.try_send(answer);

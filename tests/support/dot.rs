@@ -252,6 +252,13 @@ impl UnboundDot {
         }
     }
 
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(p) = &self.process {
+            p.signal("CONT");
+        }
+    }
+
     /// Kills the process (SIGKILL): the kernel closes its connections.
     pub fn kill(&mut self) {
         if let Some(mut p) = self.process.take() {
