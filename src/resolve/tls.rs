@@ -259,9 +259,22 @@ enum Slot {
 }
 
 /// Open DoT connections, one per (server address, name), shared by every
-/// query.
+/// query. Two upstreams with the same server and name but other roots
+/// (`tls_ca_file`) get a connection each: one verified against other roots
+/// is not proof for this one. One pool serves the whole resolver.
 pub struct DotPool {
     inner: Arc<PoolInner>,
+}
+
+impl std::fmt::Debug for DotPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DotPool")
+            .field("idle", &self.inner.idle)
+            .field("max_in_flight", &self.inner.max_in_flight)
+            .field("connections", &self.connections())
+            .field("handshakes", &self.handshakes())
+            .finish()
+    }
 }
 
 struct PoolInner {
@@ -466,7 +479,7 @@ async fn open(
     let stream = match stream {
         Ok(stream) => stream,
         Err(failure) => {
-            debug!(server = %key.server, tls_name = %key.name.to_str(), error = ?failure, "DoT connection failed");
+            debug!(server = %key.server, tls_name = %key.name.to_str(), error = %failure.to_transport(), "DoT connection failed");
             let mut slots = inner.slots();
             if matches!(slots.get(&key), Some(Slot::Opening(rx)) if rx.same_channel(&outcome.subscribe()))
             {
