@@ -528,7 +528,8 @@ async fn kdig_gets_the_harness_answer_over_tls_with_the_test_ca() {
 /// batches, each in reverse order: whatever waits once no query came for
 /// 200 ms. A client that pipelines without a bound would have all its
 /// queries waiting at once. Returns the most queries it ever saw waiting
-/// at once, after answering `total`.
+/// at once, after answering `total`; checks that each query is padded
+/// (RFC 7830) to a multiple of 128 bytes (RFC 8467 §4.1).
 async fn serve_in_reverse(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
@@ -548,7 +549,14 @@ async fn serve_in_reverse(
         };
         match tokio::time::timeout(Duration::from_millis(200), read).await {
             Ok(Ok(buf)) => {
-                waiting.push(Message::from_vec(&buf).expect("a query"));
+                assert_eq!(buf.len() % 128, 0, "a query of {} bytes", buf.len());
+                let query = Message::from_vec(&buf).expect("a query");
+                let padding = query
+                    .edns
+                    .as_ref()
+                    .and_then(|e| e.option(hickory_proto::rr::rdata::opt::EdnsCode::Padding));
+                assert!(padding.is_some(), "no padding option: {query:?}");
+                waiting.push(query);
                 most = most.max(waiting.len());
                 continue;
             }

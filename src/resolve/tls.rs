@@ -41,6 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use rand::Rng;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -89,6 +90,11 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// so taproot closes only a connection that has answered nothing for this
 /// long, since before the query that timed out was sent.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(1);
+
+/// Queries are padded to a multiple of this many bytes (RFC 8467 §4.1,
+/// the recommended block-length strategy for clients; the option is RFC
+/// 7830's), so that their length over TLS does not tell the name asked.
+pub const PAD_BLOCK: usize = 128;
 
 /// How long a closing connection waits to send its TLS close_notify.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -343,7 +349,7 @@ impl DotPool {
         let start = Instant::now();
         let wait = timeout.max(MIN_WAIT);
         // Built once with ID 0; each connection patches in an ID of its own.
-        let message = transport::build(q, 0)?;
+        let message = padded(transport::build(q, 0)?)?;
         let len = u16::try_from(message.len())
             .map_err(|_| TransportError::Encode("query too long".into()))?;
         let mut frame = Vec::with_capacity(message.len() + 2);
@@ -450,6 +456,28 @@ impl DotPool {
         }
     }
 }
+
+/// `query` with an EDNS Padding option (RFC 7830) that brings its length
+/// to a multiple of [`PAD_BLOCK`]; a query without EDNS (after a FORMERR
+/// fallback) is left as it is, since padding lives in the OPT record.
+fn padded(query: Vec<u8>) -> Result<Vec<u8>, TransportError> {
+    let mut message =
+        Message::from_vec(&query).map_err(|e| TransportError::Encode(e.to_string()))?;
+    let Some(edns) = message.edns.as_mut() else {
+        return Ok(query);
+    };
+    // The option's own code and length take four bytes.
+    let unpadded = query.len() + 4;
+    let fill = (PAD_BLOCK - unpadded % PAD_BLOCK) % PAD_BLOCK;
+    edns.options_mut()
+        .insert(EdnsOption::Unknown(EDNS_PADDING, vec![0; fill]));
+    message
+        .to_vec()
+        .map_err(|e| TransportError::Encode(e.to_string()))
+}
+
+/// The EDNS option code of Padding (RFC 7830 §3).
+const EDNS_PADDING: u16 = 12;
 
 /// Opens `key`'s connection (TCP, then the TLS handshake), hands the
 /// outcome to every query waiting for it, and then runs the connection
