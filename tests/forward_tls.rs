@@ -499,6 +499,61 @@ async fn a_connection_that_falls_silent_is_closed_when_a_query_times_out_on_it()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_opened_from_a_worker_runtime_keeps_serving_while_that_worker_sleeps() {
+    // taproot's UDP workers each run a current-thread runtime that runs
+    // only while the worker has resolutions in flight; between batches
+    // the thread sleeps in recv. A connection opened from a worker must
+    // not live on that runtime, or every other worker's queries on it
+    // would wait for that worker to wake.
+    let dot = start_unbound(host_records(2)).await;
+    let upstream =
+        Arc::new(TlsUpstream::new(dot.name(), Some(dot.ca_file())).expect("the test CA loads"));
+    // Made on the test's (multi-threaded) runtime, as the server makes it
+    // on its main one.
+    let pool = Arc::new(DotPool::new(Duration::from_secs(60)));
+    let server = dot.addr();
+    let (answered_tx, answered_rx) = std::sync::mpsc::channel();
+    let (wake_tx, wake_rx) = std::sync::mpsc::channel::<()>();
+    let worker = {
+        let (pool, upstream) = (pool.clone(), upstream.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a worker runtime");
+            let first = runtime.block_on(ask(
+                &pool,
+                server,
+                &upstream,
+                "host1.corp.lab.",
+                Duration::from_secs(5),
+            ));
+            let _ = answered_tx.send(first.map(|x| addresses(&x)).map_err(|e| e.to_string()));
+            // Asleep, as in recv: this runtime runs nothing until woken.
+            let _ = wake_rx.recv_timeout(Duration::from_secs(30));
+        })
+    };
+    let first = off_thread(move || answered_rx.recv_timeout(Duration::from_secs(10)))
+        .await
+        .expect("the worker reported")
+        .expect("the worker's query was answered");
+    assert_eq!(first, ["192.0.2.1"]);
+    let second = ask(
+        &pool,
+        server,
+        &upstream,
+        "host2.corp.lab.",
+        Duration::from_secs(2),
+    )
+    .await;
+    let _ = wake_tx.send(());
+    let second = second.expect("answered on the worker's connection while the worker sleeps");
+    assert_eq!(addresses(&second), ["192.0.2.2"]);
+    assert_eq!(pool.handshakes(), 1, "the same connection");
+    off_thread(move || worker.join().expect("the worker thread")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kdig_gets_the_harness_answer_over_tls_with_the_test_ca() {
     // The harness checked by another DoT client: the certificate and the
     // data are right independently of taproot's client.

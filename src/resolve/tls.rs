@@ -286,6 +286,8 @@ impl std::fmt::Debug for DotPool {
 struct PoolInner {
     idle: Duration,
     max_in_flight: usize,
+    /// Where connections run: the runtime the pool was made on, if any.
+    runtime: Option<tokio::runtime::Handle>,
     /// Locked only to look up or replace an entry, never across an await.
     slots: Mutex<HashMap<PoolKey, Slot>>,
     handshakes: AtomicU64,
@@ -316,6 +318,14 @@ enum Asked {
 impl DotPool {
     /// An empty pool whose connections close once `idle` has passed
     /// since their last query was sent or answered, with none in flight.
+    ///
+    /// Connections run as tasks on the runtime this is called on (make
+    /// the pool on the server's main, multi-threaded runtime), not on the
+    /// runtime of the query that opened them: a UDP worker's
+    /// current-thread runtime runs only while that worker has resolutions
+    /// in flight, and a connection living there would stall every other
+    /// worker's queries while it sleeps. Made outside a runtime, the pool
+    /// opens each connection on the runtime of the query that needs it.
     pub fn new(idle: Duration) -> DotPool {
         DotPool::with_max_in_flight(idle, MAX_IN_FLIGHT)
     }
@@ -327,6 +337,7 @@ impl DotPool {
             inner: Arc::new(PoolInner {
                 idle,
                 max_in_flight: max.max(1),
+                runtime: tokio::runtime::Handle::try_current().ok(),
                 slots: Mutex::new(HashMap::new()),
                 handshakes: AtomicU64::new(0),
             }),
@@ -434,12 +445,16 @@ impl DotPool {
                 _ => {
                     let (tx, rx) = watch::channel(None);
                     slots.insert(key.clone(), Slot::Opening(rx.clone()));
-                    tokio::spawn(open(
+                    let task = open(
                         Arc::downgrade(&self.inner),
                         key.clone(),
                         upstream.config.clone(),
                         tx,
-                    ));
+                    );
+                    match &self.inner.runtime {
+                        Some(runtime) => drop(runtime.spawn(task)),
+                        None => drop(tokio::spawn(task)),
+                    }
                     rx
                 }
             }
