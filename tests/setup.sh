@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite uses as real peers: dig and kdig (clients),
-# NSD and Knot (authoritative servers), Unbound (a reference resolver),
+# NSD and Knot (authoritative servers), Unbound (a reference resolver, and
+# the DNS-over-TLS server of tests/forward_tls.rs), openssl (its test CA),
 # dnsperf (load), ldnsutils (ldns-keygen and ldns-signzone sign zones for
 # the DNSSEC tests), Prometheus and promtool (metrics checks), iproute2/util-linux
 # (namespaces for the glibc test), systemd (systemd-analyze), Chromium (renders
@@ -9,7 +10,7 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-PKGS=(dnsutils knot-dnsutils nsd knot unbound dnsperf ldnsutils prometheus iproute2 util-linux systemd chromium)
+PKGS=(dnsutils knot-dnsutils nsd knot unbound openssl dnsperf ldnsutils prometheus iproute2 util-linux systemd chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -7,7 +7,7 @@
 //! on_response, validate, finish) are named after RFC 1034 §5.3.3 and
 //! Unbound's iterator states; their pieces are split the way Unbound's
 //! iterator is: [`hints`] (where to start), [`transport`] (talking to
-//! servers), [`infra`] (which server to ask), [`scrub`] (what a server may
+//! servers; [`tls`] for DNS over TLS to forwarders), [`infra`] (which server to ask), [`scrub`] (what a server may
 //! say), [`classify`] (what it said), [`response`] (what that means for the
 //! walk), [`cut`] (one zone cut's servers), [`validate`] (whether to believe
 //! it: DNSSEC), [`failures`] (what failed a moment ago, RFC 9520).
@@ -26,6 +26,7 @@ pub mod response;
 pub mod route;
 pub mod scrub;
 mod sockets;
+pub mod tls;
 pub mod traced;
 pub mod transport;
 pub mod validate;

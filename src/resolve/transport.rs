@@ -41,6 +41,12 @@ pub enum TransportError {
     /// waiting longer would only wait for a reply that will not come.
     #[error("the server's reply does not decode as a DNS message")]
     Malformed,
+    /// DNS over TLS (RFC 7858): the handshake failed, most often because
+    /// the certificate is not valid for the configured name or not signed
+    /// by the configured roots. RFC 8310 §5 (strict profile): no answer
+    /// is taken from that server, and there is no fallback to clear text.
+    #[error("the TLS handshake with the server failed: {0}")]
+    Tls(rustls::Error),
 }
 
 /// One upstream exchange's result.

@@ -152,7 +152,7 @@ pub fn tool(name: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "`{name}` is not installed; run `bash tests/setup.sh` to install the test peers \
-                 (dig, kdig, nsd, ldns-signzone, prometheus, promtool)"
+                 (dig, kdig, nsd, unbound, openssl, ldns-signzone, prometheus, promtool)"
             )
         })
 }

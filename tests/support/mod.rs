@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod client;
 pub mod daemon;
+pub mod dot;
 pub mod e2e;
 pub mod lab;
 pub mod signed;
