@@ -719,7 +719,11 @@ impl Config {
                     "at least one server is needed".into(),
                 ));
             }
-            let port = if tls { 853 } else { 53 };
+            let port = if tls {
+                crate::resolve::tls::DOT_PORT
+            } else {
+                53
+            };
             let mut ips = Vec::new();
             for server in servers {
                 let addr = parse_server(server, port).map_err(|p| bad(key("servers"), zone, p))?;

@@ -261,6 +261,9 @@ fn run(cli: Cli) -> Result<(), ExitError> {
         Command::Trace(args) => operate(&config, listen_origin, &args.request()),
         Command::Cache { command } => operate(&config, listen_origin, &command.request()),
         Command::CheckConfig { quiet } => {
+            // What only start-up reads: a forwarder's CA file.
+            taproot::resolve::route::Routes::from_config(&config)
+                .map_err(|e| ExitError::Unusable(e.to_string()))?;
             if !quiet {
                 print!("{}", config.to_toml());
                 eprintln!("taproot: config OK");

@@ -13,7 +13,11 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use support::e2e::{CDN_IP, Nsd, ROOT_IP, TaprootProcess, Zone, dig, lab_tree, off_thread, scrape};
+use support::dot::{DOT_NAME, UnboundDot};
+use support::e2e::{
+    CDN_IP, Nsd, ROOT_IP, TaprootProcess, TempDir, Zone, dig, lab_tree, off_thread, scrape,
+    scrub_env, taproot_binary,
+};
 use taproot::config::{Config, ForwardConfig, StubConfig};
 
 const INTRANET_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 1, 9);
@@ -244,4 +248,134 @@ async fn a_forward_zone_added_by_a_reload_answers_the_next_question() {
         assert_eq!(gone.status, "NXDOMAIN", "{}", gone.text);
     })
     .await;
+}
+
+/// Twenty names under a zone only the DoT server knows.
+fn secure_records() -> Vec<String> {
+    (0..20)
+        .map(|i| format!("host{i}.secure.corp. 3600 IN A 198.51.100.{}", 100 + i))
+        .collect()
+}
+
+fn forward_tls(dot: &UnboundDot, ca: &std::path::Path) -> ForwardConfig {
+    ForwardConfig {
+        zone: "secure.corp.".into(),
+        servers: vec![dot.addr().to_string()],
+        tls_name: DOT_NAME.into(),
+        tls_ca_file: ca.display().to_string(),
+        dnssec: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_zone_over_tls_asks_unbound_many_questions_over_one_handshake() {
+    off_thread(|| {
+        let nsd = Nsd::start(lab_tree());
+        let records = secure_records();
+        let dot = UnboundDot::start(&records.iter().map(String::as_str).collect::<Vec<_>>());
+        let taproot = TaprootProcess::start(&nsd, |c: &mut Config| {
+            c.forward = vec![forward_tls(&dot, dot.ca_file())];
+        });
+        for i in 0..20 {
+            let reply = dig(taproot.dns, &[&format!("host{i}.secure.corp"), "A"]);
+            assert_eq!(reply.status, "NOERROR", "{}\n{}", reply.text, taproot.log());
+            assert_eq!(reply.answers("A"), [format!("198.51.100.{}", 100 + i)]);
+        }
+        let none = dig(taproot.dns, &["nope.secure.corp", "A"]);
+        assert_eq!(none.status, "NXDOMAIN", "{}", none.text);
+        let text = taproot.metrics_text();
+        let sum = |name: &str, want: &[(&str, &str)]| scrape::sum(&text, name, want);
+        assert_eq!(
+            sum(
+                "taproot_forward_queries_total",
+                &[("server", &dot.addr().to_string()), ("result", "ok")]
+            ),
+            21.0,
+            "{text}"
+        );
+        assert_eq!(
+            sum("taproot_upstream_queries_total", &[("transport", "tls")]),
+            21.0,
+            "{text}"
+        );
+        assert_eq!(
+            sum("taproot_upstream_queries_total", &[("transport", "udp")]),
+            0.0,
+            "{text}"
+        );
+        assert_eq!(
+            sum("taproot_forward_tls_handshakes_total", &[]),
+            1.0,
+            "{text}"
+        );
+        assert_eq!(sum("taproot_forward_tls_connections", &[]), 1.0, "{text}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarder_whose_certificate_another_ca_signed_is_never_believed() {
+    off_thread(|| {
+        let nsd = Nsd::start(lab_tree());
+        let records = secure_records();
+        let dot = UnboundDot::start(&records.iter().map(String::as_str).collect::<Vec<_>>());
+        let taproot = TaprootProcess::start(&nsd, |c: &mut Config| {
+            c.forward = vec![forward_tls(&dot, dot.other_ca_file())];
+        });
+        let reply = dig(taproot.dns, &["host1.secure.corp", "A"]);
+        assert_eq!(reply.status, "SERVFAIL", "{}", reply.text);
+        let text = taproot.metrics_text();
+        assert!(
+            scrape::sum(
+                &text,
+                "taproot_forward_queries_total",
+                &[("result", "tls_error")]
+            ) >= 1.0,
+            "{text}"
+        );
+        assert_eq!(
+            scrape::sum(&text, "taproot_forward_tls_handshakes_total", &[]),
+            0.0
+        );
+        assert!(
+            taproot.log().contains("DNS over TLS handshake failed"),
+            "{}",
+            taproot.log()
+        );
+    })
+    .await;
+}
+
+#[test]
+fn a_forwarder_ca_file_that_cannot_be_read_stops_the_start_naming_the_key_and_file() {
+    let dir = TempDir::new("forward-ca");
+    let hints = dir.write(
+        "root.hints",
+        ". 3600 NS a.root.\na.root. 3600 A 127.0.1.1\n",
+    );
+    let missing = dir.path().join("no-such-ca.pem");
+    let mut config = Config::default();
+    config.server.listen = vec!["127.0.0.1:0".parse().expect("literal")];
+    config.metrics.listen = String::new();
+    config.resolver.root_hints_file = hints.display().to_string();
+    config.forward = vec![ForwardConfig {
+        zone: "secure.corp.".into(),
+        servers: vec!["127.0.2.53:8853".into()],
+        tls_name: DOT_NAME.into(),
+        tls_ca_file: missing.display().to_string(),
+        dnssec: true,
+    }];
+    let path = dir.write("taproot.toml", &config.to_toml());
+    for args in [vec!["check-config"], vec![]] {
+        let mut cmd = std::process::Command::new(taproot_binary());
+        cmd.args(&args).arg("--config").arg(&path);
+        scrub_env(&mut cmd);
+        let out = cmd.output().expect("run taproot");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("forward.tls_ca_file") && err.contains("no-such-ca.pem"),
+            "{args:?}: {err}"
+        );
+    }
 }

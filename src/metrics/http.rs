@@ -74,6 +74,8 @@ pub async fn serve(
 /// maintenance, so it is kept off the async workers.
 async fn metrics(State(s): State<AppState>) -> Response {
     let rendered = tokio::task::spawn_blocking(move || {
+        s.metrics
+            .observe_forward_tls(s.resolver.dot.handshakes(), s.resolver.dot.connections());
         s.metrics.render(
             &s.cache,
             s.resolver.inflight(),

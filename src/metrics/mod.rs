@@ -31,6 +31,8 @@ pub mod names {
     pub const CACHE_STALE: &str = "taproot_cache_stale_answers_total";
     pub const UPSTREAM_QUERIES: &str = "taproot_upstream_queries_total";
     pub const FORWARD_QUERIES: &str = "taproot_forward_queries_total";
+    pub const FORWARD_TLS_HANDSHAKES: &str = "taproot_forward_tls_handshakes_total";
+    pub const FORWARD_TLS_CONNECTIONS: &str = "taproot_forward_tls_connections";
     pub const UPSTREAM_RTT: &str = "taproot_upstream_rtt_seconds";
     pub const UPSTREAM_REJECTED: &str = "taproot_upstream_rejected_total";
     pub const UPSTREAM_SERVER_EVENTS: &str = "taproot_upstream_server_events_total";
@@ -147,6 +149,8 @@ pub struct Metrics {
     cache_stale: IntCounter,
     upstream_queries: IntCounterVec,
     forward_queries: IntCounterVec,
+    forward_tls_handshakes: IntCounter,
+    forward_tls_connections: IntGauge,
     upstream_rtt: Histogram,
     upstream_rejected: IntCounter,
     upstream_server_events: IntCounterVec,
@@ -241,6 +245,14 @@ impl Metrics {
         registry
             .register(Box::new(cache_bytes.clone()))
             .expect("unique metric name");
+        let forward_tls_connections = IntGauge::new(
+            names::FORWARD_TLS_CONNECTIONS,
+            "Open DNS-over-TLS connections to [[forward]] servers.",
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(forward_tls_connections.clone()))
+            .expect("unique metric name");
         let inflight = IntGauge::new(names::INFLIGHT, "Recursive resolutions in flight.")
             .expect("static metric definition");
         registry
@@ -305,6 +317,12 @@ impl Metrics {
                 "Queries sent to [[forward]] servers, by server and result (as in taproot_upstream_queries_total).",
                 &["server", "result"],
             ),
+            forward_tls_handshakes: counter(
+                &registry,
+                names::FORWARD_TLS_HANDSHAKES,
+                "TLS handshakes completed with [[forward]] servers (one per connection, not per query).",
+            ),
+            forward_tls_connections,
             upstream_rtt,
             upstream_rejected: counter(
                 &registry,
@@ -398,6 +416,11 @@ impl Metrics {
         self.forward_queries
             .with_label_values(&[server.to_string().as_str(), result])
             .inc();
+    }
+    /// The DNS-over-TLS pool's counts, read at scrape time.
+    pub fn observe_forward_tls(&self, handshakes: u64, connections: usize) {
+        catch_up(&self.forward_tls_handshakes, handshakes);
+        self.forward_tls_connections.set(connections as i64);
     }
     /// What happened to an upstream server's record (see
     /// [`SERVER_EVENTS`]).

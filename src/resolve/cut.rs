@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use tracing::{debug, trace};
+use tracing::{debug, trace, warn};
 
 use super::classify::{Classified, classify, classify_forwarded};
 use super::infra::{Loss, Pick, ZoneFailure};
@@ -535,10 +535,20 @@ impl Resolver {
                 }
             };
             let started = req.trace_now();
-            let sent = if pick.tcp {
+            let tls = route.and_then(|r| r.tls.as_ref());
+            let sent = if let Some(tls) = tls {
+                self.dot.exchange(server, tls, &question, timeout).await
+            } else if pick.tcp {
                 transport::exchange_over_tcp(server, &question, timeout).await
             } else {
                 transport::exchange(server, &question, timeout).await
+            };
+            let sent_over = if tls.is_some() {
+                "tls"
+            } else if pick.tcp {
+                "tcp"
+            } else {
+                "udp"
             };
             // What the trace keeps of this exchange, built only when the
             // trace wants it (see `record_exchange`).
@@ -548,6 +558,7 @@ impl Resolver {
                 name: &sent_name,
                 rtype: stype,
                 tcp: pick.tcp,
+                tls: tls.is_some(),
                 minimised,
                 attempt: attempt.number,
                 timeout,
@@ -568,12 +579,24 @@ impl Resolver {
                     // once. It is not held down (it is reachable), only
                     // tried after the others for this zone.
                     sent_as.record(req, None, ExchangeResult::Malformed);
-                    count("udp", "malformed");
+                    count(sent_over, "malformed");
                     debug!(server = %addr, qname = %sname, "undecodable reply");
                     if !minimised {
                         self.infra
                             .mark_zone_failure(addr, zone, ZoneFailure::ErrorRcode);
                     }
+                    return Ok(Outcome::Failed);
+                }
+                Err(TransportError::Tls(e)) => {
+                    // A certificate that does not check out is no lost
+                    // packet: the server is reachable and must not be
+                    // believed. It fails this question, and comes last
+                    // for the zone until the mark expires.
+                    sent_as.record(req, None, ExchangeResult::NetworkError);
+                    count(sent_over, "tls_error");
+                    warn!(server = %server, zone = %zone, error = %e, "DNS over TLS handshake failed");
+                    self.infra
+                        .mark_zone_failure(addr, zone, ZoneFailure::ErrorRcode);
                     return Ok(Outcome::Failed);
                 }
                 Err(e) => {
@@ -587,10 +610,7 @@ impl Resolver {
                             ExchangeResult::NetworkError
                         },
                     );
-                    count(
-                        if pick.tcp { "tcp" } else { "udp" },
-                        if timed_out { "timeout" } else { "error" },
-                    );
+                    count(sent_over, if timed_out { "timeout" } else { "error" });
                     debug!(server = %addr, qname = %sname, error = %e, rto_ms = pick.rto_ms, "upstream failed");
                     // A network error (ICMP unreachable) is a loss too;
                     // only a timeout is worth another try in this question.
@@ -606,7 +626,13 @@ impl Resolver {
                     });
                 }
             };
-            let transport = if exchange.tcp { "tcp" } else { "udp" };
+            let transport = if tls.is_some() {
+                "tls"
+            } else if exchange.tcp {
+                "tcp"
+            } else {
+                "udp"
+            };
             if exchange.tcp && !pick.tcp {
                 self.infra.record_truncated(addr);
             }
@@ -712,6 +738,8 @@ struct Sent<'a> {
     name: &'a Name,
     rtype: RecordType,
     tcp: bool,
+    /// DNS over TLS to a forwarder.
+    tls: bool,
     minimised: bool,
     attempt: u32,
     timeout: std::time::Duration,
@@ -781,7 +809,9 @@ impl Sent<'_> {
                 zone: self.servers.zone.clone(),
                 qname: self.name.clone(),
                 qtype: self.rtype,
-                transport: if tcp {
+                transport: if self.tls {
+                    trace::Transport::Tls
+                } else if tcp {
                     trace::Transport::Tcp
                 } else {
                     trace::Transport::Udp

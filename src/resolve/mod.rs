@@ -93,6 +93,11 @@ type AnswerResult = Result<Arc<CachedAnswer>, ResolveError>;
 /// data (Unbound restarts a bogus query up to VAL_MAX_RESTART_COUNT, 5).
 pub(super) const MAX_BOGUS_RETRIES: u32 = 3;
 
+/// How long a DNS-over-TLS connection to a forwarder stays open with
+/// nothing in flight: below the servers' own idle timeouts (Unbound's
+/// `tcp-idle-timeout` is 30 s), so that taproot closes first.
+const DOT_IDLE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The recursive resolver shared by every listener.
 pub struct Resolver {
     pub config: ResolverConfig,
@@ -108,6 +113,10 @@ pub struct Resolver {
     pub recent_failures: RecentFailures,
     /// `[[forward]]` and `[[stub]]` zones; replaced on reload.
     pub routes: ArcSwap<Routes>,
+    /// Open DNS-over-TLS connections to forwarders, shared by every
+    /// question. Made here, on the runtime `start` runs on, so that its
+    /// connections outlive the UDP workers' own event loops.
+    pub dot: tls::DotPool,
     inflight: Inflight<AnswerResult>,
     running: AtomicUsize,
     max_running: usize,
@@ -145,6 +154,7 @@ impl Resolver {
             validation,
             recent_failures: RecentFailures::new(keep_failures),
             routes: ArcSwap::default(),
+            dot: tls::DotPool::new(DOT_IDLE),
             inflight: Inflight::default(),
             running: AtomicUsize::new(0),
             max_running,

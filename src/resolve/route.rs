@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
+use super::tls::{DOT_PORT, TlsConfigError, TlsUpstream};
 use crate::cache::{Delegation, NameServer};
 use crate::config::{Config, parse_server};
 
@@ -41,6 +42,8 @@ pub struct RouteZone {
     pub servers: Vec<SocketAddr>,
     /// False: nothing at or below the zone is validated (RFC 7646).
     pub dnssec: bool,
+    /// DNS over TLS to the servers (forward zones with `tls_name`).
+    pub tls: Option<TlsUpstream>,
 }
 
 impl RouteZone {
@@ -73,6 +76,14 @@ impl RouteZone {
 /// Why the configured zones could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
+    #[error(
+        "key \"forward.tls_ca_file\"/\"forward.tls_name\", [[forward]] zone {zone:?}: {source}"
+    )]
+    Tls {
+        zone: String,
+        #[source]
+        source: TlsConfigError,
+    },
     #[error("[[{table}]] zone {zone:?}: {problem}")]
     Invalid {
         table: &'static str,
@@ -93,7 +104,18 @@ impl Routes {
     pub fn from_config(config: &Config) -> Result<Routes, RouteError> {
         let mut zones = Vec::new();
         for f in &config.forward {
-            let port = if f.tls_name.is_empty() { 53 } else { 853 };
+            let tls = if f.tls_name.is_empty() {
+                None
+            } else {
+                let ca = (!f.tls_ca_file.is_empty()).then(|| std::path::Path::new(&f.tls_ca_file));
+                Some(
+                    TlsUpstream::new(&f.tls_name, ca).map_err(|source| RouteError::Tls {
+                        zone: f.zone.clone(),
+                        source,
+                    })?,
+                )
+            };
+            let port = if tls.is_some() { DOT_PORT } else { 53 };
             zones.push(zone(
                 "forward",
                 &f.zone,
@@ -101,6 +123,7 @@ impl Routes {
                 port,
                 RouteKind::Forward,
                 f.dnssec,
+                tls,
             )?);
         }
         for s in &config.stub {
@@ -111,6 +134,7 @@ impl Routes {
                 53,
                 RouteKind::Stub,
                 s.dnssec,
+                None,
             )?);
         }
         zones.sort_by_key(|z: &Arc<RouteZone>| std::cmp::Reverse(z.zone.num_labels()));
@@ -143,6 +167,7 @@ fn zone(
     default_port: u16,
     kind: RouteKind,
     dnssec: bool,
+    tls: Option<TlsUpstream>,
 ) -> Result<Arc<RouteZone>, RouteError> {
     let invalid = |problem: String| RouteError::Invalid {
         table,
@@ -163,5 +188,6 @@ fn zone(
         kind,
         servers,
         dnssec,
+        tls,
     }))
 }

@@ -351,6 +351,8 @@ pub enum StartSource {
 pub enum Transport {
     Udp,
     Tcp,
+    /// DNS over TLS (to a `[[forward]]` server).
+    Tls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -102,8 +102,10 @@ impl Exchange {
     /// are not the usual UDP and first try.
     pub fn query_phrase(&self) -> String {
         let mut s = format!("{} {}", self.qname, self.qtype);
-        if self.transport == Transport::Tcp {
-            s.push_str(" (TCP)");
+        match self.transport {
+            Transport::Udp => {}
+            Transport::Tcp => s.push_str(" (TCP)"),
+            Transport::Tls => s.push_str(" (TLS)"),
         }
         if self.attempt > 1 {
             let _ = write!(s, " (attempt {})", self.attempt);
@@ -201,11 +203,12 @@ pub(super) fn server_label(name: Option<&Name>, addr: IpAddr) -> String {
     }
 }
 
-/// `udp` or `tcp`, as the JSON form spells it.
+/// `udp`, `tcp` or `tls`, as the JSON form spells it.
 pub(super) fn transport(t: Transport) -> &'static str {
     match t {
         Transport::Udp => "udp",
         Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
     }
 }
 
