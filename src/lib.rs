@@ -16,6 +16,8 @@
 //!                               cache (records, negatives, answers) ──► client
 //! ```
 //!
+//! Before the cache, `policy` decides local zones and response policy
+//! zones (RPZ) for every query.
 //! `resolve::referral` answers in iterative mode instead of walking;
 //! `trace` records what the miss path did for one question and draws it
 //! as the seed's diagram (`GET /trace/{name}/{type}`);
@@ -36,6 +38,7 @@ pub mod config;
 pub mod control;
 pub mod dnssec;
 pub mod metrics;
+pub mod policy;
 pub mod resolve;
 pub mod server;
 pub mod trace;
