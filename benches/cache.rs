@@ -414,7 +414,12 @@ fn handler(
         config.trace.keep_failures,
     );
     Handler {
-        live: ArcSwap::from_pointee(Live::from_config(&config)),
+        live: ArcSwap::from_pointee(Live::from_config(
+            &config,
+            Arc::new(
+                taproot::policy::Policy::from_config(&config).expect("the default policy builds"),
+            ),
+        )),
         cache,
         resolver,
         metrics,

@@ -254,6 +254,9 @@ fn run(cli: Cli) -> Result<(), ExitError> {
         Command::Trace(args) => operate(&config, listen_origin, &args.request()),
         Command::Cache { command } => operate(&config, listen_origin, &command.request()),
         Command::CheckConfig { quiet } => {
+            // Local zones and RPZ files are checked as a start would build them.
+            taproot::policy::Policy::from_config(&config)
+                .map_err(|e| ExitError::Config(e.into()))?;
             if !quiet {
                 print!("{}", config.to_toml());
                 eprintln!("taproot: config OK");
@@ -345,9 +348,11 @@ async fn serve(config: Config, source: ConfigSource, log: LogControl) -> Result<
     let mut term = sig(SignalKind::terminate())?;
     let mut int = sig(SignalKind::interrupt())?;
     let mut hup = sig(SignalKind::hangup())?;
-    let running = Server::start(config)
-        .await
-        .map_err(|e| ExitError::Runtime(e.to_string()))?;
+    let running = Server::start(config).await.map_err(|e| match e {
+        // A local zone or RPZ file that cannot be built is a config error.
+        taproot::server::StartError::Policy(e) => ExitError::Config(e.into()),
+        e => ExitError::Runtime(e.to_string()),
+    })?;
     let status = serving_status(&running);
     notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
     info!(version = env!("CARGO_PKG_VERSION"), listen = ?running.addrs, "taproot ready");
@@ -382,26 +387,34 @@ fn reload(running: &Running, source: &ConfigSource, log: &LogControl) {
     notify(&states);
     let status = match source.load() {
         Ok(new) => {
+            let new_level = new.log.level.clone();
             let old = running.config.load_full();
             let mut restart = Vec::new();
             if new.log.format != old.log.format {
                 restart.push("log.format");
             }
-            if new.log.level != old.log.level
-                && let Err(e) = log.set_level(&new.log.level)
-            {
-                error!(error = %e, level = %new.log.level, "cannot apply the new log level");
+            let level_changed = new.log.level != old.log.level;
+            match running.reload(new) {
+                Ok(keys) => {
+                    if level_changed && let Err(e) = log.set_level(&new_level) {
+                        error!(error = %e, level = %new_level, "cannot apply the new log level");
+                    }
+                    restart.extend(keys);
+                    if restart.is_empty() {
+                        info!("config reloaded");
+                    } else {
+                        warn!(
+                            keys = ?restart,
+                            "config reloaded; these keys keep their old value until a restart"
+                        );
+                    }
+                    serving_status(running)
+                }
+                Err(e) => {
+                    error!(error = %e, "reload refused; the old config and policy stay in force");
+                    format!("reload refused, old config in force: {e}").replace('\n', " ")
+                }
             }
-            restart.extend(running.reload(new));
-            if restart.is_empty() {
-                info!("config reloaded");
-            } else {
-                warn!(
-                    keys = ?restart,
-                    "config reloaded; these keys keep their old value until a restart"
-                );
-            }
-            serving_status(running)
         }
         Err(e) => {
             error!(error = %e, "reload refused; the old config stays in force");
