@@ -24,7 +24,9 @@
 //! nothing. So [`Rules`] holds no `Name` or `Record` per rule: every
 //! trigger is its lower-cased wire name in one byte arena, followed by one
 //! action byte; two open-addressing tables of `u32` arena offsets (exact
-//! and wildcard) index it. A 128-bit mask per table records which label
+//! and wildcard) index it, each slot tagged with 32 bits of the name's
+//! hash so that a probe past other names' slots never reads the arena.
+//! A 128-bit mask per table records which label
 //! counts have rules, so a lookup probes only the suffixes of the query
 //! name that can match: a cached `www.example.com.` against a feed whose
 //! rules are all 2 and 3 labels deep costs one exact probe and at most
@@ -90,13 +92,22 @@ impl Action {
 pub struct RuleError(pub String);
 
 /// The slot value of an empty index slot.
-const EMPTY: u32 = u32::MAX;
+const EMPTY: u64 = u64::MAX;
 
 /// An open-addressing set of arena offsets (linear probing, load ≤ 1/2).
+/// A slot holds the offset in its low 32 bits and the top 32 bits of the
+/// name's hash in its high ones, so a probe that meets another name's slot
+/// moves on without reading the arena: a name no rule matches costs one
+/// cache line of slots, not a cache miss into the arena per slot.
 #[derive(Debug, Default)]
 struct Index {
-    slots: Vec<u32>,
+    slots: Vec<u64>,
     len: usize,
+}
+
+#[inline]
+fn slot(hash: u64, off: u32) -> u64 {
+    (hash & 0xffff_ffff_0000_0000) | u64::from(off)
 }
 
 /// A fixed seed: the table is built from operator data, not attacker
@@ -132,13 +143,16 @@ impl Index {
             return None;
         }
         let mask = self.slots.len() - 1;
-        let mut i = hash(name) as usize & mask;
+        let h = hash(name);
+        let tag = h & 0xffff_ffff_0000_0000;
+        let mut i = h as usize & mask;
         loop {
-            let off = self.slots[i];
-            if off == EMPTY {
+            let s = self.slots[i];
+            if s == EMPTY {
                 return None;
             }
-            if name_at(arena, off) == name {
+            let off = s as u32;
+            if s & 0xffff_ffff_0000_0000 == tag && name_at(arena, off) == name {
                 return Some(off);
             }
             i = (i + 1) & mask;
@@ -151,25 +165,26 @@ impl Index {
             self.grow(arena);
         }
         let mask = self.slots.len() - 1;
-        let mut i = hash(name_at(arena, off)) as usize & mask;
+        let h = hash(name_at(arena, off));
+        let mut i = h as usize & mask;
         while self.slots[i] != EMPTY {
             i = (i + 1) & mask;
         }
-        self.slots[i] = off;
+        self.slots[i] = slot(h, off);
         self.len += 1;
     }
 
     fn grow(&mut self, arena: &[u8]) {
         let old = std::mem::take(&mut self.slots);
         let mut bigger = Index::with_capacity(old.len().max(4));
-        for off in old.into_iter().filter(|&o| o != EMPTY) {
-            bigger.insert(arena, off);
+        for s in old.into_iter().filter(|&s| s != EMPTY) {
+            bigger.insert(arena, s as u32);
         }
         *self = bigger;
     }
 
     fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * 4
+        self.slots.capacity() * 8
     }
 }
 
@@ -312,7 +327,15 @@ impl Rules {
         };
         let mut starts = [0u8; 128];
         let depth = zonefile::label_starts(name, &mut starts).unwrap_or(0);
-        let off = self.arena.len() as u32;
+        // Offsets are u32 (u32::MAX marks an empty slot): a 4 GiB arena is
+        // some 150 million rules; past it, rules are skipped, not wrapped.
+        let Some(off) = u32::try_from(self.arena.len())
+            .ok()
+            .filter(|&o| o < u32::MAX - 300)
+        else {
+            self.skipped += 1;
+            return;
+        };
         self.arena.push(name.len() as u8);
         self.arena.extend_from_slice(name);
         self.arena.push(action.tag());
