@@ -10,12 +10,14 @@ mod support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::rdata::CNAME;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use support::client::{self, ask_udp_within, three_level_tree};
 use support::daemon::{Daemon, config_text};
 use support::e2e::{DigReply, TempDir, dig, free_port, off_thread, taproot_binary};
 use support::{Taproot, metric, start_taproot};
 use taproot::config::{RpzConfig, RpzEde};
+use taproot::policy::rpz::Rules;
 
 const BLOCK: &str = "$TTL 60
 @ SOA ns.block.rpz. hostmaster.block.rpz. ( 1 3600 600 86400 60 )
@@ -195,6 +197,48 @@ async fn an_exact_trigger_beats_a_wildcard_and_the_first_rpz_wins() {
     let r = dig_at(t.addr, &["www.example.co.kr", "A"]).await;
     assert_eq!(r.answers("A"), ["127.1.0.1", "127.1.0.2"], "{}", r.text);
     assert!(ede_line(&r).is_empty(), "{}", r.text);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_a_transfer_hands_over_block_a_cached_name_without_a_reload() {
+    let tree = three_level_tree().await;
+    let t = start_taproot(&tree, |c| {
+        c.rpz = vec![RpzConfig {
+            zone: "feed.rpz".into(),
+            file: String::new(),
+            primary: "127.0.0.1:53".into(),
+            ede: RpzEde::Blocked,
+        }]
+    })
+    .await;
+    // No rules until the first transfer: the name resolves, and is cached.
+    for _ in 0..2 {
+        let r = dig_at(t.addr, &["www.example.co.kr", "A"]).await;
+        assert_eq!(r.answers("A"), ["127.1.0.1", "127.1.0.2"], "{}", r.text);
+    }
+    let origin = Name::from_ascii("feed.rpz.").unwrap();
+    let records = vec![Record::from_rdata(
+        Name::from_ascii("www.example.co.kr.feed.rpz.").unwrap(),
+        60,
+        RData::CNAME(CNAME(Name::root())),
+    )];
+    let rules = Rules::from_records(&origin, &records).expect("valid rules");
+    assert!(t.running.handler.replace_rpz_rules("feed.rpz", rules));
+    let r = dig_at(t.addr, &["www.example.co.kr", "A"]).await;
+    assert_eq!(r.status, "NXDOMAIN", "blocked though cached: {}", r.text);
+    assert!(ede_line(&r).contains("feed.rpz"), "{}", r.text);
+    let text = t.metrics_text();
+    assert_eq!(
+        metric(&text, "taproot_policy_rules{zone=\"feed.rpz\"}"),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        !t.running
+            .handler
+            .replace_rpz_rules("other.rpz", Rules::default())
+    );
     t.stop().await;
 }
 

@@ -121,9 +121,14 @@ impl Decision {
 pub struct Policy {
     pub local: LocalZones,
     pub rpz: Vec<Arc<RpzZone>>,
+    /// Unique per build in this process (see [`Policy::stamp`]).
+    id: u64,
     /// Bumped by every change of rules after the build (transfers).
     generation: Arc<AtomicU64>,
 }
+
+/// The next [`Policy`]'s id; 0 is never used, so a stamp is never 0.
+static NEXT_POLICY_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Policy {
     /// Builds the policy: every local zone and every RPZ file, read now.
@@ -167,6 +172,7 @@ impl Policy {
         Ok(Policy {
             local,
             rpz: zones,
+            id: NEXT_POLICY_ID.fetch_add(1, Ordering::Relaxed),
             generation,
         })
     }
@@ -180,6 +186,18 @@ impl Policy {
     /// How many times rules changed since the build.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// This policy as it stands: different after a reload (a new policy)
+    /// and after a transfer replaced a zone's rules. The answer cache keeps
+    /// the stamp under which a cached question was found untouched, so a
+    /// hit on it skips [`Policy::decide`] until the stamp changes. Read it
+    /// *before* deciding: a transfer stores its rules before it bumps the
+    /// generation, so a decision is never credited to a newer stamp than
+    /// the rules it read.
+    #[inline]
+    pub fn stamp(&self) -> u64 {
+        (self.id << 32) | (self.generation() & 0xffff_ffff)
     }
 
     /// The policy for `qname` (wire form as the client sent it) and

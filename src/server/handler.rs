@@ -1,7 +1,8 @@
 //! The one request handler every listener calls.
 //!
 //! [`Handler::fast`] is synchronous and allocation-free: parse in place,
-//! ACL, rate limit, answer cache. It answers hits, errors and refusals at
+//! ACL, rate limit, policy (local zones, RPZ; see [`crate::policy`]),
+//! answer cache. It answers hits, errors and refusals at
 //! once and reports a miss; [`Handler::slow`] then runs on the async runtime
 //! (recursion, referral mode, serve-stale) without holding up the listener.
 
@@ -256,22 +257,41 @@ impl Handler {
             }
             _ => {}
         }
-        // The policy before the cache: a changed policy applies to cached
-        // names at once (see crate::policy).
-        let decision = live.policy.decide(q.qname, q.qtype, proto == Protocol::Tcp);
-        if let Some(fast) = self.apply_policy(&q, raw, decision, &live, action, proto, start, out) {
-            return fast;
-        }
+        let tcp = proto == Protocol::Tcp;
         if q.qtype == qtype::ANY {
+            let decision = live.policy.decide(q.qname, q.qtype, tcp);
+            if let Some(fast) =
+                self.apply_policy(&q, raw, decision, &live, action, proto, start, out)
+            {
+                return fast;
+            }
             return self.any(&q, raw, proto, start, out, live.mode);
         }
         let key = prepared.key();
         let now = self.cache.clock.now_ms();
         let guard = crate::cache::pin();
+        // Read before deciding (see Policy::stamp).
+        let stamp = live.policy.stamp();
         let found = self
             .cache
             .answers
             .find_fresh(key, prepared.fingerprint, now, &guard);
+        // The policy decides before a cached answer is used, so a changed
+        // policy applies to cached names at once (see crate::policy). A
+        // cached question this very policy already left alone skips the
+        // lookups: its entry carries the policy's stamp.
+        if found.is_none_or(|a| a.policy_stamp() != stamp) {
+            let decision = live.policy.decide(q.qname, q.qtype, tcp);
+            let untouched = decision.hit.is_none();
+            if let Some(fast) =
+                self.apply_policy(&q, raw, decision, &live, action, proto, start, out)
+            {
+                return fast;
+            }
+            if untouched && let Some(answer) = found {
+                answer.set_policy_stamp(stamp);
+            }
+        }
         let Some(answer) = found else {
             return Fast::Miss;
         };
