@@ -42,6 +42,11 @@
 # changed only where the lab needs it (listen port, one UDP thread as Unbound's
 # num-threads 1, the fake root's hints and trust anchor, loopback upstreams,
 # the metrics port); rate limit, cache size and the rest stay as shipped.
+# RPZ=N: both resolvers load a response policy zone of N triggers
+# (bench/rpz.sh generate: exact and wildcard, mostly CNAME ., none of them
+# matching a bench.lab. name, several at the hot names' label depths), so
+# the hit rows show what a big policy costs names it does not touch
+# (taproot [[rpz]]; Unbound module-config "respip ...", rpz: zonefile).
 # VALIDATE=1: sign the tree (ldns-signzone, ECDSA P-256, NSEC) and run both
 # resolvers validating from the fake root's KSK (taproot [dnssec], Unbound
 # module-config "validator iterator"); every answer must then carry AD.
@@ -78,6 +83,7 @@ PERF=${PERF:-0}
 VALIDATE=${VALIDATE:-0}
 TRACE_KEEP=${TRACE_KEEP:-}   # [trace] keep_failures; unset: taproot's default (32)
 SHIPPED=${SHIPPED:-0}
+RPZ=${RPZ:-0}                # triggers in a response policy zone both load; 0: none
 
 SERVERS=(taproot unbound floor)
 declare -A PORT=([taproot]=$TAPROOT_PORT [unbound]=$UNBOUND_PORT [floor]=$FLOOR_PORT)
@@ -267,6 +273,10 @@ EOF
         awk -v a=$((r * COLD)) -v n="$COLD" 'BEGIN { for (i = a; i < a + n; i++) printf "c%d.bench.lab. A\n", i }' >"$WORK/cold-$r.txt"
     done
     awk -v n="$MEM" 'BEGIN { for (i = 0; i < n; i++) printf "m%d.bench.lab. A\n", i }' >"$WORK/mem.txt"
+    if [ "$RPZ" -gt 0 ]; then
+        bash "$HERE/rpz.sh" generate "$RPZ" "$WORK/block.rpz"
+        log "RPZ of $RPZ names written for both resolvers"
+    fi
     # Lossy names, fresh for each resolver and round.
     local s
     for ((r = 0; r < ROUNDS; r++)); do
@@ -384,11 +394,18 @@ write_shipped_config() {
     done
 }
 
+# The [[rpz]] table for RPZ>0 (last in the file: TOML tables come after keys).
+taproot_rpz() {
+    [ "$RPZ" -gt 0 ] || return 0
+    printf '\n[[rpz]]\nzone = "block.rpz"\nfile = "%s"\n' "$WORK/block.rpz"
+}
+
 start_taproot() {
     local dir="$WORK/taproot"
     mkdir -p "$dir"
     if [ "$SHIPPED" = 1 ]; then
         write_shipped_config "$dir/taproot.toml"
+        taproot_rpz >>"$dir/taproot.toml"
         "$TAPROOT_BIN" check-config --config "$dir/taproot.toml" >"$dir/check-config.out" 2>&1 ||
             die "taproot check-config failed: $(cat "$dir/check-config.out")"
         spawn taproot "$dir/taproot.log" taskset -c "$SERVER_CPU" "$TAPROOT_BIN" --config "$dir/taproot.toml"
@@ -432,6 +449,7 @@ $(if [ -n "$TRACE_KEEP" ]; then printf '[trace]\nkeep_failures = %s\n' "$TRACE_K
 [log]
 level = "info"
 EOF
+    taproot_rpz >>"$dir/taproot.toml"
     "$TAPROOT_BIN" check-config --config "$dir/taproot.toml" >"$dir/check-config.out" 2>&1 ||
         die "taproot check-config failed: $(cat "$dir/check-config.out")"
     spawn taproot "$dir/taproot.log" taskset -c "$SERVER_CPU" "$TAPROOT_BIN" --config "$dir/taproot.toml"
@@ -447,6 +465,11 @@ start_unbound() {
     local modules='module-config: "iterator"'
     if [ "$VALIDATE" = 1 ]; then
         modules=$(printf 'module-config: "validator iterator"\n  trust-anchor-file: "%s"' "$WORK/anchor.ds")
+    fi
+    local rpz=""
+    if [ "$RPZ" -gt 0 ]; then
+        modules=${modules/module-config: \"/module-config: \"respip }
+        rpz=$(printf 'rpz:\n  name: "block.rpz."\n  zonefile: "%s"' "$WORK/block.rpz")
     fi
     cat >"$dir/unbound.conf" <<EOF
 server:
@@ -473,6 +496,7 @@ server:
   rrset-cache-size: 2048m
   ratelimit: 0
   ip-ratelimit: 0
+$rpz
 remote-control:
   control-enable: no
 EOF
@@ -495,7 +519,8 @@ start_servers() {
     start_floor
     local s comm
     for s in "${SERVERS[@]}"; do
-        wait_for 30 "$s" answers "${PORT[$s]}" || die "$s did not answer on port ${PORT[$s]}"
+        # A big RPZ takes Unbound several seconds to load.
+        wait_for $((RPZ > 0 ? 180 : 30)) "$s" answers "${PORT[$s]}" || die "$s did not answer on port ${PORT[$s]}"
         comm=$(cat "/proc/${PID[$s]}/comm")
         case "$s:$comm" in
         taproot:taproot | unbound:unbound | floor:floor) ;;

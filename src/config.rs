@@ -34,6 +34,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A local zone or RPZ that cannot be built: a bad record, an
+    /// unreadable file, a line that is not a trigger and action.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     /// A value that parses but makes no sense.
     #[error("invalid value for key \"{key}\" in {origin}: {problem}")]
     Invalid {
@@ -120,6 +124,12 @@ pub struct Config {
     pub forward: Vec<ForwardConfig>,
     /// `[[stub]]`: zones whose cut comes from config, not a referral.
     pub stub: Vec<StubConfig>,
+    /// `[[local_zone]]`: names answered from the config, with Unbound's
+    /// zone types (see [`crate::policy::local`]).
+    pub local_zone: Vec<LocalZoneConfig>,
+    /// `[[rpz]]`: response policy zones, applied in order (see
+    /// [`crate::policy::rpz`]).
+    pub rpz: Vec<RpzConfig>,
 }
 
 /// `[[forward]]`: every question at or below `zone` is sent with RD=1 to
@@ -173,6 +183,90 @@ pub fn parse_server(text: &str, default_port: u16) -> Result<SocketAddr, String>
     bare.parse::<std::net::IpAddr>()
         .map(|ip| SocketAddr::new(ip, default_port))
         .map_err(|_| format!("{text:?} is not an address, address:port or [IPv6]:port"))
+}
+
+/// What a local zone does with the names in it: Unbound's `local-zone:`
+/// types (unbound.conf(5)), plus `nodefault` to switch a built-in
+/// RFC 6761/6303 zone off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalZoneType {
+    /// Local records; every other name in the zone is NXDOMAIN (or NODATA
+    /// when it owns records of another type), with the zone's SOA.
+    Static,
+    /// Local records; every other name is resolved as usual.
+    Transparent,
+    /// The apex's records answer every name at or below it.
+    Redirect,
+    /// REFUSED.
+    Refuse,
+    /// Nothing is sent back.
+    Deny,
+    /// NXDOMAIN, even for names with local records.
+    AlwaysNxdomain,
+    /// NOERROR with no records, even for names with local records.
+    AlwaysNodata,
+    /// Removes the built-in zone of this name; it is resolved as usual.
+    Nodefault,
+}
+
+impl LocalZoneType {
+    /// The spelling in the config file, metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalZoneType::Static => "static",
+            LocalZoneType::Transparent => "transparent",
+            LocalZoneType::Redirect => "redirect",
+            LocalZoneType::Refuse => "refuse",
+            LocalZoneType::Deny => "deny",
+            LocalZoneType::AlwaysNxdomain => "always_nxdomain",
+            LocalZoneType::AlwaysNodata => "always_nodata",
+            LocalZoneType::Nodefault => "nodefault",
+        }
+    }
+}
+
+/// One `[[local_zone]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalZoneConfig {
+    /// The zone's apex, e.g. `"home.arpa"`.
+    pub zone: String,
+    #[serde(rename = "type")]
+    pub kind: LocalZoneType,
+    /// Records in zone-file syntax, one RR each:
+    /// `"nas.home.arpa. 3600 IN A 192.168.1.10"`; owners relative to the zone.
+    #[serde(default)]
+    pub records: Vec<String>,
+}
+
+/// Which Extended DNS Error an RPZ answer carries (RFC 8914 §4.16, §4.18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RpzEde {
+    /// INFO-CODE 15, Blocked: the operator's own policy.
+    #[default]
+    Blocked,
+    /// INFO-CODE 17, Filtered: a filter the client asked for.
+    Filtered,
+    /// No EDE option.
+    None,
+}
+
+/// One `[[rpz]]`: a response policy zone, from a file or a primary server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpzConfig {
+    /// The policy zone's origin; its name in logs, metrics and EDE text.
+    pub zone: String,
+    /// An RPZ zone file; exactly one of `file` and `primary` is set.
+    #[serde(default)]
+    pub file: String,
+    /// `address:port` of a server to transfer the zone from (AXFR/IXFR).
+    #[serde(default)]
+    pub primary: String,
+    #[serde(default)]
+    pub ede: RpzEde,
 }
 
 /// `[trace]`: resolution traces (`GET /trace/…` on the admin listener).
@@ -478,6 +572,8 @@ impl Default for Config {
             trace: TraceConfig::default(),
             forward: Vec::new(),
             stub: Vec::new(),
+            local_zone: Vec::new(),
+            rpz: Vec::new(),
         }
     }
 }
@@ -670,6 +766,40 @@ impl Config {
         }
         if let Err(problem) = self.dnssec.negative_anchors() {
             return Err(bad("dnssec.negative_trust_anchors", &problem));
+        }
+        for z in &self.local_zone {
+            if let Err(e) = hickory_proto::rr::Name::from_ascii(&z.zone) {
+                return Err(bad(
+                    "local_zone.zone",
+                    &format!("{:?} is not a domain name: {e}", z.zone),
+                ));
+            }
+        }
+        for (i, r) in self.rpz.iter().enumerate() {
+            if let Err(e) = hickory_proto::rr::Name::from_ascii(&r.zone) {
+                return Err(bad(
+                    "rpz.zone",
+                    &format!("rpz[{i}]: {:?} is not a domain name: {e}", r.zone),
+                ));
+            }
+            if r.file.is_empty() == r.primary.is_empty() {
+                return Err(bad(
+                    "rpz.file",
+                    &format!(
+                        "rpz[{i}] ({}): set exactly one of \"file\" and \"primary\"",
+                        r.zone
+                    ),
+                ));
+            }
+            if !r.primary.is_empty() && r.primary.parse::<SocketAddr>().is_err() {
+                return Err(bad(
+                    "rpz.primary",
+                    &format!(
+                        "rpz[{i}] ({}): {:?} is not an address:port",
+                        r.zone, r.primary
+                    ),
+                ));
+            }
         }
         self.validate_routes(origin)
     }

@@ -16,6 +16,8 @@
 //!                               cache (records, negatives, answers) ──► client
 //! ```
 //!
+//! Before the cache, `policy` decides local zones and response policy
+//! zones (RPZ) for every query.
 //! `resolve::referral` answers in iterative mode instead of walking;
 //! `trace` records what the miss path did for one question and draws it
 //! as the seed's diagram (`GET /trace/{name}/{type}`);

@@ -264,6 +264,9 @@ fn run(cli: Cli) -> Result<(), ExitError> {
             // What only start-up reads: a forwarder's CA file.
             taproot::resolve::route::Routes::from_config(&config)
                 .map_err(|e| ExitError::Unusable(e.to_string()))?;
+            // Local zones and RPZ files are checked as a start would build them.
+            taproot::policy::Policy::from_config(&config)
+                .map_err(|e| ExitError::Config(e.into()))?;
             if !quiet {
                 print!("{}", config.to_toml());
                 eprintln!("taproot: config OK");
@@ -355,12 +358,11 @@ async fn serve(config: Config, source: ConfigSource, log: LogControl) -> Result<
     let mut term = sig(SignalKind::terminate())?;
     let mut int = sig(SignalKind::interrupt())?;
     let mut hup = sig(SignalKind::hangup())?;
-    let running = Server::start(config).await.map_err(|e| {
-        if e.is_config() {
-            ExitError::Unusable(e.to_string())
-        } else {
-            ExitError::Runtime(e.to_string())
-        }
+    let running = Server::start(config).await.map_err(|e| match e {
+        // A local zone or RPZ file that cannot be built is a config error.
+        taproot::server::StartError::Policy(e) => ExitError::Config(e.into()),
+        e if e.is_config() => ExitError::Unusable(e.to_string()),
+        e => ExitError::Runtime(e.to_string()),
     })?;
     let status = serving_status(&running);
     notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
@@ -396,26 +398,34 @@ fn reload(running: &Running, source: &ConfigSource, log: &LogControl) {
     notify(&states);
     let status = match source.load() {
         Ok(new) => {
+            let new_level = new.log.level.clone();
             let old = running.config.load_full();
             let mut restart = Vec::new();
             if new.log.format != old.log.format {
                 restart.push("log.format");
             }
-            if new.log.level != old.log.level
-                && let Err(e) = log.set_level(&new.log.level)
-            {
-                error!(error = %e, level = %new.log.level, "cannot apply the new log level");
+            let level_changed = new.log.level != old.log.level;
+            match running.reload(new) {
+                Ok(keys) => {
+                    if level_changed && let Err(e) = log.set_level(&new_level) {
+                        error!(error = %e, level = %new_level, "cannot apply the new log level");
+                    }
+                    restart.extend(keys);
+                    if restart.is_empty() {
+                        info!("config reloaded");
+                    } else {
+                        warn!(
+                            keys = ?restart,
+                            "config reloaded; these keys keep their old value until a restart"
+                        );
+                    }
+                    serving_status(running)
+                }
+                Err(e) => {
+                    error!(error = %e, "reload refused; the old config and policy stay in force");
+                    format!("reload refused, old config in force: {e}").replace('\n', " ")
+                }
             }
-            restart.extend(running.reload(new));
-            if restart.is_empty() {
-                info!("config reloaded");
-            } else {
-                warn!(
-                    keys = ?restart,
-                    "config reloaded; these keys keep their old value until a restart"
-                );
-            }
-            serving_status(running)
         }
         Err(e) => {
             error!(error = %e, "reload refused; the old config stays in force");

@@ -122,7 +122,7 @@ async fn a_reload_applies_new_ttl_clamps_without_flushing_the_cache() {
     assert_eq!(before.answers[0].ttl, 600);
     let mut new = (**t.running.config.load()).clone();
     new.cache.max_ttl = 120;
-    let restart = t.running.reload(new);
+    let restart = t.running.reload(new).expect("the policy builds");
     assert!(
         !restart.iter().any(|k| k.contains("ttl")),
         "TTL clamps are live: {restart:?}"

@@ -71,9 +71,12 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 
 /// Series names taproot's `/metrics` exposes, histogram suffixes included.
 fn exported() -> BTreeSet<String> {
-    let families = names::ALWAYS_EXPORTED
-        .into_iter()
-        .chain([names::UPSTREAM_REJECTED]);
+    let families = names::ALWAYS_EXPORTED.into_iter().chain([
+        names::UPSTREAM_REJECTED,
+        // Present once a policy decided a query / an RPZ is configured.
+        names::POLICY_HITS,
+        names::POLICY_RULES,
+    ]);
     let mut out = BTreeSet::new();
     for f in families {
         out.insert(f.to_string());

@@ -10,7 +10,7 @@
 //! window (RFC 8767) closes it can still answer when resolution fails.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hickory_proto::rr::Name;
 use smallvec::SmallVec;
@@ -57,6 +57,11 @@ pub struct CachedAnswer {
     superseded: AtomicBool,
     /// Set by hits, cleared by the store's eviction hand (CLOCK).
     referenced: AtomicBool,
+    /// The stamp of the policy ([`crate::policy::Policy::stamp`]) that was
+    /// found to leave this question alone; 0: not checked yet. A hit whose
+    /// stamp matches skips the policy's lookups (written once per policy
+    /// version, read by every hit after).
+    policy_stamp: AtomicU64,
     /// The response with ID 0, the question lower-cased, no OPT record.
     pub wire: SmallVec<[u8; INLINE_WIRE]>,
     /// Where each TTL field sits in `wire`.
@@ -101,7 +106,20 @@ impl CachedAnswer {
             security: Security::Indeterminate,
             superseded: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
+            policy_stamp: AtomicU64::new(0),
         })
+    }
+
+    /// The stamp of the policy last found to leave this question alone.
+    #[inline]
+    pub fn policy_stamp(&self) -> u64 {
+        self.policy_stamp.load(Ordering::Relaxed)
+    }
+
+    /// Remembers that the policy of `stamp` leaves this question alone.
+    #[inline]
+    pub fn set_policy_stamp(&self, stamp: u64) {
+        self.policy_stamp.store(stamp, Ordering::Relaxed);
     }
 
     /// The question's name as stored: lower-cased, uncompressed.

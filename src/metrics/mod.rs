@@ -45,6 +45,11 @@ pub mod names {
     pub const DROPPED: &str = "taproot_dropped_total";
     pub const REFUSED: &str = "taproot_refused_total";
     pub const BUILD_INFO: &str = "taproot_build_info";
+    /// Queries a local zone or RPZ answered (or dropped, or passed), by
+    /// zone and action (see [`crate::policy`]).
+    pub const POLICY_HITS: &str = "taproot_policy_hits_total";
+    /// Triggers loaded per response policy zone.
+    pub const POLICY_RULES: &str = "taproot_policy_rules";
 
     /// Every family `/metrics` exposes from its first scrape on: taproot's
     /// own and the process collector's. (`UPSTREAM_REJECTED` appears once a
@@ -162,6 +167,8 @@ pub struct Metrics {
     aggressive_nsec: IntCounter,
     dropped: IntCounterVec,
     refused: IntCounter,
+    policy_hits: IntCounterVec,
+    policy_rules: IntGaugeVec,
     scrape_lock: Mutex<()>,
 }
 
@@ -272,7 +279,25 @@ impl Metrics {
             let pc = prometheus::process_collector::ProcessCollector::for_self();
             let _ = registry.register(Box::new(pc));
         }
+        let policy_rules = IntGaugeVec::new(
+            Opts::new(
+                names::POLICY_RULES,
+                "Triggers loaded, by response policy zone.",
+            ),
+            &["zone"],
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(policy_rules.clone()))
+            .expect("unique metric name");
         let m = Metrics {
+            policy_hits: counter_vec(
+                &registry,
+                names::POLICY_HITS,
+                "Queries a local zone or response policy zone decided, by zone and action.",
+                &["zone", "action"],
+            ),
+            policy_rules,
             queries,
             duration_hit: duration.with_label_values(&["hit"]),
             duration_miss: duration.with_label_values(&["miss"]),
@@ -456,6 +481,20 @@ impl Metrics {
     }
     pub fn refused(&self) {
         self.refused.inc();
+    }
+    /// A query the policy decided (label sets are bounded by the config).
+    pub fn policy_hit(&self, zone: &str, action: &str) {
+        self.policy_hits.with_label_values(&[zone, action]).inc();
+    }
+    /// Sets `taproot_policy_rules` to these (zone, rules) pairs; zones
+    /// no longer configured disappear.
+    pub fn policy_rules<'z>(&self, zones: impl Iterator<Item = (&'z str, usize)>) {
+        self.policy_rules.reset();
+        for (zone, n) in zones {
+            self.policy_rules
+                .with_label_values(&[zone])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Copies the cache's own counters into their families, then encodes all.

@@ -1,7 +1,8 @@
 //! The one request handler every listener calls.
 //!
 //! [`Handler::fast`] is synchronous and allocation-free: parse in place,
-//! ACL, rate limit, answer cache. It answers hits, errors and refusals at
+//! ACL, rate limit, policy (local zones, RPZ; see [`crate::policy`]),
+//! answer cache. It answers hits, errors and refusals at
 //! once and reports a miss; [`Handler::slow`] then runs on the async runtime
 //! (recursion, referral mode, serve-stale) without holding up the listener.
 
@@ -23,6 +24,7 @@ use super::ratelimit::{RateLimiter, Verdict};
 use crate::cache::{Cache, Pinned, to_wire};
 use crate::config::{AclAction, Config, Mode};
 use crate::metrics::{Metrics, Protocol};
+use crate::policy::{Decision, Policy, PolicyAnswer, Verdict as PolicyVerdict, render};
 use crate::resolve::{Question, ResolveError, Resolver, referral};
 use crate::wire::{self, ClientQuery, ParsedQuery, Rejection, flags, qtype};
 
@@ -35,11 +37,15 @@ pub struct Live {
     pub serve_stale: bool,
     pub stale_answer_ttl: u32,
     pub client_timeout: Duration,
+    /// Local zones and RPZ, consulted before the answer cache.
+    pub policy: Arc<Policy>,
 }
 
 impl Live {
-    pub fn from_config(c: &Config) -> Live {
+    /// The live settings of `c`, with the policy built from it.
+    pub fn from_config(c: &Config, policy: Arc<Policy>) -> Live {
         Live {
+            policy,
             acl: Acl::new(&c.acl),
             mode: c.server.mode,
             ratelimit: RateLimiter::new(&c.ratelimit),
@@ -112,6 +118,24 @@ impl Default for Prepared {
 }
 
 impl Handler {
+    /// Replaces the rules of the `[[rpz]]` named `zone` in the running
+    /// policy, without a reload, and updates `taproot_policy_rules`;
+    /// `false` when no such zone is configured.
+    ///
+    /// For the zone transfer (`src/policy/transfer.rs`): build `rules`
+    /// with [`crate::policy::rpz::Rules::from_records`]. The next query
+    /// sees them, cached names included.
+    pub fn replace_rpz_rules(&self, zone: &str, rules: crate::policy::rpz::Rules) -> bool {
+        let live = self.live.load();
+        let Some(z) = live.policy.rpz_zone(zone) else {
+            return false;
+        };
+        z.replace_rules(rules);
+        self.metrics
+            .policy_rules(live.policy.rpz.iter().map(|z| (&*z.name, z.rules().len())));
+        true
+    }
+
     /// Parses a request and computes its cache key and fingerprint, once.
     #[inline]
     pub fn prepare(&self, raw: &[u8]) -> Prepared {
@@ -231,16 +255,43 @@ impl Handler {
             qtype::OPT | qtype::TKEY | qtype::TSIG | qtype::MAILB | qtype::MAILA => {
                 return self.error(&q, raw, wire::rcode::FORMERR, proto, start, out);
             }
-            qtype::ANY => return self.any(&q, raw, proto, start, out, live.mode),
             _ => {}
+        }
+        let tcp = proto == Protocol::Tcp;
+        if q.qtype == qtype::ANY {
+            let decision = live.policy.decide(q.qname, q.qtype, tcp);
+            if let Some(fast) =
+                self.apply_policy(&q, raw, decision, &live, action, proto, start, out)
+            {
+                return fast;
+            }
+            return self.any(&q, raw, proto, start, out, live.mode);
         }
         let key = prepared.key();
         let now = self.cache.clock.now_ms();
         let guard = crate::cache::pin();
+        // Read before deciding (see Policy::stamp).
+        let stamp = live.policy.stamp();
         let found = self
             .cache
             .answers
             .find_fresh(key, prepared.fingerprint, now, &guard);
+        // The policy decides before a cached answer is used, so a changed
+        // policy applies to cached names at once (see crate::policy). A
+        // cached question this very policy already left alone skips the
+        // lookups: its entry carries the policy's stamp.
+        if found.is_none_or(|a| a.policy_stamp() != stamp) {
+            let decision = live.policy.decide(q.qname, q.qtype, tcp);
+            let untouched = decision.hit.is_none();
+            if let Some(fast) =
+                self.apply_policy(&q, raw, decision, &live, action, proto, start, out)
+            {
+                return fast;
+            }
+            if untouched && let Some(answer) = found {
+                answer.set_policy_stamp(stamp);
+            }
+        }
         let Some(answer) = found else {
             return Fast::Miss;
         };
@@ -261,6 +312,118 @@ impl Handler {
             start.elapsed(),
         );
         Fast::Reply
+    }
+
+    /// Carries out a policy decision; `None` when the query goes on to
+    /// the cache (no policy, PASSTHRU, a transparent zone's other names,
+    /// TCP-only over TCP). A CNAME to follow is a miss: [`Handler::slow`]
+    /// decides again and resolves the target.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn apply_policy(
+        &self,
+        q: &ClientQuery<'_>,
+        raw: &[u8],
+        decision: Decision,
+        live: &Live,
+        action: AclAction,
+        proto: Protocol,
+        start: Instant,
+        out: &mut Vec<u8>,
+    ) -> Option<Fast> {
+        let Decision { verdict, hit } = decision;
+        let hit = hit?;
+        self.metrics.policy_hit(&hit.zone, hit.action);
+        debug!(
+            qname = %wire::name_to_string(q.qname),
+            qtype = q.qtype,
+            zone = %hit.zone,
+            action = hit.action,
+            "policy"
+        );
+        let recursion = recursion_offered(live.mode, action);
+        let limit = match proto {
+            Protocol::Udp => q.udp_limit(),
+            Protocol::Tcp => 65535,
+        };
+        match verdict {
+            PolicyVerdict::Resolve => None,
+            PolicyVerdict::Follow(..) => Some(Fast::Miss),
+            PolicyVerdict::Drop => {
+                self.metrics.dropped("policy");
+                Some(Fast::Drop)
+            }
+            PolicyVerdict::TruncateOverUdp => {
+                *out = wire::error_response(
+                    q.id,
+                    q.flags,
+                    Some((raw, q)),
+                    0,
+                    recursion,
+                    flags::TC,
+                    None,
+                );
+                self.metrics.query(proto, q.qtype, 0, true, start.elapsed());
+                Some(Fast::Reply)
+            }
+            PolicyVerdict::Answer(answer) => {
+                render::render(q, raw, &answer, true, recursion, limit, out);
+                self.metrics.query(
+                    proto,
+                    q.qtype,
+                    u16::from(answer.rcode),
+                    true,
+                    start.elapsed(),
+                );
+                Some(Fast::Reply)
+            }
+        }
+    }
+
+    /// An RPZ CNAME rewrite (the policy's `Follow`): the CNAME, then what
+    /// the resolver finds for its target (RFC 1034 §3.6.2), as BIND and
+    /// Unbound answer it. In referral mode the CNAME alone.
+    #[allow(clippy::too_many_arguments)]
+    async fn follow(
+        &self,
+        q: &ClientQuery<'_>,
+        raw: &[u8],
+        mut answer: PolicyAnswer,
+        target: Name,
+        resolve: bool,
+        recursion: bool,
+        limit: usize,
+    ) -> Vec<u8> {
+        let mut aa = true;
+        if resolve {
+            let mut key = [0u8; wire::KEY_MAX];
+            let target_wire = crate::policy::rpz::lower_wire(&target);
+            let key = wire::answer_key(&target_wire, q.qtype, q.qclass, q.variant(), &mut key);
+            let question = Question {
+                name: target,
+                qtype: RecordType::from(q.qtype),
+                dnssec_ok: q.dnssec_ok(),
+                checking_disabled: q.cd(),
+                key: key.into(),
+            };
+            match self.resolver.answer(&question, false).await {
+                Ok(found) => {
+                    if let Ok(msg) = Message::from_vec(&found.wire) {
+                        aa = false;
+                        answer.rcode = msg.metadata.response_code.low();
+                        answer.answers.extend(msg.answers);
+                        answer.authority = msg.authorities;
+                    }
+                }
+                Err(e) => {
+                    debug!(error = %e, "the RPZ CNAME target did not resolve");
+                    answer.rcode = wire::rcode::SERVFAIL as u8;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(512);
+        render::render(q, raw, &answer, aa, recursion, limit, &mut out);
+        out
     }
 
     fn error(
@@ -341,6 +504,31 @@ impl Handler {
             Protocol::Tcp => 65535,
         };
         let recursion = recursion_offered(live.mode, action);
+        if let PolicyVerdict::Follow(answer, target) = live
+            .policy
+            .decide(q.qname, q.qtype, proto == Protocol::Tcp)
+            .verdict
+        {
+            let out = self
+                .follow(
+                    &q,
+                    &raw,
+                    answer,
+                    target,
+                    recursion && q.rd(),
+                    recursion,
+                    limit,
+                )
+                .await;
+            self.metrics.query(
+                proto,
+                q.qtype,
+                u16::from(out.get(3).copied().unwrap_or(0) & 0x0f),
+                false,
+                start.elapsed(),
+            );
+            return Some(out);
+        }
         if !recursion || !q.rd() {
             let resp = referral::answer(&self.resolver, &q, &name, recursion).await;
             let Some(mut resp) = resp else {

@@ -36,6 +36,7 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::policy::Policy;
 use crate::resolve::route::Routes;
 use crate::resolve::{Resolver, Validation, hints};
 use handler::{Handler, Live};
@@ -62,6 +63,9 @@ pub enum StartError {
     TrustAnchors(#[from] crate::dnssec::AnchorError),
     #[error(transparent)]
     Routes(#[from] crate::resolve::route::RouteError),
+    /// A local zone or RPZ that cannot be built (a config error: exit 2).
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 impl StartError {
@@ -104,7 +108,9 @@ impl Server {
             hints::built_in()
         };
         let routes = Routes::from_config(&config)?;
+        let policy = Arc::new(Policy::from_config(&config)?);
         let metrics = Arc::new(Metrics::new());
+        metrics.policy_rules(policy.rpz.iter().map(|z| (&*z.name, z.rules().len())));
         let validation = Validation::from_config(&config.dnssec, clock.clone())?;
         let cache = Arc::new(Cache::new(&config.cache, clock));
         let resolver = Resolver::start(
@@ -118,7 +124,7 @@ impl Server {
         );
         resolver.routes.store(Arc::new(routes));
         let handler = Arc::new(Handler {
-            live: ArcSwap::from_pointee(Live::from_config(&config)),
+            live: ArcSwap::from_pointee(Live::from_config(&config, policy)),
             cache,
             resolver,
             metrics,
@@ -215,6 +221,11 @@ impl Running {
     /// Applies what can change live from a new config; returns the keys
     /// that need a restart to take effect.
     ///
+    /// The policy is built first, every RPZ file read again (a file
+    /// changed on disk is re-read even when the config text is the same);
+    /// when it cannot be built, nothing is applied and the error says why:
+    /// the old config and policy stay in force.
+    ///
     /// Live: `acl`, `ratelimit`, `server.mode`, `server.shutdown_grace_ms`,
     /// `cache.min_ttl`, `cache.max_ttl`, `cache.negative_max_ttl` (for data
     /// stored from then on), `cache.prefetch`, `cache.stale_answer_ttl`, `cache.client_timeout_ms`,
@@ -222,7 +233,11 @@ impl Running {
     /// which the binary applies).
     /// Everything else was copied into the listeners, caches or resolver at
     /// start and is reported here.
-    pub fn reload(&self, new: Config) -> Vec<&'static str> {
+    pub fn reload(&self, new: Config) -> Result<Vec<&'static str>, crate::policy::PolicyError> {
+        let policy = Arc::new(Policy::from_config_after(
+            &new,
+            Some(&self.handler.live.load().policy),
+        )?);
         let old = self.config.load();
         let mut restart = Vec::new();
         let (o, n) = (&old.server, &new.server);
@@ -287,9 +302,14 @@ impl Running {
             }
         }
         self.handler.cache.policy.set(&new.cache);
-        self.handler.live.store(Arc::new(Live::from_config(&new)));
+        self.handler
+            .metrics
+            .policy_rules(policy.rpz.iter().map(|z| (&*z.name, z.rules().len())));
+        self.handler
+            .live
+            .store(Arc::new(Live::from_config(&new, policy)));
         self.config.store(Arc::new(new));
-        restart
+        Ok(restart)
     }
 
     /// Stops accepting, lets in-flight queries finish for up to `grace`.
