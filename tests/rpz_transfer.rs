@@ -921,3 +921,94 @@ async fn a_zone_of_two_hundred_thousand_policies_transfers_and_updates_increment
     assert_eq!(t.records().len(), COUNT + 7);
     println!("{COUNT} policies: AXFR {axfr:?} (+{grown} KiB RSS), IXFR of 20 changes {ixfr:?}");
 }
+
+/// The RPZ zone the daemon test transfers: `www.corp.lab` blocked from
+/// the start, and whatever `extra` adds.
+fn block_rpz(serial: u32, extra: &str) -> String {
+    format!(
+        "$ORIGIN block.rpz.\n$TTL 300\n\
+         @ IN SOA localhost. hostmaster {serial} 1 1 86400 60\n\
+         @ IN NS localhost.\n\
+         www.corp.lab CNAME .\n\
+         {extra}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_transfers_an_rpz_zone_from_nsd_and_applies_a_serial_bump_to_cached_names() {
+    off_thread(|| {
+        const RPZ_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 25, 3);
+        let mut zones = support::e2e::lab_tree();
+        zones.push(Zone {
+            origin: "block.rpz.",
+            server: RPZ_IP,
+            text: block_rpz(1, ""),
+        });
+        let mut nsd = Nsd::start_with_zone_options(zones, "", PROVIDE_XFR);
+        let primary = nsd.addr(RPZ_IP).to_string();
+        let taproot =
+            support::e2e::TaprootProcess::start(&nsd, |c: &mut taproot::config::Config| {
+                c.rpz = vec![taproot::config::RpzConfig {
+                    zone: "block.rpz".into(),
+                    file: String::new(),
+                    primary: primary.clone(),
+                    ede: taproot::config::RpzEde::Blocked,
+                }];
+            });
+        let status = |name: &str| support::e2e::dig(taproot.dns, &[name, "A"]);
+        // The first transfer runs at start.
+        let blocked = poll(WAIT, || {
+            let r = status("www.corp.lab");
+            (r.status == "NXDOMAIN").then_some(r)
+        });
+        let blocked = blocked.unwrap_or_else(|| {
+            let axfr = std::process::Command::new("dig")
+                .args([
+                    "-p",
+                    &nsd.port().to_string(),
+                    "@127.0.25.3",
+                    "block.rpz",
+                    "AXFR",
+                ])
+                .output()
+                .expect("dig");
+            panic!(
+                "never blocked:\n{}\n{}\n{}",
+                taproot.log(),
+                String::from_utf8_lossy(&axfr.stdout),
+                nsd.logs()
+            )
+        });
+        assert!(
+            blocked.text.contains("block.rpz"),
+            "EDE names the zone: {}",
+            blocked.text
+        );
+        // A name the policy leaves alone, now cached.
+        let edge = status("edge.cdn.lab");
+        assert_eq!(edge.answers("A"), ["192.0.2.80"], "{}", edge.text);
+        // Serial 2 adds it; the SOA refresh (1 s) brings it in by itself.
+        nsd.reload_zone("block.rpz.", &block_rpz(2, "edge.cdn.lab CNAME .\n"));
+        let now_blocked = poll(WAIT, || {
+            let r = status("edge.cdn.lab");
+            (r.status == "NXDOMAIN").then_some(r)
+        });
+        assert!(
+            now_blocked.is_some(),
+            "the bumped zone never applied:\n{}",
+            taproot.log()
+        );
+        assert!(
+            taproot
+                .log()
+                .contains("RPZ rules replaced from the transfer")
+        );
+        let rules = support::e2e::scrape::sum(
+            &taproot.metrics_text(),
+            "taproot_policy_rules",
+            &[("zone", "block.rpz")],
+        );
+        assert_eq!(rules, 2.0, "{}", taproot.metrics_text());
+    })
+    .await;
+}

@@ -20,6 +20,7 @@ pub mod handler;
 mod listen;
 pub mod ratelimit;
 pub mod tcp;
+mod transfers;
 pub mod udp;
 
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ use crate::policy::Policy;
 use crate::resolve::route::Routes;
 use crate::resolve::{Resolver, Validation, hints};
 use handler::{Handler, Live};
+use transfers::Transfers;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +90,8 @@ pub struct Running {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     udp_threads: Vec<std::thread::JoinHandle<()>>,
+    /// `[[rpz]]` zones transferred from a primary.
+    transfers: Transfers,
 }
 
 /// Entry point for the daemon and for in-process tests.
@@ -130,6 +134,8 @@ impl Server {
             metrics,
         });
         let shutdown = CancellationToken::new();
+        let transfers = Transfers::new(shutdown.clone());
+        transfers.reconcile(&config, &handler);
         let shutdown_flag = Arc::new(AtomicBool::new(false));
         let tracker = TaskTracker::new();
         let threads = config.worker_threads();
@@ -208,6 +214,7 @@ impl Server {
             shutdown,
             tracker,
             udp_threads,
+            transfers,
         })
     }
 }
@@ -308,6 +315,7 @@ impl Running {
         self.handler
             .live
             .store(Arc::new(Live::from_config(&new, policy)));
+        self.transfers.reconcile(&new, &self.handler);
         self.config.store(Arc::new(new));
         Ok(restart)
     }
