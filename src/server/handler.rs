@@ -19,10 +19,12 @@ use tracing::debug;
 
 use super::acl::Acl;
 use super::batch::BATCH;
+use super::ddr::Designation;
 use super::ratelimit::{RateLimiter, Verdict};
+use super::transport::Transport;
 use crate::cache::{Cache, Pinned, to_wire};
 use crate::config::{AclAction, Config, Mode};
-use crate::metrics::{Metrics, Protocol};
+use crate::metrics::Metrics;
 use crate::resolve::{Question, ResolveError, Resolver, referral};
 use crate::wire::{self, ClientQuery, ParsedQuery, Rejection, flags, qtype};
 
@@ -35,6 +37,9 @@ pub struct Live {
     pub serve_stale: bool,
     pub stale_answer_ttl: u32,
     pub client_timeout: Duration,
+    /// The DDR answer (RFC 9462), when `server.tls.name` is set; made
+    /// from the bound listeners by [`super::Running`].
+    pub designation: Option<Designation>,
 }
 
 impl Live {
@@ -47,6 +52,7 @@ impl Live {
             serve_stale: c.cache.serve_stale,
             stale_answer_ttl: c.cache.stale_answer_ttl,
             client_timeout: Duration::from_millis(c.cache.client_timeout_ms),
+            designation: None,
         }
     }
 }
@@ -96,6 +102,26 @@ impl Prepared {
 
     fn key(&self) -> &[u8] {
         &self.key[..self.key_len]
+    }
+
+    /// The query's EDNS, for the options a stream transport answers
+    /// (keepalive, padding) after the handler has made the response.
+    pub fn edns(&self) -> Option<wire::ClientEdns> {
+        self.parsed.ok().and_then(|p| p.edns())
+    }
+
+    /// The packet is not a DNS query that can be answered at all (too
+    /// short, a response, or a question that does not parse): DNS over
+    /// HTTPS says so with status 400 instead of a DNS error (RFC 8484 §4.2.1).
+    pub fn unparsable(&self) -> bool {
+        matches!(
+            self.parsed,
+            Err(Rejection::Drop(_))
+                | Err(Rejection::Error {
+                    rcode: wire::rcode::FORMERR,
+                    ..
+                })
+        )
     }
 }
 
@@ -157,7 +183,7 @@ impl Handler {
         raw: &[u8],
         prepared: &Prepared,
         src: SocketAddr,
-        proto: Protocol,
+        proto: Transport,
         out: &mut Vec<u8>,
     ) -> Fast {
         let start = Instant::now();
@@ -194,7 +220,7 @@ impl Handler {
             }
             AclAction::Allow | AclAction::AllowReferral => {}
         }
-        if proto == Protocol::Udp
+        if proto.is_datagram()
             && let Some(rl) = &live.ratelimit
         {
             match rl.check(src.ip()) {
@@ -232,6 +258,9 @@ impl Handler {
                 return self.error(&q, raw, wire::rcode::FORMERR, proto, start, out);
             }
             qtype::ANY => return self.any(&q, raw, proto, start, out, live.mode),
+            qtype::SVCB if Designation::asks(q.qname) && live.designation.is_some() => {
+                return self.designation(&q, raw, proto, start, out, &live, action);
+            }
             _ => {}
         }
         let key = prepared.key();
@@ -245,10 +274,7 @@ impl Handler {
             return Fast::Miss;
         };
         let recursion = recursion_offered(live.mode, action);
-        let limit = match proto {
-            Protocol::Udp => q.udp_limit(),
-            Protocol::Tcp => 65535,
-        };
+        let limit = proto.max_response(|| q.udp_limit());
         answer.render(&q, now, recursion, None, limit, out);
         if live.prefetch && answer.wants_prefetch(now) && answer.claim_prefetch() {
             self.resolver.prefetch(key);
@@ -268,7 +294,7 @@ impl Handler {
         q: &ClientQuery<'_>,
         raw: &[u8],
         rcode: u16,
-        proto: Protocol,
+        proto: Transport,
         start: Instant,
         out: &mut Vec<u8>,
     ) -> Fast {
@@ -278,12 +304,33 @@ impl Handler {
         Fast::Reply
     }
 
+    /// RFC 9462 §4: `_dns.resolver.arpa. SVCB` names the encrypted listeners.
+    #[allow(clippy::too_many_arguments)]
+    fn designation(
+        &self,
+        q: &ClientQuery<'_>,
+        raw: &[u8],
+        proto: Transport,
+        start: Instant,
+        out: &mut Vec<u8>,
+        live: &Live,
+        action: AclAction,
+    ) -> Fast {
+        let Some(d) = &live.designation else {
+            return Fast::Miss;
+        };
+        *out = d.answer(q, raw, recursion_offered(live.mode, action));
+        self.metrics
+            .query(proto, q.qtype, wire::rcode::NOERROR, true, start.elapsed());
+        Fast::Reply
+    }
+
     /// RFC 8482 §4.2: ANY gets one synthesised HINFO record, never every RRset.
     fn any(
         &self,
         q: &ClientQuery<'_>,
         raw: &[u8],
-        proto: Protocol,
+        proto: Transport,
         start: Instant,
         out: &mut Vec<u8>,
         mode: Mode,
@@ -319,7 +366,7 @@ impl Handler {
         raw: Vec<u8>,
         prepared: Prepared,
         src: SocketAddr,
-        proto: Protocol,
+        proto: Transport,
     ) -> Option<Vec<u8>> {
         let start = Instant::now();
         let q = prepared.query(&raw).ok()?;
@@ -336,10 +383,7 @@ impl Handler {
                 None,
             ));
         };
-        let limit = match proto {
-            Protocol::Udp => q.udp_limit(),
-            Protocol::Tcp => 65535,
-        };
+        let limit = proto.max_response(|| q.udp_limit());
         let recursion = recursion_offered(live.mode, action);
         if !recursion || !q.rd() {
             let resp = referral::answer(&self.resolver, &q, &name, recursion).await;
@@ -438,7 +482,7 @@ impl Handler {
         key: &[u8],
         live: &Live,
         limit: usize,
-        proto: Protocol,
+        proto: Transport,
         start: Instant,
     ) -> Option<Vec<u8>> {
         if !live.serve_stale {
