@@ -78,6 +78,10 @@ PERF=${PERF:-0}
 VALIDATE=${VALIDATE:-0}
 TRACE_KEEP=${TRACE_KEEP:-}   # [trace] keep_failures; unset: taproot's default (32)
 SHIPPED=${SHIPPED:-0}
+# Hooks for bench/encrypted.sh: lines added to taproot's [server] table
+# (with any [server.*] tables after them) and to Unbound's server: clause.
+TAPROOT_SERVER_EXTRA=${TAPROOT_SERVER_EXTRA:-}
+UNBOUND_EXTRA=${UNBOUND_EXTRA:-}
 
 SERVERS=(taproot unbound floor)
 declare -A PORT=([taproot]=$TAPROOT_PORT [unbound]=$UNBOUND_PORT [floor]=$FLOOR_PORT)
@@ -401,6 +405,7 @@ start_taproot() {
 [server]
 listen = ["127.0.0.1:$TAPROOT_PORT"]
 threads = 1
+$TAPROOT_SERVER_EXTRA
 
 [resolver]
 root_hints_file = "$WORK/root.hints"
@@ -473,6 +478,7 @@ server:
   rrset-cache-size: 2048m
   ratelimit: 0
   ip-ratelimit: 0
+$UNBOUND_EXTRA
 remote-control:
   control-enable: no
 EOF
@@ -774,4 +780,7 @@ main() {
     report | tee "$WORK/report.txt"
 }
 
-main "$@"
+# bench/encrypted.sh sources this file for its functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi
