@@ -723,6 +723,14 @@ impl Config {
                 ),
             ));
         }
+        if !s.tls.name.is_empty()
+            && let Err(e) = hickory_proto::rr::Name::from_ascii(&s.tls.name)
+        {
+            return Err(bad(
+                "server.tls.name",
+                format!("{:?} is not a domain name: {e}", s.tls.name),
+            ));
+        }
         if s.listen_tls.is_empty() && s.listen_https.is_empty() {
             return Ok(());
         }
