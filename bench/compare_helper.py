@@ -146,14 +146,17 @@ def table(path):
         good = [x for x in xs if not math.isnan(x)]
         return statistics.median(good) if good else math.nan
 
-    head = ["metric", "taproot", "unbound", "taproot/unbound", "floor"]
+    # bench/encrypted.sh with BENCH_TAPROOT_BEFORE: an older taproot build
+    # takes the floor's column.
+    third = "before" if any(srv == "before" for (_, srv) in vals) else "floor"
+    head = ["metric", "taproot", "unbound", "taproot/unbound", third]
     rows = []
     for key, label, dec in ROWS:
         if key == "section":
             rows.append(None if not rows else "sep")
             rows.append(("## " + label, "", "", "", ""))
             continue
-        t, u, fl = med(key, "taproot"), med(key, "unbound"), med(key, "floor")
+        t, u, fl = med(key, "taproot"), med(key, "unbound"), med(key, third)
         if t is None and u is None:
             continue
         ratio = "-"

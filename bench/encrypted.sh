@@ -14,6 +14,10 @@
 # the same offered rate over ONE connection (dnsperf -c 1), and the server's
 # CPU per answered query comes from /proc/PID/stat as in compare.sh.
 #
+# BENCH_TAPROOT_BEFORE=path: also run that (older) taproot build on
+# 127.0.0.1:5399, plain UDP and TCP only, in the same rounds: the "before"
+# column, for a before/after comparison of the plain hit path in one run.
+#
 # Knobs: ROUNDS (3) ENC_RATE (10000 q/s) SECS (10) ENC_Q (100 outstanding:
 # Unbound's http-max-streams is 100) HOT (5000) and compare.sh's others.
 # Run as root, like compare.sh. All traffic stays on loopback.
@@ -29,6 +33,8 @@ TAPROOT_DOT_PORT=${TAPROOT_DOT_PORT:-5395}
 TAPROOT_DOH_PORT=${TAPROOT_DOH_PORT:-5396}
 UNBOUND_DOT_PORT=${UNBOUND_DOT_PORT:-5397}
 UNBOUND_DOH_PORT=${UNBOUND_DOH_PORT:-5398}
+TAPROOT_BEFORE_PORT=${TAPROOT_BEFORE_PORT:-5399}
+BENCH_TAPROOT_BEFORE=${BENCH_TAPROOT_BEFORE:-}
 # shellcheck source=compare.sh
 source "$HERE/compare.sh"
 SERVERS=(taproot unbound)
@@ -60,6 +66,7 @@ enc_run() {
     taproot:doh) port=$TAPROOT_DOH_PORT ;;
     unbound:dot) port=$UNBOUND_DOT_PORT ;;
     unbound:doh) port=$UNBOUND_DOH_PORT ;;
+    before:*) port=$TAPROOT_BEFORE_PORT ;;
     *) port=${PORT[$s]} ;;
     esac
     args=(-m "$mode" -s 127.0.0.1 -p "$port")
@@ -107,20 +114,39 @@ encrypted_main() {
         "$UNBOUND_DOT_PORT" "$UNBOUND_DOH_PORT" "$UNBOUND_DOT_PORT" "$UNBOUND_DOH_PORT" "$KEY" "$CHAIN")
     write_tree
     start_tree
+    if [ -n "$BENCH_TAPROOT_BEFORE" ]; then
+        # The older build, started through the same function with its own
+        # binary, ports and work dir (the hints are copied beside it).
+        local main_work=$WORK
+        WORK="$main_work/before"
+        mkdir -p "$WORK"
+        cp "$main_work/root.hints" "$WORK/"
+        TAPROOT_BIN=$BENCH_TAPROOT_BEFORE TAPROOT_PORT=$TAPROOT_BEFORE_PORT \
+            METRICS_PORT=$((TAPROOT_BEFORE_PORT + 1)) TAPROOT_SERVER_EXTRA="" start_taproot
+        WORK=$main_work
+        PID[before]=${PID[taproot]}
+        PORT[before]=$TAPROOT_BEFORE_PORT
+        SERVERS+=(before)
+    fi
     start_taproot
     start_unbound
     local s comm
     for s in "${SERVERS[@]}"; do
         wait_for 30 "$s" answers "${PORT[$s]}" || die "$s did not answer on port ${PORT[$s]}"
         comm=$(cat "/proc/${PID[$s]}/comm")
-        [ "$comm" = "$s" ] || die "pid ${PID[$s]} is '$comm', not $s: cannot measure its CPU"
+        [ "$comm" = "$s" ] || [ "$s:$comm" = before:taproot ] ||
+            die "pid ${PID[$s]} is '$comm', not $s: cannot measure its CPU"
     done
     warm
+    if [ -n "$BENCH_TAPROOT_BEFORE" ]; then
+        run_dnsperf "$WORK/warm-before.out" 120 -s 127.0.0.1 -p "$TAPROOT_BEFORE_PORT" -d "$WORK/hot.txt" -n 1 -q 100 -t 5 -l 120
+    fi
     local r i mode order
     for ((r = 0; r < ROUNDS; r++)); do
         for mode in udp tcp dot doh; do
             order=(taproot unbound)
             [ $((r % 2)) = 1 ] && order=(unbound taproot)
+            case "$mode" in udp | tcp) [ -n "$BENCH_TAPROOT_BEFORE" ] && order+=(before) ;; esac
             for s in "${order[@]}"; do
                 ensure_running
                 enc_run "$s" "$r" "$mode"
