@@ -8,15 +8,15 @@
 //! the listener ([`super::listener`]) in front of it.
 //!
 //! ```text
-//!  reader ─► frame ─► Handler::fast ─┬─ reply ───────────────► writer task ─► stream
-//!                                    └─ miss ─► task: slow ──┘
+//!  read ─► whole frames ─► Handler::fast ─┬─ hit ──────────────────► one write per read
+//!                                         └─ miss ─► task: slow ─► channel ─┘
 //! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,7 +25,7 @@ use super::edns;
 use super::handler::{Fast, Handler};
 use super::transport::Transport;
 
-/// Responses queued for one connection's writer before readers wait.
+/// Misses' answers queued for one connection before their tasks wait.
 const WRITE_QUEUE: usize = 64;
 
 /// What every stream connection shares with its listener.
@@ -41,69 +41,131 @@ pub struct Context {
 
 /// Serves DNS messages on `stream` until the client closes it, it idles
 /// out, or the server shuts down.
-pub async fn serve<S>(stream: S, peer: SocketAddr, transport: Transport, cx: &Context)
+///
+/// One task owns the stream, reading and writing: every whole query a read
+/// brought in is answered, the hits are written together (one write, one
+/// TLS record), and only then does the task wait, for more bytes or for a
+/// miss's answer from its resolution task. A pipelined burst costs one
+/// wake-up and one write, and a hit never crosses to another task.
+pub async fn serve<S>(mut stream: S, peer: SocketAddr, transport: Transport, cx: &Context)
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (reader, mut writer) = tokio::io::split(stream);
-    let mut reader = BufReader::new(reader);
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
-    let writer_task = tokio::spawn(async move {
-        let mut framed = Vec::with_capacity(4096);
-        while let Some(first) = rx.recv().await {
-            // Everything already answered goes out in one write (one TLS
-            // record, one segment) instead of one each.
-            framed.clear();
-            frame(&first, &mut framed);
-            while let Ok(next) = rx.try_recv() {
-                frame(&next, &mut framed);
-            }
-            if writer.write_all(&framed).await.is_err() || writer.flush().await.is_err() {
-                break;
-            }
-        }
-        let _ = writer.shutdown().await;
-    });
     let handler = &cx.handler;
-    let mut out = Vec::with_capacity(4096);
+    // Misses' answers, framed, from their resolution tasks.
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
+    let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut outbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut answer = Vec::with_capacity(READ_CHUNK);
+    let mut idle_since = tokio::time::Instant::now();
+    // Made once: a timer armed or a shutdown waiter registered per query
+    // would cost more than the query (the timer is moved on only when it
+    // fires early).
+    let idle_timer = tokio::time::sleep(cx.idle);
+    let shutdown = cx.shutdown.cancelled();
+    tokio::pin!(idle_timer, shutdown);
     loop {
-        let len = tokio::select! {
-            r = tokio::time::timeout(cx.idle, reader.read_u16()) => match r {
-                Ok(Ok(len)) => len as usize,
-                _ => break, // idle timeout, EOF or error
-            },
-            _ = cx.shutdown.cancelled() => break,
-        };
-        let mut buf = vec![0u8; len];
-        match tokio::time::timeout(cx.idle, reader.read_exact(&mut buf)).await {
-            Ok(Ok(_)) => {}
-            _ => break,
-        }
-        let prepared = handler.prepare(&buf);
-        let query_edns = prepared.edns();
-        match handler.fast(&buf, &prepared, peer, transport, &mut out) {
-            Fast::Reply => {
-                edns::finish(&mut out, query_edns, transport, cx.idle);
-                if tx.send(out.clone()).await.is_err() {
-                    break;
+        let mut at = 0;
+        while let Some(len) = whole_frame(&inbuf[at..]) {
+            let raw = &inbuf[at + 2..at + 2 + len];
+            at += 2 + len;
+            let prepared = handler.prepare(raw);
+            let query_edns = prepared.edns();
+            match handler.fast(raw, &prepared, peer, transport, &mut answer) {
+                Fast::Reply => {
+                    edns::finish(&mut answer, query_edns, transport, cx.idle);
+                    frame(&answer, &mut outbuf);
+                }
+                Fast::Drop => {}
+                Fast::Miss => {
+                    let (handler, tx, idle) = (handler.clone(), tx.clone(), cx.idle);
+                    let raw = raw.to_vec();
+                    cx.tracker.spawn(async move {
+                        if let Some(mut resp) = handler.slow(raw, prepared, peer, transport).await {
+                            edns::finish(&mut resp, query_edns, transport, idle);
+                            let mut framed = Vec::with_capacity(resp.len() + 2);
+                            frame(&resp, &mut framed);
+                            let _ = tx.send(framed).await;
+                        }
+                    });
                 }
             }
-            Fast::Drop => {}
-            Fast::Miss => {
-                let handler = handler.clone();
-                let tx = tx.clone();
-                let idle = cx.idle;
-                cx.tracker.spawn(async move {
-                    if let Some(mut resp) = handler.slow(buf, prepared, peer, transport).await {
-                        edns::finish(&mut resp, query_edns, transport, idle);
-                        let _ = tx.send(resp).await;
-                    }
-                });
+        }
+        if at > 0 {
+            inbuf.drain(..at);
+            idle_since = tokio::time::Instant::now();
+        }
+        if !outbuf.is_empty() {
+            if write_out(&mut stream, &outbuf).await.is_err() {
+                return;
+            }
+            outbuf.clear();
+        }
+        // Room for the rest of a long message, or the next read.
+        let want = match inbuf.as_slice() {
+            [hi, lo, ..] => 2 + usize::from(u16::from_be_bytes([*hi, *lo])),
+            _ => READ_CHUNK,
+        };
+        inbuf.reserve(want.saturating_sub(inbuf.len()).max(READ_CHUNK));
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some(framed) = rx.recv() => {
+                outbuf.extend_from_slice(&framed);
+                while let Ok(more) = rx.try_recv() {
+                    outbuf.extend_from_slice(&more);
+                }
+            }
+            // Cancel-safe: when another branch wins, nothing was read.
+            r = stream.read_buf(&mut inbuf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+            _ = &mut idle_timer => {
+                if idle_since.elapsed() >= cx.idle {
+                    break;
+                }
+                idle_timer.as_mut().reset(idle_since + cx.idle);
             }
         }
     }
+    // The client stopped sending (or the server is stopping): answers to
+    // queries already read still go out, for as long as the idle timeout.
     drop(tx);
-    let _ = writer_task.await;
+    if !cx.shutdown.is_cancelled() {
+        let drain = async {
+            while let Some(framed) = rx.recv().await {
+                outbuf.extend_from_slice(&framed);
+                if write_out(&mut stream, &outbuf).await.is_err() {
+                    return;
+                }
+                outbuf.clear();
+            }
+        };
+        let _ = tokio::time::timeout(cx.idle, drain).await;
+    } else if !outbuf.is_empty() {
+        let _ = write_out(&mut stream, &outbuf).await;
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// Bytes a read asks for at least.
+const READ_CHUNK: usize = 4096;
+
+async fn write_out<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
+/// The length of the message `buffered` starts with, when all of it is there.
+fn whole_frame(buffered: &[u8]) -> Option<usize> {
+    match buffered {
+        [hi, lo, rest @ ..] => {
+            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+            (rest.len() >= len).then_some(len)
+        }
+        _ => None,
+    }
 }
 
 /// Appends `msg` with its two-byte length prefix (RFC 1035 §4.2.2).
