@@ -968,3 +968,59 @@ async fn sighup_swaps_the_certificate_for_new_handshakes_and_keeps_open_connecti
         "{text}"
     );
 }
+
+/// `--listen-tls` and `--listen-https` set the listeners as the config
+/// keys do: without a certificate either is a config error naming the key,
+/// and with one check-config prints them in the effective config.
+#[test]
+fn the_listen_tls_and_listen_https_flags_override_the_config() {
+    let pki = Pki::new();
+    let bare = pki.dir.path().join("bare.toml");
+    std::fs::write(&bare, "[server]\nlisten = [\"127.0.0.1:0\"]\n").expect("write");
+    for flag in ["--listen-tls", "--listen-https"] {
+        let out = taproot_cmd(&[
+            "--config",
+            &bare.display().to_string(),
+            flag,
+            "127.0.0.1:8853",
+            "check-config",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(err.contains("server.tls.certificate_file"), "{flag}: {err}");
+    }
+    let with_cert = pki.dir.path().join("cert.toml");
+    std::fs::write(
+        &with_cert,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[server.tls]\ncertificate_file = \"{}\"\nkey_file = \"{}\"\n",
+            pki.chain.display(),
+            pki.key.display()
+        ),
+    )
+    .expect("write");
+    let out = taproot_cmd(&[
+        "--config",
+        &with_cert.display().to_string(),
+        "--listen-tls",
+        "127.0.0.1:8853",
+        "--listen-https",
+        "127.0.0.1:8443",
+        "check-config",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("listen_tls = [\"127.0.0.1:8853\"]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("listen_https = [\"127.0.0.1:8443\"]"),
+        "{stdout}"
+    );
+}
