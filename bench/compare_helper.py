@@ -164,6 +164,17 @@ def table(path):
             ratio = f"{t / u:.2f}" if u != 0 else ("1.00" if t == 0 else "inf")
         rows.append((label, fmt(t, dec), fmt(u, dec), ratio, fmt(fl, dec)))
     rows = [r for r in rows if r is not None]
+    # A section with no rows (a phase the run skipped) is left out.
+    kept = []
+    for i, r in enumerate(rows):
+        if r != "sep" and r[0].startswith("## "):
+            nxt = rows[i + 1] if i + 1 < len(rows) else "sep"
+            if nxt == "sep" or nxt[0].startswith("## "):
+                if kept and kept[-1] == "sep":
+                    kept.pop()
+                continue
+        kept.append(r)
+    rows = [r for i, r in enumerate(kept) if not (r == "sep" and (i == 0 or i == len(kept) - 1))]
     widths = [len(h) for h in head]
     for r in rows:
         if r != "sep":
@@ -179,7 +190,7 @@ def table(path):
     # Thresholds: an idle 2-core machine shows under 1% server wait and ~12-14% PSI
     # stall (dnsperf's two threads share one core).
     waits = [v for k, vs in vals.items() if k[0] == "hit_wait_pct" for v in vs if v > 2]
-    stalls = [v for k, vs in vals.items() if k[0] == "hit_stall_pct" for v in vs if v > 20]
+    stalls = [v for k, vs in vals.items() if k[0] in ("hit_stall_pct", "enc_stall_pct") for v in vs if v > 20]
     if waits or stalls:
         print(
             f"WARNING: contention in {max(len(waits), len(stalls))} cache-hit run(s) (server waited for "

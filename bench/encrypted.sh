@@ -106,7 +106,9 @@ encrypted_main() {
     RESULTS="$WORK/results.tsv"
     : >"$RESULTS"
     local v
-    for v in $(compgen -e | grep '^TAPROOT_' | grep -v '_PORT$' || true); do unset "$v"; done
+    # No TAPROOT_* variable may reach taproot (it reads them as config);
+    # this script's own knobs (TAPROOT_PORT, …) keep their values unexported.
+    for v in $(compgen -e | grep '^TAPROOT_' || true); do export -n "$v"; done
     make_certificate
     TAPROOT_SERVER_EXTRA=$(printf 'listen_tls = ["127.0.0.1:%s"]\nlisten_https = ["127.0.0.1:%s"]\n[server.tls]\ncertificate_file = "%s"\nkey_file = "%s"\n' \
         "$TAPROOT_DOT_PORT" "$TAPROOT_DOH_PORT" "$CHAIN" "$KEY")
@@ -121,8 +123,16 @@ encrypted_main() {
         WORK="$main_work/before"
         mkdir -p "$WORK"
         cp "$main_work/root.hints" "$WORK/"
-        TAPROOT_BIN=$BENCH_TAPROOT_BEFORE TAPROOT_PORT=$TAPROOT_BEFORE_PORT \
-            METRICS_PORT=$((TAPROOT_BEFORE_PORT + 1)) TAPROOT_SERVER_EXTRA="" start_taproot
+        # Plain assignments, saved and restored: a prefix assignment would
+        # export them, and taproot reads TAPROOT_* variables as config.
+        local saved=("$TAPROOT_BIN" "$TAPROOT_PORT" "$METRICS_PORT" "$TAPROOT_SERVER_EXTRA")
+        TAPROOT_SERVER_EXTRA=""
+        TAPROOT_BIN=$BENCH_TAPROOT_BEFORE
+        TAPROOT_PORT=$TAPROOT_BEFORE_PORT
+        METRICS_PORT=$((TAPROOT_BEFORE_PORT + 1))
+        start_taproot
+        TAPROOT_BIN=${saved[0]} TAPROOT_PORT=${saved[1]} METRICS_PORT=${saved[2]}
+        TAPROOT_SERVER_EXTRA=${saved[3]}
         WORK=$main_work
         PID[before]=${PID[taproot]}
         PORT[before]=$TAPROOT_BEFORE_PORT
