@@ -84,6 +84,10 @@ VALIDATE=${VALIDATE:-0}
 TRACE_KEEP=${TRACE_KEEP:-}   # [trace] keep_failures; unset: taproot's default (32)
 SHIPPED=${SHIPPED:-0}
 RPZ=${RPZ:-0}                # triggers in a response policy zone both load; 0: none
+# Hooks for bench/encrypted.sh: lines added to taproot's [server] table
+# (with any [server.*] tables after them) and to Unbound's server: clause.
+TAPROOT_SERVER_EXTRA=${TAPROOT_SERVER_EXTRA:-}
+UNBOUND_EXTRA=${UNBOUND_EXTRA:-}
 
 SERVERS=(taproot unbound floor)
 declare -A PORT=([taproot]=$TAPROOT_PORT [unbound]=$UNBOUND_PORT [floor]=$FLOOR_PORT)
@@ -418,6 +422,7 @@ start_taproot() {
 [server]
 listen = ["127.0.0.1:$TAPROOT_PORT"]
 threads = 1
+$TAPROOT_SERVER_EXTRA
 
 [resolver]
 root_hints_file = "$WORK/root.hints"
@@ -497,6 +502,7 @@ server:
   ratelimit: 0
   ip-ratelimit: 0
 $rpz
+$UNBOUND_EXTRA
 remote-control:
   control-enable: no
 EOF
@@ -799,4 +805,7 @@ main() {
     report | tee "$WORK/report.txt"
 }
 
-main "$@"
+# bench/encrypted.sh sources this file for its functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi

@@ -92,6 +92,22 @@ ROWS = [
     ("lossy_fail_pct", "names not answered NOERROR %", 2),
     ("lossy_avg_ms", "average latency ms", 1),
     ("lossy_rcvbuf_errors", "kernel UDP receive-buffer errors (nstat)", 0),
+    ("section", "Cache hits by transport, bench/encrypted.sh (median of rounds)", 0),
+    ("enc_udp_cpu_us", "UDP: server CPU µs per answered query", 2),
+    ("enc_tcp_cpu_us", "TCP: server CPU µs per answered query", 2),
+    ("enc_dot_cpu_us", "DoT: server CPU µs per answered query", 2),
+    ("enc_doh_cpu_us", "DoH (HTTP/2): server CPU µs per answered query", 2),
+    ("enc_udp_qps", "UDP: achieved q/s", 0),
+    ("enc_tcp_qps", "TCP: achieved q/s", 0),
+    ("enc_dot_qps", "DoT: achieved q/s", 0),
+    ("enc_doh_qps", "DoH: achieved q/s", 0),
+    ("enc_udp_lost_pct", "UDP: queries lost %", 3),
+    ("enc_tcp_lost_pct", "TCP: queries lost %", 3),
+    ("enc_dot_lost_pct", "DoT: queries lost %", 3),
+    ("enc_doh_lost_pct", "DoH: queries lost %", 3),
+    ("enc_dot_avg_us", "DoT: average latency µs", 0),
+    ("enc_doh_avg_us", "DoH: average latency µs", 0),
+    ("enc_stall_pct", "machine CPU stall (PSI some), % of run time", 1),
     ("section", "Memory (one fill)", 0),
     ("mem_names", "names cached", 0),
     ("mem_fill_names_s", "fill rate names/s", 0),
@@ -130,14 +146,17 @@ def table(path):
         good = [x for x in xs if not math.isnan(x)]
         return statistics.median(good) if good else math.nan
 
-    head = ["metric", "taproot", "unbound", "taproot/unbound", "floor"]
+    # bench/encrypted.sh with BENCH_TAPROOT_BEFORE: an older taproot build
+    # takes the floor's column.
+    third = "before" if any(srv == "before" for (_, srv) in vals) else "floor"
+    head = ["metric", "taproot", "unbound", "taproot/unbound", third]
     rows = []
     for key, label, dec in ROWS:
         if key == "section":
             rows.append(None if not rows else "sep")
             rows.append(("## " + label, "", "", "", ""))
             continue
-        t, u, fl = med(key, "taproot"), med(key, "unbound"), med(key, "floor")
+        t, u, fl = med(key, "taproot"), med(key, "unbound"), med(key, third)
         if t is None and u is None:
             continue
         ratio = "-"
@@ -145,6 +164,17 @@ def table(path):
             ratio = f"{t / u:.2f}" if u != 0 else ("1.00" if t == 0 else "inf")
         rows.append((label, fmt(t, dec), fmt(u, dec), ratio, fmt(fl, dec)))
     rows = [r for r in rows if r is not None]
+    # A section with no rows (a phase the run skipped) is left out.
+    kept = []
+    for i, r in enumerate(rows):
+        if r != "sep" and r[0].startswith("## "):
+            nxt = rows[i + 1] if i + 1 < len(rows) else "sep"
+            if nxt == "sep" or nxt[0].startswith("## "):
+                if kept and kept[-1] == "sep":
+                    kept.pop()
+                continue
+        kept.append(r)
+    rows = [r for i, r in enumerate(kept) if not (r == "sep" and (i == 0 or i == len(kept) - 1))]
     widths = [len(h) for h in head]
     for r in rows:
         if r != "sep":
@@ -160,7 +190,7 @@ def table(path):
     # Thresholds: an idle 2-core machine shows under 1% server wait and ~12-14% PSI
     # stall (dnsperf's two threads share one core).
     waits = [v for k, vs in vals.items() if k[0] == "hit_wait_pct" for v in vs if v > 2]
-    stalls = [v for k, vs in vals.items() if k[0] == "hit_stall_pct" for v in vs if v > 20]
+    stalls = [v for k, vs in vals.items() if k[0] in ("hit_stall_pct", "enc_stall_pct") for v in vs if v > 20]
     if waits or stalls:
         print(
             f"WARNING: contention in {max(len(waits), len(stalls))} cache-hit run(s) (server waited for "

@@ -54,8 +54,9 @@ use taproot::cache::Resolution;
 use taproot::cache::{Cache, CachedAnswer, Pinned, Rank, pin};
 use taproot::clock::Clock;
 use taproot::config::{CacheConfig, Config, RateLimitConfig};
-use taproot::metrics::{Metrics, Protocol};
+use taproot::metrics::Metrics;
 use taproot::resolve::Resolver;
+use taproot::server::Transport;
 use taproot::server::handler::{Fast, Handler, Live};
 use taproot::wire::{self, ClientEdns, ClientQuery, KEY_MAX, flags};
 
@@ -339,6 +340,8 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
             payload: 1232,
             dnssec_ok: false,
             version: 0,
+            keepalive: false,
+            padding: false,
         });
         b.iter(|| {
             n = n.wrapping_add(1);
@@ -494,7 +497,7 @@ fn handler_benches(c: &mut Criterion, fx: &Fixture) {
         let mut out = Vec::with_capacity(4096);
         for packet in &fx.packets {
             let prepared = h.prepare(packet);
-            black_box(h.fast(packet, &prepared, src, Protocol::Udp, &mut out));
+            black_box(h.fast(packet, &prepared, src, Transport::Udp, &mut out));
         }
         g.bench_function(label, |b| {
             let mut n = 0usize;
@@ -503,7 +506,7 @@ fn handler_benches(c: &mut Criterion, fx: &Fixture) {
                 n = n.wrapping_add(1);
                 let packet = &fx.packets[scrambled(n)];
                 let prepared = h.prepare(packet);
-                let verdict = h.fast(packet, &prepared, src, Protocol::Udp, &mut out);
+                let verdict = h.fast(packet, &prepared, src, Transport::Udp, &mut out);
                 debug_assert_eq!(verdict, Fast::Reply);
                 black_box(verdict)
             })

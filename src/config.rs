@@ -308,6 +308,27 @@ pub struct ServerConfig {
     pub max_inflight_resolutions: usize,
     /// On SIGTERM, how long in-flight queries may still finish.
     pub shutdown_grace_ms: u64,
+    /// DNS over TLS (RFC 7858) is served on each address, e.g. `0.0.0.0:853`.
+    pub listen_tls: Vec<SocketAddr>,
+    /// DNS over HTTPS (RFC 8484) is served on each address, e.g. `0.0.0.0:443`.
+    pub listen_https: Vec<SocketAddr>,
+    /// The URI path of DNS over HTTPS (RFC 8484 §3 leaves it to the server).
+    pub https_path: String,
+    /// `[server.tls]`: the certificate of the TLS and HTTPS listeners.
+    pub tls: TlsConfig,
+}
+
+/// `[server.tls]`: what DNS over TLS and DNS over HTTPS present.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM chain, leaf first.
+    pub certificate_file: String,
+    /// PEM private key (PKCS #8, SEC1 or PKCS #1).
+    pub key_file: String,
+    /// The name clients authenticate; when set, taproot advertises its
+    /// encrypted listeners for Discovery of Designated Resolvers (RFC 9462).
+    pub name: String,
 }
 
 /// `[resolver]`: the walk.
@@ -478,6 +499,10 @@ impl Default for ServerConfig {
             tcp_max_connections_per_client: 32,
             max_inflight_resolutions: 4096,
             shutdown_grace_ms: 2_000,
+            listen_tls: Vec::new(),
+            listen_https: Vec::new(),
+            https_path: "/dns-query".into(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -617,6 +642,10 @@ pub struct ServerOverrides {
     pub mode: Option<Mode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_tls: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_https: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -691,6 +720,7 @@ impl Config {
         if self.server.listen.is_empty() {
             return Err(bad("server.listen", "at least one address is needed"));
         }
+        self.validate_tls(origin)?;
         if self.trace.keep_failures > MAX_KEEP_FAILURES {
             return Err(bad(
                 "trace.keep_failures",
@@ -802,6 +832,53 @@ impl Config {
             }
         }
         self.validate_routes(origin)
+    }
+
+    /// `[server.tls]` and the encrypted listeners: a TLS or HTTPS listener
+    /// needs a certificate and key that can be read (whether they load is
+    /// checked at start, and on reload without refusing the rest).
+    fn validate_tls(&self, origin: &str) -> Result<(), ConfigError> {
+        let s = &self.server;
+        let bad = |key: &'static str, problem: String| ConfigError::Invalid {
+            key,
+            origin: origin.to_string(),
+            problem,
+        };
+        if !s.https_path.starts_with('/') || s.https_path.contains(['?', '#', ' ']) {
+            return Err(bad(
+                "server.https_path",
+                format!(
+                    "{:?} is not a path (it starts with / and has no query)",
+                    s.https_path
+                ),
+            ));
+        }
+        if !s.tls.name.is_empty()
+            && let Err(e) = hickory_proto::rr::Name::from_ascii(&s.tls.name)
+        {
+            return Err(bad(
+                "server.tls.name",
+                format!("{:?} is not a domain name: {e}", s.tls.name),
+            ));
+        }
+        if s.listen_tls.is_empty() && s.listen_https.is_empty() {
+            return Ok(());
+        }
+        for (key, file) in [
+            ("server.tls.certificate_file", &s.tls.certificate_file),
+            ("server.tls.key_file", &s.tls.key_file),
+        ] {
+            if file.is_empty() {
+                return Err(bad(
+                    key,
+                    "is empty, but server.listen_tls or server.listen_https is set".into(),
+                ));
+            }
+            if let Err(e) = std::fs::File::open(file) {
+                return Err(bad(key, format!("cannot read {file}: {e}")));
+            }
+        }
+        Ok(())
     }
 
     /// `[[forward]]` and `[[stub]]`: names, servers, one entry per zone.

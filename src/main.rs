@@ -62,6 +62,12 @@ struct Cli {
     /// Listen address for UDP and TCP; repeat for several (overrides server.listen).
     #[arg(long, global = true)]
     listen: Vec<String>,
+    /// Listen address for DNS over TLS; repeat for several (overrides server.listen_tls).
+    #[arg(long, global = true)]
+    listen_tls: Vec<String>,
+    /// Listen address for DNS over HTTPS; repeat for several (overrides server.listen_https).
+    #[arg(long, global = true)]
+    listen_https: Vec<String>,
     /// recursive or iterative (overrides server.mode).
     #[arg(long, global = true, value_parser = parse_mode)]
     mode: Option<Mode>,
@@ -190,12 +196,18 @@ enum ExitError {
 
 impl Cli {
     fn overrides(&self) -> Overrides {
-        let server = (!self.listen.is_empty() || self.mode.is_some() || self.threads.is_some())
-            .then(|| ServerOverrides {
-                listen: (!self.listen.is_empty()).then(|| self.listen.clone()),
-                mode: self.mode,
-                threads: self.threads,
-            });
+        let server = (!self.listen.is_empty()
+            || !self.listen_tls.is_empty()
+            || !self.listen_https.is_empty()
+            || self.mode.is_some()
+            || self.threads.is_some())
+        .then(|| ServerOverrides {
+            listen: (!self.listen.is_empty()).then(|| self.listen.clone()),
+            mode: self.mode,
+            threads: self.threads,
+            listen_tls: (!self.listen_tls.is_empty()).then(|| self.listen_tls.clone()),
+            listen_https: (!self.listen_https.is_empty()).then(|| self.listen_https.clone()),
+        });
         let resolver =
             (self.root_hints_file.is_some() || self.upstream_port.is_some()).then(|| {
                 ResolverOverrides {
@@ -267,7 +279,11 @@ fn run(cli: Cli) -> Result<(), ExitError> {
             // Local zones and RPZ files are checked as a start would build them.
             taproot::policy::Policy::from_config(&config)
                 .map_err(|e| ExitError::Config(e.into()))?;
+            let certificate = check_certificate(&config)?;
             if !quiet {
+                if let Some(line) = certificate {
+                    eprintln!("taproot: {line}");
+                }
                 print!("{}", config.to_toml());
                 eprintln!("taproot: config OK");
             }
@@ -283,6 +299,31 @@ fn run(cli: Cli) -> Result<(), ExitError> {
             runtime.block_on(serve(config, source, log))
         }
     }
+}
+
+/// `check-config`: the certificate of the TLS and HTTPS listeners loads
+/// (exit 2 naming the key and file when not), and when it expires.
+fn check_certificate(config: &Config) -> Result<Option<String>, ExitError> {
+    let s = &config.server;
+    if s.listen_tls.is_empty() && s.listen_https.is_empty() {
+        return Ok(None);
+    }
+    let loaded =
+        taproot::server::tls::load(&s.tls).map_err(|e| ExitError::Unusable(e.to_string()))?;
+    Ok(Some(match loaded.expires {
+        Some(e) if e.days_left() < 0 => {
+            format!("TLS certificate {} expired on {e}", s.tls.certificate_file)
+        }
+        Some(e) => format!(
+            "TLS certificate {} expires {e} (in {} days)",
+            s.tls.certificate_file,
+            e.days_left()
+        ),
+        None => format!(
+            "TLS certificate {} loads; its expiry date did not parse",
+            s.tls.certificate_file
+        ),
+    }))
 }
 
 /// An operator command: one request to the running daemon's admin listener,
@@ -438,6 +479,22 @@ fn reload(running: &Running, source: &ConfigSource, log: &LogControl) {
 
 /// The one-line status `systemctl status taproot` shows.
 fn serving_status(running: &Running) -> String {
-    let addrs: Vec<String> = running.addrs.iter().map(ToString::to_string).collect();
-    format!("serving DNS on {}", addrs.join(", "))
+    let list = |addrs: &[std::net::SocketAddr]| {
+        addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut status = format!("serving DNS on {}", list(&running.addrs));
+    if !running.tls_addrs.is_empty() {
+        status.push_str(&format!("; DNS over TLS on {}", list(&running.tls_addrs)));
+    }
+    if !running.https_addrs.is_empty() {
+        status.push_str(&format!(
+            "; DNS over HTTPS on {}",
+            list(&running.https_addrs)
+        ));
+    }
+    status
 }

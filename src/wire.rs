@@ -35,6 +35,7 @@ pub mod qtype {
     pub const AXFR: u16 = 252;
     pub const MAILB: u16 = 253;
     pub const MAILA: u16 = 254;
+    pub const SVCB: u16 = 64;
     pub const ANY: u16 = 255;
 }
 /// Payload size taproot offers clients (DNS flag day 2020).
@@ -66,6 +67,20 @@ pub struct ClientEdns {
     pub payload: u16,
     pub dnssec_ok: bool,
     pub version: u8,
+    /// The client sent an edns-tcp-keepalive option (RFC 7828 §3.2.1):
+    /// a stream transport answers with its idle timeout.
+    pub keepalive: bool,
+    /// The client sent a Padding option (RFC 7830 §3): over an encrypted
+    /// transport its responses are padded too (RFC 8467 §4.1).
+    pub padding: bool,
+}
+
+/// EDNS option codes (IANA "DNS EDNS0 Option Codes").
+pub mod option {
+    /// RFC 7828.
+    pub const TCP_KEEPALIVE: u16 = 11;
+    /// RFC 7830.
+    pub const PADDING: u16 = 12;
 }
 
 /// A client query read in place from its datagram or TCP frame.
@@ -137,6 +152,11 @@ pub struct ParsedQuery {
 }
 
 impl ParsedQuery {
+    /// The query's EDNS, without the packet.
+    pub fn edns(&self) -> Option<ClientEdns> {
+        self.edns
+    }
+
     /// The query again, over the packet it was parsed from; `None` when
     /// `raw` is too short to be that packet.
     #[inline]
@@ -238,10 +258,13 @@ pub fn parse_query(raw: &[u8]) -> Result<ClientQuery<'_>, Rejection> {
                 return Err(formerr);
             }
             let version = ((rr.ttl >> 16) & 0xff) as u8;
+            let (keepalive, padding) = scan_options(raw, rr.ttl_at + 6, rr.end);
             edns = Some(ClientEdns {
                 payload: rr.class,
                 dnssec_ok: rr.ttl & 0x8000 != 0,
                 version,
+                keepalive,
+                padding,
             });
         }
         at = rr.end;
@@ -264,6 +287,64 @@ pub fn parse_query(raw: &[u8]) -> Result<ClientQuery<'_>, Rejection> {
         question_end,
         edns,
     })
+}
+
+/// Which of the options a stream transport answers (keepalive, padding)
+/// an OPT record's RDATA, `raw[at..end]`, holds. A query with no options
+/// (most of them) costs one comparison.
+#[inline]
+fn scan_options(raw: &[u8], mut at: usize, end: usize) -> (bool, bool) {
+    let (mut keepalive, mut padding) = (false, false);
+    while at + 4 <= end {
+        let (Some(code), Some(len)) = (read_u16(raw, at), read_u16(raw, at + 2)) else {
+            break;
+        };
+        match code {
+            option::TCP_KEEPALIVE => keepalive = true,
+            option::PADDING => padding = true,
+            _ => {}
+        }
+        at += 4 + len as usize;
+    }
+    (keepalive, padding)
+}
+
+/// The offset of the OPT record when it is the last record of `resp`, as
+/// taproot's responses put it ([`push_opt`] appends it): options can then
+/// be appended to the message in place.
+pub fn trailing_opt(resp: &[u8]) -> Option<usize> {
+    let qd = read_u16(resp, 4)?;
+    let rrs =
+        read_u16(resp, 6)? as usize + read_u16(resp, 8)? as usize + read_u16(resp, 10)? as usize;
+    let mut at = HEADER_LEN;
+    for _ in 0..qd {
+        at = skip_name(resp, at)? + 4;
+    }
+    let mut last = None;
+    for _ in 0..rrs {
+        let rr = read_rr(resp, at)?;
+        last = (rr.rtype == TYPE_OPT).then_some(at);
+        at = rr.end;
+    }
+    last.filter(|_| at == resp.len())
+}
+
+/// Appends one option to the OPT record at `opt` (from [`trailing_opt`]).
+pub fn append_option(resp: &mut Vec<u8>, opt: usize, code: u16, data: &[u8]) {
+    let rdlen_at = opt + 9;
+    let Some(rdlen) = read_u16(resp, rdlen_at) else {
+        return;
+    };
+    let Ok(len) = u16::try_from(data.len()) else {
+        return;
+    };
+    let Some(new) = rdlen.checked_add(4 + len) else {
+        return;
+    };
+    resp[rdlen_at..rdlen_at + 2].copy_from_slice(&new.to_be_bytes());
+    resp.extend_from_slice(&code.to_be_bytes());
+    resp.extend_from_slice(&len.to_be_bytes());
+    resp.extend_from_slice(data);
 }
 
 /// Scans an uncompressed name starting at `at`; returns the offset after it.
@@ -291,7 +372,7 @@ fn scan_plain_name(raw: &[u8], mut at: usize) -> Option<usize> {
 
 /// Skips a possibly compressed name; returns the offset after it in the record.
 /// Pointers are not followed (their target does not matter for skipping).
-fn skip_name(raw: &[u8], mut at: usize) -> Option<usize> {
+pub fn skip_name(raw: &[u8], mut at: usize) -> Option<usize> {
     loop {
         let len = *raw.get(at)?;
         match len {

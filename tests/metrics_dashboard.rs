@@ -102,6 +102,8 @@ fn the_dashboard_is_valid_json_with_the_panels_operators_need() {
         "SERVFAIL rate",
         "Cache size",
         "DNSSEC validations by outcome",
+        "Queries per second by transport (UDP, TCP, DoT, DoH)",
+        "Encrypted DNS: connections and TLS handshakes",
     ] {
         let panel = panels
             .iter()

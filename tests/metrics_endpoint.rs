@@ -192,7 +192,8 @@ async fn every_family_is_exported_with_help_and_the_process_collector() {
     for s in scrape::samples(&page.0) {
         for (k, v) in &s.labels {
             let ok = match k.as_str() {
-                "protocol" => ["udp", "tcp"].contains(&v.as_str()),
+                "protocol" => ["udp", "tcp", "tls", "https"].contains(&v.as_str()),
+                "transport" => ["udp", "tcp", "tls", "https"].contains(&v.as_str()),
                 "cache" => ["hit", "miss"].contains(&v.as_str()),
                 "qtype" => v == "other" || taproot::metrics::QTYPES.iter().any(|(_, n)| n == v),
                 _ => true,

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use taproot::config::Config;
-use taproot::metrics::Protocol;
+use taproot::server::Transport;
 use taproot::server::handler::Fast;
 use taproot::server::{Running, Server};
 
@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     let running = taproot();
     let client: SocketAddr = "127.0.0.1:40000".parse().expect("literal");
     let mut out = Vec::with_capacity(1232);
-    for proto in [Protocol::Udp, Protocol::Tcp] {
+    for proto in Transport::ALL {
         out.clear();
         let prepared = running.handler.prepare(data);
         if let Fast::Reply = running

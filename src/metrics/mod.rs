@@ -17,6 +17,7 @@ use prometheus::{
 };
 
 use crate::cache::{Cache, CacheKind};
+use crate::server::transport::Transport;
 
 /// Metric names, public so tests and dashboards share one spelling.
 pub mod names {
@@ -50,11 +51,16 @@ pub mod names {
     pub const POLICY_HITS: &str = "taproot_policy_hits_total";
     /// Triggers loaded per response policy zone.
     pub const POLICY_RULES: &str = "taproot_policy_rules";
+    pub const CONNECTIONS_OPEN: &str = "taproot_connections_open";
+    pub const TLS_HANDSHAKES: &str = "taproot_tls_handshakes_total";
+    pub const TLS_HANDSHAKE_FAILURES: &str = "taproot_tls_handshake_failures_total";
+    pub const TLS_CERTIFICATE_RELOADS: &str = "taproot_tls_certificate_reloads_total";
+    pub const HTTPS_RESPONSES: &str = "taproot_https_responses_total";
 
     /// Every family `/metrics` exposes from its first scrape on: taproot's
     /// own and the process collector's. (`UPSTREAM_REJECTED` appears once a
     /// forged or stray upstream reply was counted.)
-    pub const ALWAYS_EXPORTED: [&str; 24] = [
+    pub const ALWAYS_EXPORTED: [&str; 29] = [
         QUERIES,
         QUERY_DURATION,
         CACHE_HITS,
@@ -76,6 +82,11 @@ pub mod names {
         DROPPED,
         REFUSED,
         BUILD_INFO,
+        CONNECTIONS_OPEN,
+        TLS_HANDSHAKES,
+        TLS_HANDSHAKE_FAILURES,
+        TLS_CERTIFICATE_RELOADS,
+        HTTPS_RESPONSES,
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
         "process_open_fds",
@@ -106,22 +117,6 @@ pub const QTYPES: [(u16, &str); 15] = [
 const RCODES: [&str; 7] = [
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other",
 ];
-
-/// Client transport, for the `protocol` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Udp = 0,
-    Tcp = 1,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-        }
-    }
-}
 
 #[inline]
 fn qtype_index(qtype: u16) -> usize {
@@ -169,7 +164,25 @@ pub struct Metrics {
     refused: IntCounter,
     policy_hits: IntCounterVec,
     policy_rules: IntGaugeVec,
+    connections_open: IntGaugeVec,
+    tls_handshakes: IntCounterVec,
+    tls_handshake_failures: IntCounterVec,
+    tls_certificate_reloads: IntCounterVec,
+    https_responses: IntCounterVec,
     scrape_lock: Mutex<()>,
+}
+
+/// The `status` values of `taproot_https_responses_total` present from the
+/// first scrape (others appear when first sent).
+pub const HTTPS_STATUSES: [u16; 7] = [200, 400, 403, 404, 405, 413, 415];
+
+/// One open connection, counted in `taproot_connections_open` until dropped.
+pub struct OpenConnection(IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -198,7 +211,7 @@ impl Metrics {
             &["protocol", "qtype", "rcode"],
         );
         let mut queries = Vec::new();
-        for proto in ["udp", "tcp"] {
+        for proto in Transport::ALL.map(Transport::as_str) {
             for qt in QTYPES.iter().map(|(_, n)| *n).chain(["other"]) {
                 for rc in RCODES {
                     queries.push(queries_vec.with_label_values(&[proto, qt, rc]));
@@ -399,9 +412,64 @@ impl Metrics {
                 names::REFUSED,
                 "Client queries answered REFUSED.",
             ),
+            connections_open: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        names::CONNECTIONS_OPEN,
+                        "Client connections open, by transport (tcp, tls, https).",
+                    ),
+                    &["transport"],
+                )
+                .expect("static metric definition");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric name");
+                g
+            },
+            tls_handshakes: counter_vec(
+                &registry,
+                names::TLS_HANDSHAKES,
+                "TLS handshakes completed on the DNS over TLS and DNS over HTTPS listeners.",
+                &["transport"],
+            ),
+            tls_handshake_failures: counter_vec(
+                &registry,
+                names::TLS_HANDSHAKE_FAILURES,
+                "TLS handshakes that failed, by transport and reason (timeout, not_tls, no_alpn, incompatible, alert, closed, other).",
+                &["transport", "reason"],
+            ),
+            tls_certificate_reloads: counter_vec(
+                &registry,
+                names::TLS_CERTIFICATE_RELOADS,
+                "Certificate reloads on SIGHUP, by result (ok; failed keeps the old certificate).",
+                &["result"],
+            ),
+            https_responses: counter_vec(
+                &registry,
+                names::HTTPS_RESPONSES,
+                "DNS over HTTPS responses, by HTTP status.",
+                &["status"],
+            ),
             scrape_lock: Mutex::new(()),
             registry,
         };
+        for t in [Transport::Tcp, Transport::Tls, Transport::Https] {
+            m.connections_open.with_label_values(&[t.as_str()]);
+        }
+        for t in [Transport::Tls, Transport::Https] {
+            m.tls_handshakes.with_label_values(&[t.as_str()]);
+            for reason in crate::server::tls::FAILURE_REASONS {
+                m.tls_handshake_failures
+                    .with_label_values(&[t.as_str(), reason]);
+            }
+        }
+        for result in ["ok", "failed"] {
+            m.tls_certificate_reloads.with_label_values(&[result]);
+        }
+        for code in HTTPS_STATUSES {
+            m.https_responses
+                .with_label_values(&[code.to_string().as_str()]);
+        }
         for kind in CacheKind::ALL {
             m.cache_hits.with_label_values(&[kind.as_str()]);
             m.cache_misses.with_label_values(&[kind.as_str()]);
@@ -417,8 +485,15 @@ impl Metrics {
 
     /// One answered client query.
     #[inline]
-    pub fn query(&self, proto: Protocol, qtype: u16, rcode: u16, hit: bool, elapsed: Duration) {
-        let i = (proto as usize * (QTYPES.len() + 1) + qtype_index(qtype)) * RCODES.len()
+    pub fn query(
+        &self,
+        transport: Transport,
+        qtype: u16,
+        rcode: u16,
+        hit: bool,
+        elapsed: Duration,
+    ) {
+        let i = (transport as usize * (QTYPES.len() + 1) + qtype_index(qtype)) * RCODES.len()
             + rcode_index(rcode);
         if let Some(c) = self.queries.get(i) {
             c.inc();
@@ -495,6 +570,49 @@ impl Metrics {
                 .with_label_values(&[zone])
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+    /// A client connection opened on a stream transport; it is counted
+    /// open until the returned guard is dropped.
+    pub fn connection_opened(&self, transport: Transport) -> OpenConnection {
+        let g = self
+            .connections_open
+            .with_label_values(&[transport.as_str()]);
+        g.inc();
+        OpenConnection(g)
+    }
+    /// A TLS handshake done, or failed for `failure`.
+    pub fn tls_handshake(&self, transport: Transport, failure: Option<&str>) {
+        match failure {
+            None => self
+                .tls_handshakes
+                .with_label_values(&[transport.as_str()])
+                .inc(),
+            Some(reason) => self
+                .tls_handshake_failures
+                .with_label_values(&[transport.as_str(), reason])
+                .inc(),
+        }
+    }
+    /// A certificate reload on SIGHUP: `ok` or `failed`.
+    pub fn certificate_reload(&self, result: &str) {
+        self.tls_certificate_reloads
+            .with_label_values(&[result])
+            .inc();
+    }
+    /// One DNS over HTTPS response.
+    pub fn https_response(&self, status: u16) {
+        let label = match status {
+            200 => "200",
+            400 => "400",
+            403 => "403",
+            404 => "404",
+            405 => "405",
+            413 => "413",
+            415 => "415",
+            500 => "500",
+            _ => "other",
+        };
+        self.https_responses.with_label_values(&[label]).inc();
     }
 
     /// Copies the cache's own counters into their families, then encodes all.
@@ -580,9 +698,9 @@ mod tests {
     fn unknown_qtypes_and_rcodes_fall_into_other() {
         let m = Metrics::new();
         let cache = Cache::new(&CacheConfig::default(), Clock::manual());
-        m.query(Protocol::Udp, 1, 0, true, Duration::ZERO);
-        m.query(Protocol::Tcp, 99, 0, false, Duration::ZERO);
-        m.query(Protocol::Udp, 1, 9, true, Duration::ZERO);
+        m.query(Transport::Udp, 1, 0, true, Duration::ZERO);
+        m.query(Transport::Tcp, 99, 0, false, Duration::ZERO);
+        m.query(Transport::Udp, 1, 9, true, Duration::ZERO);
         let text = m.render(&cache, 0, 0);
         let q = |labels: &str| value(&text, &format!("{}{{{labels}}}", names::QUERIES));
         assert_eq!(q(r#"protocol="udp",qtype="A",rcode="NOERROR""#), Some(1.0));

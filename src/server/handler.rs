@@ -20,10 +20,12 @@ use tracing::debug;
 
 use super::acl::Acl;
 use super::batch::BATCH;
+use super::ddr::Designation;
 use super::ratelimit::{RateLimiter, Verdict};
+use super::transport::Transport;
 use crate::cache::{Cache, Pinned, to_wire};
 use crate::config::{AclAction, Config, Mode};
-use crate::metrics::{Metrics, Protocol};
+use crate::metrics::Metrics;
 use crate::policy::{Decision, Policy, PolicyAnswer, Verdict as PolicyVerdict, render};
 use crate::resolve::{Question, ResolveError, Resolver, referral};
 use crate::wire::{self, ClientQuery, ParsedQuery, Rejection, flags, qtype};
@@ -39,6 +41,9 @@ pub struct Live {
     pub client_timeout: Duration,
     /// Local zones and RPZ, consulted before the answer cache.
     pub policy: Arc<Policy>,
+    /// The DDR answer (RFC 9462), when `server.tls.name` is set; made
+    /// from the bound listeners by [`super::Running`].
+    pub designation: Option<Designation>,
 }
 
 impl Live {
@@ -53,6 +58,7 @@ impl Live {
             serve_stale: c.cache.serve_stale,
             stale_answer_ttl: c.cache.stale_answer_ttl,
             client_timeout: Duration::from_millis(c.cache.client_timeout_ms),
+            designation: None,
         }
     }
 }
@@ -102,6 +108,26 @@ impl Prepared {
 
     fn key(&self) -> &[u8] {
         &self.key[..self.key_len]
+    }
+
+    /// The query's EDNS, for the options a stream transport answers
+    /// (keepalive, padding) after the handler has made the response.
+    pub fn edns(&self) -> Option<wire::ClientEdns> {
+        self.parsed.ok().and_then(|p| p.edns())
+    }
+
+    /// The packet is not a DNS query that can be answered at all (too
+    /// short, a response, or a question that does not parse): DNS over
+    /// HTTPS says so with status 400 instead of a DNS error (RFC 8484 §4.2.1).
+    pub fn unparsable(&self) -> bool {
+        matches!(
+            self.parsed,
+            Err(Rejection::Drop(_))
+                | Err(Rejection::Error {
+                    rcode: wire::rcode::FORMERR,
+                    ..
+                })
+        )
     }
 }
 
@@ -181,7 +207,7 @@ impl Handler {
         raw: &[u8],
         prepared: &Prepared,
         src: SocketAddr,
-        proto: Protocol,
+        proto: Transport,
         out: &mut Vec<u8>,
     ) -> Fast {
         let start = Instant::now();
@@ -218,7 +244,7 @@ impl Handler {
             }
             AclAction::Allow | AclAction::AllowReferral => {}
         }
-        if proto == Protocol::Udp
+        if proto.is_datagram()
             && let Some(rl) = &live.ratelimit
         {
             match rl.check(src.ip()) {
@@ -255,9 +281,13 @@ impl Handler {
             qtype::OPT | qtype::TKEY | qtype::TSIG | qtype::MAILB | qtype::MAILA => {
                 return self.error(&q, raw, wire::rcode::FORMERR, proto, start, out);
             }
+            qtype::SVCB if Designation::asks(q.qname) && live.designation.is_some() => {
+                return self.designation(&q, raw, proto, start, out, &live, action);
+            }
             _ => {}
         }
-        let tcp = proto == Protocol::Tcp;
+        // TCP-only (RPZ) is met by any stream transport.
+        let tcp = !proto.is_datagram();
         if q.qtype == qtype::ANY {
             let decision = live.policy.decide(q.qname, q.qtype, tcp);
             if let Some(fast) =
@@ -296,10 +326,7 @@ impl Handler {
             return Fast::Miss;
         };
         let recursion = recursion_offered(live.mode, action);
-        let limit = match proto {
-            Protocol::Udp => q.udp_limit(),
-            Protocol::Tcp => 65535,
-        };
+        let limit = proto.max_response(|| q.udp_limit());
         answer.render(&q, now, recursion, None, limit, out);
         if live.prefetch && answer.wants_prefetch(now) && answer.claim_prefetch() {
             self.resolver.prefetch(key);
@@ -327,7 +354,7 @@ impl Handler {
         decision: Decision,
         live: &Live,
         action: AclAction,
-        proto: Protocol,
+        proto: Transport,
         start: Instant,
         out: &mut Vec<u8>,
     ) -> Option<Fast> {
@@ -342,10 +369,7 @@ impl Handler {
             "policy"
         );
         let recursion = recursion_offered(live.mode, action);
-        let limit = match proto {
-            Protocol::Udp => q.udp_limit(),
-            Protocol::Tcp => 65535,
-        };
+        let limit = proto.max_response(|| q.udp_limit());
         match verdict {
             PolicyVerdict::Resolve => None,
             PolicyVerdict::Follow(..) => Some(Fast::Miss),
@@ -431,7 +455,7 @@ impl Handler {
         q: &ClientQuery<'_>,
         raw: &[u8],
         rcode: u16,
-        proto: Protocol,
+        proto: Transport,
         start: Instant,
         out: &mut Vec<u8>,
     ) -> Fast {
@@ -441,12 +465,33 @@ impl Handler {
         Fast::Reply
     }
 
+    /// RFC 9462 §4: `_dns.resolver.arpa. SVCB` names the encrypted listeners.
+    #[allow(clippy::too_many_arguments)]
+    fn designation(
+        &self,
+        q: &ClientQuery<'_>,
+        raw: &[u8],
+        proto: Transport,
+        start: Instant,
+        out: &mut Vec<u8>,
+        live: &Live,
+        action: AclAction,
+    ) -> Fast {
+        let Some(d) = &live.designation else {
+            return Fast::Miss;
+        };
+        *out = d.answer(q, raw, recursion_offered(live.mode, action));
+        self.metrics
+            .query(proto, q.qtype, wire::rcode::NOERROR, true, start.elapsed());
+        Fast::Reply
+    }
+
     /// RFC 8482 §4.2: ANY gets one synthesised HINFO record, never every RRset.
     fn any(
         &self,
         q: &ClientQuery<'_>,
         raw: &[u8],
-        proto: Protocol,
+        proto: Transport,
         start: Instant,
         out: &mut Vec<u8>,
         mode: Mode,
@@ -482,7 +527,7 @@ impl Handler {
         raw: Vec<u8>,
         prepared: Prepared,
         src: SocketAddr,
-        proto: Protocol,
+        proto: Transport,
     ) -> Option<Vec<u8>> {
         let start = Instant::now();
         let q = prepared.query(&raw).ok()?;
@@ -499,14 +544,11 @@ impl Handler {
                 None,
             ));
         };
-        let limit = match proto {
-            Protocol::Udp => q.udp_limit(),
-            Protocol::Tcp => 65535,
-        };
+        let limit = proto.max_response(|| q.udp_limit());
         let recursion = recursion_offered(live.mode, action);
         if let PolicyVerdict::Follow(answer, target) = live
             .policy
-            .decide(q.qname, q.qtype, proto == Protocol::Tcp)
+            .decide(q.qname, q.qtype, !proto.is_datagram())
             .verdict
         {
             let out = self
@@ -626,7 +668,7 @@ impl Handler {
         key: &[u8],
         live: &Live,
         limit: usize,
-        proto: Protocol,
+        proto: Transport,
         start: Instant,
     ) -> Option<Vec<u8>> {
         if !live.serve_stale {

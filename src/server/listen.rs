@@ -8,7 +8,7 @@
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use super::StartError;
-use super::{tcp, udp};
+use super::{listener as tcp, udp};
 
 /// How many ports `bind` tries for a port-0 address before it gives up.
 const PORT_ZERO_TRIES: usize = 8;

@@ -29,7 +29,7 @@ use tracing::{debug, warn};
 
 use super::batch::{BATCH, Batch, Outcome};
 use super::handler::{Fast, Handler, Prepared};
-use crate::metrics::Protocol;
+use super::transport::Transport;
 use crate::wire::DropReason;
 
 /// Batches the event loop reads before it lets its resolutions run.
@@ -184,7 +184,7 @@ impl Worker {
                 let Some(prepared) = prepared.get(i) else {
                     return Outcome::Nothing;
                 };
-                match handler.fast(packet, prepared, src, Protocol::Udp, out) {
+                match handler.fast(packet, prepared, src, Transport::Udp, out) {
                     Fast::Reply => Outcome::Reply,
                     Fast::Drop => Outcome::Nothing,
                     Fast::Miss => {
@@ -197,7 +197,7 @@ impl Worker {
                         // On this thread's runtime: `serve` drives it from here on.
                         drop(self.runtime.spawn(self.tracker.track_future(async move {
                             if let Some(resp) =
-                                handler.slow(raw, prepared, src, Protocol::Udp).await
+                                handler.slow(raw, prepared, src, Transport::Udp).await
                                 && let Err(e) = socket.send_to(&resp, src)
                             {
                                 debug!(client = %src, error = %e, "UDP send failed");
