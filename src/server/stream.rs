@@ -129,23 +129,27 @@ where
             }
         }
     }
-    // The client stopped sending (or the server is stopping): answers to
-    // queries already read still go out, for as long as the idle timeout.
+    // The client stopped sending, or the server is stopping: answers to
+    // queries already read still go out, for as long as the idle timeout
+    // (a stopping server waits for them only its shutdown grace: RFC 7766
+    // §6.2.3 lets a server close only between answers, and a client that
+    // sent a query before the stop still gets its answer).
     drop(tx);
-    if !cx.shutdown.is_cancelled() {
-        let drain = async {
-            while let Some(framed) = rx.recv().await {
-                outbuf.extend_from_slice(&framed);
+    let drain = async {
+        loop {
+            if !outbuf.is_empty() {
                 if write_out(&mut stream, &outbuf).await.is_err() {
                     return;
                 }
                 outbuf.clear();
             }
-        };
-        let _ = tokio::time::timeout(cx.idle, drain).await;
-    } else if !outbuf.is_empty() {
-        let _ = write_out(&mut stream, &outbuf).await;
-    }
+            match rx.recv().await {
+                Some(framed) => outbuf.extend_from_slice(&framed),
+                None => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(cx.idle, drain).await;
     let _ = stream.shutdown().await;
 }
 
