@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
-use support::client::{self, ask_udp, ask_udp_within, three_level_tree};
+use support::client::{self, addresses, ask_udp, ask_udp_within, three_level_tree};
 use support::{Taproot, metric, start_taproot};
 use taproot::config::{LocalZoneConfig, LocalZoneType};
 
@@ -28,20 +28,6 @@ async fn start_with(zones: Vec<LocalZoneConfig>) -> (support::tree::FakeTree, Ta
 
 async fn ask(t: &Taproot, name: &str, rtype: RecordType) -> Message {
     ask_udp(t.addr, &client::recursive(name, rtype)).await
-}
-
-fn addresses(reply: &Message) -> Vec<String> {
-    let mut v: Vec<String> = reply
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0.to_string()),
-            RData::AAAA(a) => Some(a.0.to_string()),
-            _ => None,
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 fn has_soa(reply: &Message) -> bool {

@@ -6,27 +6,13 @@ mod support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Message, Query, ResponseCode};
+use hickory_proto::op::{Edns, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use support::client::{self, ask_tcp, ask_udp, ede_code, three_level_tree};
+use support::client::{self, addresses, ask_tcp, ask_udp, ede_code, three_level_tree};
 use support::lab::{self, lab_tree};
 use support::start_taproot;
 use support::tree::Behaviour;
-
-fn addresses(reply: &Message) -> Vec<String> {
-    let mut out: Vec<String> = reply
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0.to_string()),
-            RData::AAAA(a) => Some(a.0.to_string()),
-            _ => None,
-        })
-        .collect();
-    out.sort();
-    out
-}
 
 fn types(records: &[Record]) -> Vec<RecordType> {
     records.iter().map(|r| r.record_type()).collect()

@@ -83,6 +83,21 @@ pub fn recursive(qname: &str, rtype: RecordType) -> Message {
     m
 }
 
+/// Every A and AAAA address in the answer section, sorted.
+pub fn addresses(reply: &Message) -> Vec<String> {
+    let mut out: Vec<String> = reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::AAAA(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// The first A record's address in the answer section, if any.
 pub fn first_a(reply: &Message) -> Option<String> {
     reply.answers.iter().find_map(|r| match &r.data {
