@@ -75,6 +75,11 @@ impl From<figment::Error> for ConfigError {
     }
 }
 
+/// The problem with a Redis URL that does not parse.
+fn e_url(url: &str) -> String {
+    format!("{url:?} is not a Redis URL (redis://host:port/db, rediss://…, redis+unix:///path)")
+}
+
 /// How taproot answers a client that may use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -441,6 +446,45 @@ pub struct CacheConfig {
     pub stale_answer_ttl: u32,
     /// Client-side wait before a stale answer is sent (RFC 8767 suggests 1.8 s).
     pub client_timeout_ms: u64,
+    /// `[cache.shared]`: the second tier a fleet of resolvers shares.
+    pub shared: SharedCacheConfig,
+}
+
+/// `[cache.shared]`: a Redis (standalone, or a Redis Cluster) that a fleet
+/// of taproot instances reads on a first-tier miss and writes after each
+/// resolution (see `cache::shared`). Off while both `url` and `cluster`
+/// are empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharedCacheConfig {
+    /// `redis://host:6379/0`, `rediss://…` (TLS), `redis+unix:///run/redis.sock`.
+    pub url: String,
+    /// Redis Cluster seed nodes (`redis://10.0.0.1:6379`, …); one of `url`
+    /// and `cluster`.
+    pub cluster: Vec<String>,
+    /// A file holding the HMAC key the fleet shares. Empty: a built-in
+    /// key, and a Secure status read from the tier is not trusted.
+    pub key_secret_file: String,
+    /// How long one read may take; past it the read is a miss.
+    pub timeout_ms: u64,
+}
+
+impl SharedCacheConfig {
+    /// True when a Redis is configured.
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty() || !self.cluster.is_empty()
+    }
+}
+
+impl Default for SharedCacheConfig {
+    fn default() -> Self {
+        SharedCacheConfig {
+            url: String::new(),
+            cluster: Vec::new(),
+            key_secret_file: String::new(),
+            timeout_ms: 10,
+        }
+    }
 }
 
 /// One `[[acl]]` entry.
@@ -542,6 +586,7 @@ impl Default for CacheConfig {
             stale_window_s: 86_400,
             stale_answer_ttl: 30,
             client_timeout_ms: 1_800,
+            shared: SharedCacheConfig::default(),
         }
     }
 }
@@ -721,6 +766,7 @@ impl Config {
             return Err(bad("server.listen", "at least one address is needed"));
         }
         self.validate_tls(origin)?;
+        self.validate_shared_cache(origin)?;
         if self.trace.keep_failures > MAX_KEEP_FAILURES {
             return Err(bad(
                 "trace.keep_failures",
@@ -877,6 +923,59 @@ impl Config {
             if let Err(e) = std::fs::File::open(file) {
                 return Err(bad(key, format!("cannot read {file}: {e}")));
             }
+        }
+        Ok(())
+    }
+
+    /// `[cache.shared]`: one of `url` and `cluster`, URLs the Redis client
+    /// parses, a readable secret, a read deadline above zero.
+    fn validate_shared_cache(&self, origin: &str) -> Result<(), ConfigError> {
+        let shared = &self.cache.shared;
+        let bad = |key: &'static str, problem: String| ConfigError::Invalid {
+            key,
+            origin: origin.to_string(),
+            problem,
+        };
+        if !shared.url.is_empty() && !shared.cluster.is_empty() {
+            return Err(bad(
+                "cache.shared.url",
+                "set either cache.shared.url or cache.shared.cluster, not both".into(),
+            ));
+        }
+        if !shared.url.is_empty() && redis::Client::open(shared.url.as_str()).is_err() {
+            return Err(bad("cache.shared.url", e_url(&shared.url)));
+        }
+        for node in &shared.cluster {
+            if redis::Client::open(node.as_str()).is_err() {
+                return Err(bad("cache.shared.cluster", e_url(node)));
+            }
+        }
+        if !shared.key_secret_file.is_empty() {
+            match std::fs::read(&shared.key_secret_file) {
+                Err(e) => {
+                    return Err(bad(
+                        "cache.shared.key_secret_file",
+                        format!("cannot read {}: {e}", shared.key_secret_file),
+                    ));
+                }
+                Ok(key) if key.trim_ascii().len() < 16 => {
+                    return Err(bad(
+                        "cache.shared.key_secret_file",
+                        format!(
+                            "{} holds {} bytes; a fleet's key needs at least 16",
+                            shared.key_secret_file,
+                            key.trim_ascii().len()
+                        ),
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
+        if shared.enabled() && shared.timeout_ms == 0 {
+            return Err(bad(
+                "cache.shared.timeout_ms",
+                "a read needs a deadline above zero".into(),
+            ));
         }
         Ok(())
     }

@@ -24,11 +24,13 @@ pub mod parent_side;
 pub mod portable;
 pub mod record;
 mod resolution;
+pub mod shared;
 pub mod stats;
 mod store;
+pub mod tier;
 pub mod ttl;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
@@ -40,6 +42,7 @@ pub use record::{Rank, RecordCache};
 pub use resolution::{Resolution, encode, to_wire};
 pub use stats::{CacheKind, CacheStats};
 pub use store::{Pinned, pin};
+pub use tier::{FlushScope, SecondTier};
 pub use ttl::TtlPolicy;
 
 use crate::clock::Clock;
@@ -125,6 +128,9 @@ pub struct Cache {
     pub clock: Clock,
     /// The TTL clamps every store applies; reloadable.
     pub policy: Arc<TtlPolicy>,
+    /// The second tier (`[cache.shared]`), set once at start; empty when
+    /// none is configured, so a miss then costs one load of an empty cell.
+    tier: OnceLock<Arc<dyn SecondTier>>,
 }
 
 impl Cache {
@@ -166,7 +172,30 @@ impl Cache {
             policy,
             stats,
             clock,
+            tier: OnceLock::new(),
         }
+    }
+
+    /// Puts `tier` behind this cache (once; a second call is ignored).
+    pub fn set_second_tier(&self, tier: Arc<dyn SecondTier>) {
+        let _ = self.tier.set(tier);
+    }
+
+    /// The second tier, when one is configured.
+    pub fn second_tier(&self) -> Option<&Arc<dyn SecondTier>> {
+        self.tier.get()
+    }
+
+    /// Reads the answer to `key` from the second tier after a first-tier
+    /// miss, and keeps it in the first tier. Call it from a resolution's
+    /// leader only (one read per question in flight).
+    pub async fn lookup_second_tier(&self, key: &[u8]) -> Option<Arc<CachedAnswer>> {
+        let entry = self.tier.get()?.read(key).await?;
+        let entry = Arc::new(entry);
+        self.store
+            .insert(self.store.fingerprint(key), entry.clone());
+        self.stats.insert(entry.kind());
+        Some(entry)
     }
 
     /// The deepest cached zone cut at or above `qname` (RFC 1034 §5.3.3 step 2).
@@ -280,18 +309,25 @@ impl Cache {
         qtype: RecordType,
         resolution: &Resolution,
     ) -> Option<Arc<CachedAnswer>> {
-        if resolution.is_one_rrset(qname, qtype)
+        let entry = if resolution.is_one_rrset(qname, qtype)
             && let Some(entry) = self.answers.stored_rrset(key)
             && entry.security == resolution.security
         {
-            return Some(entry);
+            entry
+        } else {
+            let dnssec_ok = key.last().is_some_and(|v| v & crate::wire::VARIANT_DO != 0);
+            self.answers.insert(
+                key,
+                encode(qname, qtype, resolution, dnssec_ok)?,
+                resolution.security,
+            )?
+        };
+        if let Some(tier) = self.tier.get()
+            && entry.ttl > 0
+        {
+            tier.write(key, &entry);
         }
-        let dnssec_ok = key.last().is_some_and(|v| v & crate::wire::VARIANT_DO != 0);
-        self.answers.insert(
-            key,
-            encode(qname, qtype, resolution, dnssec_ok)?,
-            resolution.security,
-        )
+        Some(entry)
     }
 
     /// Empties every store.
@@ -316,6 +352,27 @@ impl Cache {
         });
         self.negatives.flush_name(&name, subtree);
         self.parent_side.flush_name(&name, subtree);
+    }
+
+    /// Drops `scope` from this instance's stores (the first tier only).
+    pub fn flush(&self, scope: &FlushScope) {
+        match scope {
+            FlushScope::All => self.flush_all(),
+            FlushScope::Name(name) => self.flush_name(name, false),
+            FlushScope::Subtree(name) => self.flush_name(name, true),
+        }
+    }
+
+    /// Drops `scope` from this instance's stores and, with a second tier,
+    /// from the tier and every instance that shares it. The first tier is
+    /// flushed whatever the tier says; its error is returned for the
+    /// operator to see.
+    pub async fn flush_fleet(&self, scope: &FlushScope) -> Result<(), tier::FlushError> {
+        self.flush(scope);
+        match self.tier.get() {
+            Some(tier) => tier.flush(scope).await,
+            None => Ok(()),
+        }
     }
 
     /// Runs moka's pending maintenance so counts and sizes are current.

@@ -131,7 +131,7 @@ struct FlushParams {
 async fn flush(State(s): State<AppState>, Query(p): Query<FlushParams>) -> Response {
     match p.name {
         None => {
-            s.cache.flush_all();
+            fleet_flush(&s, &crate::cache::FlushScope::All).await;
             s.resolver.forget_derived();
             info!("cache flushed");
             (StatusCode::OK, "flushed all\n").into_response()
@@ -139,7 +139,13 @@ async fn flush(State(s): State<AppState>, Query(p): Query<FlushParams>) -> Respo
         Some(n) => match Name::from_ascii(&n) {
             Ok(mut name) => {
                 name.set_fqdn(true);
-                s.cache.flush_name(&name, p.subtree);
+                let name = name.to_lowercase();
+                let scope = if p.subtree {
+                    crate::cache::FlushScope::Subtree(name.clone())
+                } else {
+                    crate::cache::FlushScope::Name(name.clone())
+                };
+                fleet_flush(&s, &scope).await;
                 // Failures, proven keys and NSEC ranges are few or short-lived:
                 // a flush of any name forgets them all, so the next question
                 // walks and validates again (after a key rollover, say).
@@ -156,6 +162,15 @@ async fn flush(State(s): State<AppState>, Query(p): Query<FlushParams>) -> Respo
             }
             Err(e) => (StatusCode::BAD_REQUEST, format!("bad name {n:?}: {e}\n")).into_response(),
         },
+    }
+}
+
+/// Flushes this instance, and the fleet when a shared cache is set; a
+/// shared cache that cannot be reached is logged (this instance is
+/// flushed regardless).
+async fn fleet_flush(s: &AppState, scope: &crate::cache::FlushScope) {
+    if let Err(e) = s.cache.flush_fleet(scope).await {
+        tracing::warn!(error = %e, ?scope, "the fleet was not flushed");
     }
 }
 

@@ -235,6 +235,11 @@ impl Resolver {
             self.metrics.failure_cached();
             return Err(failed);
         }
+        // The fleet's shared cache, before the walk: another instance may
+        // have resolved it. A prefetch wants fresh data and skips it.
+        if !refresh && let Some(entry) = self.cache.lookup_second_tier(&q.key).await {
+            return Ok(entry);
+        }
         let running = self.running.fetch_add(1, Ordering::Relaxed);
         let _running = RunningGuard(&self.running);
         if running >= self.max_running {

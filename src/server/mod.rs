@@ -85,6 +85,10 @@ pub enum StartError {
     /// A local zone or RPZ that cannot be built (a config error: exit 2).
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
+    /// `[cache.shared]` cannot be set up: an unreadable secret, a URL the
+    /// Redis client refuses (a config error: exit 2).
+    #[error(transparent)]
+    SharedCache(#[from] crate::cache::shared::SharedCacheError),
 }
 
 impl StartError {
@@ -222,6 +226,33 @@ impl Core {
             config.trace.keep_failures,
         );
         resolver.routes.store(Arc::new(routes));
+        if config.cache.shared.enabled() {
+            let stale_window = if config.cache.serve_stale {
+                config.cache.stale_window_s
+            } else {
+                0
+            };
+            // A flush another instance published: the same as an admin's
+            // flush here, without publishing it again. Weak, since the
+            // tier lives in the cache.
+            let (weak_cache, weak_resolver) = (Arc::downgrade(&cache), Arc::downgrade(&resolver));
+            let on_flush = Box::new(move |scope: &crate::cache::FlushScope| {
+                if let Some(cache) = weak_cache.upgrade() {
+                    cache.flush(scope);
+                }
+                if let Some(resolver) = weak_resolver.upgrade() {
+                    resolver.forget_derived();
+                }
+            });
+            let tier = crate::cache::shared::SharedCache::start(
+                &config.cache.shared,
+                stale_window,
+                cache.clock.clone(),
+                &metrics.registry,
+                on_flush,
+            )?;
+            cache.set_second_tier(Arc::new(tier));
+        }
         let handler = Arc::new(Handler {
             live: ArcSwap::from_pointee(Live::from_config(config, policy)),
             cache,

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod dot;
 pub mod e2e;
 pub mod lab;
+pub mod redis;
 pub mod signed;
 pub mod signed_tree;
 pub mod tree;
