@@ -243,6 +243,68 @@ fn a_port_already_in_use_exits_non_zero_naming_the_address() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+#[test]
+fn a_shared_cache_with_both_url_and_cluster_exits_two_naming_the_key_and_the_file() {
+    let dir = TempDir::new("cfg");
+    let path = dir.write(
+        "fleet.toml",
+        "[cache.shared]\nurl = \"redis://127.0.0.1:6379\"\ncluster = [\"redis://127.0.0.1:7000\"]\n",
+    );
+    let path_s = path.display().to_string();
+    let out = taproot(&["check-config", "--config", &path_s], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cache.shared.url"), "names the key: {err}");
+    assert!(err.contains(&path_s), "names the file: {err}");
+}
+
+#[test]
+fn a_shared_cache_url_that_is_not_redis_exits_two() {
+    let dir = TempDir::new("cfg");
+    let path = dir.write("fleet.toml", "[cache.shared]\nurl = \"http://cache:80\"\n");
+    let path_s = path.display().to_string();
+    let out = taproot(&["check-config", "--config", &path_s], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cache.shared.url"), "names the key: {err}");
+    assert!(err.contains("http://cache:80"), "quotes the value: {err}");
+}
+
+#[test]
+fn an_unreadable_fleet_secret_exits_two_naming_the_key_and_the_secret_file() {
+    let dir = TempDir::new("cfg");
+    let missing = dir.path().join("no-such.key").display().to_string();
+    let path = dir.write(
+        "fleet.toml",
+        &format!(
+            "[cache.shared]\nurl = \"redis://127.0.0.1:6379\"\nkey_secret_file = \"{missing}\"\n"
+        ),
+    );
+    let path_s = path.display().to_string();
+    let out = taproot(&["check-config", "--config", &path_s], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cache.shared.key_secret_file"), "{err}");
+    assert!(err.contains(&missing), "names the secret file: {err}");
+    assert!(err.contains(&path_s), "names the config file: {err}");
+}
+
+#[test]
+fn a_shared_cache_nothing_listens_on_is_still_a_valid_config() {
+    // Redis being down is not a config error: check-config accepts it
+    // (tests/shared_cache.rs starts and serves with it).
+    let dir = TempDir::new("cfg");
+    let port = support::e2e::free_port(&["127.0.0.1".parse().expect("literal")]);
+    let path = dir.write(
+        "fleet.toml",
+        &format!("[cache.shared]\nurl = \"redis://127.0.0.1:{port}/0\"\n"),
+    );
+    let path_s = path.display().to_string();
+    let out = taproot(&["check-config", "--config", &path_s], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("redis://127.0.0.1:{port}/0")));
+}
+
 /// `config/taproot.toml` documents the defaults; it must not drift from them.
 #[test]
 fn the_shipped_file_parses_to_exactly_the_built_in_defaults() {

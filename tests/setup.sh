@@ -10,7 +10,7 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-PKGS=(dnsutils knot-dnsutils nsd knot unbound openssl dnsperf ldnsutils prometheus iproute2 util-linux systemd chromium)
+PKGS=(dnsutils knot-dnsutils nsd knot unbound openssl dnsperf ldnsutils prometheus iproute2 util-linux systemd chromium redis-server redis-tools)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -356,3 +356,20 @@ async fn a_redis_cluster_spreads_the_fleet_cache_over_its_masters() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_down_at_start_does_not_stop_taproot_starting_or_answering() {
+    let tree = three_level_tree().await;
+    let port = support::e2e::free_port(&["127.0.0.1".parse().expect("literal")]);
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let t = start_taproot(&tree, |c| shared(c, &url, "")).await;
+    let limit = Duration::from_millis(TIMEOUT_MS) + SLACK;
+    ask(&t, "www.example.co.kr.").await;
+    for i in 0..5 {
+        let (got, took) = ask(&t, &format!("d{i}.wild.example.co.kr.")).await;
+        assert_eq!(got, ["127.1.0.9"]);
+        assert!(took <= limit, "d{i} took {took:?}, over {limit:?}");
+    }
+    assert!(reads(&t, "error") + reads(&t, "timeout") >= 1.0);
+    t.stop().await;
+}
