@@ -5,7 +5,7 @@
 #   dnsperf (core 0) ──► fleet1 :5386 ─┐ walk ──► NSD tree (compare.sh's)
 #                    ──► fleet2 :5388 ─┤
 #                    ──► taproot :5391 ┘ (no shared cache)
-#                         (core 1)   fleet1, fleet2 ──► redis-server 127.0.0.1:6390 (core 1)
+#                         (core 1)   fleet1, fleet2 ──► redis-server 127.0.0.1:6390 (core 0)
 #
 # Phases, each round (fresh names every round):
 #   1. cold walk: fleet1 resolves COLD never-seen names cN (their zone's
@@ -45,7 +45,9 @@ declare -A METRICS=([taproot]=$METRICS_PORT [fleet1]=$((FLEET1_PORT + 1)) [fleet
 start_redis() {
     local dir="$WORK/redis"
     mkdir -p "$dir"
-    spawn redis "$dir/redis.log" taskset -c "$SERVER_CPU" redis-server \
+    # On the load generator's core: Redis stands for another machine, and
+    # sharing core 1 with the resolver it serves would time out its reads.
+    spawn redis "$dir/redis.log" taskset -c "$LOAD_CPU" redis-server \
         --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir"
     wait_for 10 redis redis-cli -p "$REDIS_PORT" PING || die "redis-server did not answer on $REDIS_PORT"
 }

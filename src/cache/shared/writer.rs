@@ -4,7 +4,11 @@
 //! waits: the entry goes into a bounded queue, or is dropped and counted
 //! when the queue is full (Redis slower than the resolutions that feed it).
 //! One task drains the queue in batches, encodes and seals each entry, and
-//! sends the batch as one pipeline.
+//! sends the batch as one pipeline, with a deadline of its own. The read
+//! breaker does not stop writes: reads time out at a few milliseconds
+//! under a burst of misses, where a write, which no client waits for, would
+//! still land; a Redis that is down fails each batch at once, and one that
+//! stalls holds the task, so the queue fills and the overflow is dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,10 +69,6 @@ async fn drain(shared: std::sync::Weak<Shared>, mut rx: mpsc::Receiver<Pending>)
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        if shared.breaker.is_open() {
-            shared.stats.writes("skipped", batch.len() as u64);
-            continue;
-        }
         if shared.generation().is_none() {
             let _ = tokio::time::timeout(BATCH_DEADLINE, shared.current_generation()).await;
         }
@@ -86,12 +86,10 @@ async fn drain(shared: std::sync::Weak<Shared>, mut rx: mpsc::Receiver<Pending>)
             Ok(Err(e)) => {
                 debug!(error = %e, entries = writes.len(), "shared cache write failed");
                 shared.stats.writes("failed", writes.len() as u64);
-                shared.breaker_failure();
             }
             Err(_) => {
                 debug!(entries = writes.len(), "shared cache write timed out");
                 shared.stats.writes("failed", writes.len() as u64);
-                shared.breaker_failure();
             }
         }
     }
