@@ -116,7 +116,7 @@ fn answer_records(qname: &str, last: u8) -> Vec<Record> {
 /// (`Cache::store_answer`, which finds the RRset's entry answers it).
 fn store_like_the_resolver(cache: &Cache, key: &[u8], qname: &str, last: u8) {
     let rrset = answer_records(qname, last);
-    cache.records.insert(rrset.clone(), Rank::AuthAnswer);
+    cache.store_rrset(rrset.clone(), Rank::AuthAnswer);
     let res = Resolution {
         rcode: ResponseCode::NoError,
         answers: rrset,
@@ -182,8 +182,8 @@ impl Fixture {
     ) -> Option<&'g CachedAnswer> {
         let mut keybuf = [0u8; KEY_MAX];
         let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
-        let hash = self.cache.answers.fingerprint(key);
-        self.cache.answers.find_fresh(key, hash, now_ms, guard)
+        let hash = self.cache.answers().fingerprint(key);
+        self.cache.answers().find_fresh(key, hash, now_ms, guard)
     }
 
     /// Times `iters` lookups of the names `pick` draws, in batches of
@@ -204,15 +204,15 @@ impl Fixture {
         let mut n = 0u64;
         while n < iters {
             let guard = pin();
-            let now = self.cache.clock.now_ms();
+            let now = self.cache.clock().now_ms();
             let len = BATCH.min(iters - n);
             if prefetch {
                 for (i, hash) in hashes.iter_mut().take(len as usize).enumerate() {
                     let qname = write_qname(pick(n + 1 + i as u64), &mut buf);
                     let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
-                    *hash = self.cache.answers.fingerprint(key);
+                    *hash = self.cache.answers().fingerprint(key);
                 }
-                self.cache.answers.warm(&hashes[..len as usize], &guard);
+                self.cache.answers().warm(&hashes[..len as usize], &guard);
             }
             for _ in 0..len {
                 n += 1;
@@ -329,7 +329,11 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
             let qname = write_qname(scrambled(n), &mut buf);
             let mut keybuf = [0u8; KEY_MAX];
             let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
-            black_box(fx.cache.answers.lookup_fresh(key, fx.cache.clock.now_ms()))
+            black_box(
+                fx.cache
+                    .answers()
+                    .lookup_fresh(key, fx.cache.clock().now_ms()),
+            )
         })
     });
 
@@ -348,8 +352,8 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
             let qname = fx.qname(scrambled(n));
             let mut keybuf = [0u8; KEY_MAX];
             let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
-            let now = fx.cache.clock.now_ms();
-            let answer = fx.cache.answers.lookup_fresh(key, now).expect("a hit");
+            let now = fx.cache.clock().now_ms();
+            let answer = fx.cache.answers().lookup_fresh(key, now).expect("a hit");
             let q = ClientQuery {
                 id: n as u16,
                 flags: flags::RD,
@@ -374,7 +378,11 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
             let qname = &misses[n & 0xffff];
             let mut keybuf = [0u8; KEY_MAX];
             let key = wire::answer_key(qname, QTYPE_A, QCLASS_IN, 0, &mut keybuf);
-            black_box(fx.cache.answers.lookup_fresh(key, fx.cache.clock.now_ms()))
+            black_box(
+                fx.cache
+                    .answers()
+                    .lookup_fresh(key, fx.cache.clock().now_ms()),
+            )
         })
     });
 
@@ -388,7 +396,7 @@ fn answer_benches(c: &mut Criterion, fx: &Fixture) {
                 n += 1;
                 answer_records(&format!("i{n}.bench.lab."), 7)
             },
-            |rrset| black_box(fx.cache.records.insert(rrset, Rank::AuthAnswer)),
+            |rrset| black_box(fx.cache.store_rrset(rrset, Rank::AuthAnswer)),
             BatchSize::SmallInput,
         )
     });
@@ -414,7 +422,7 @@ fn handler(
         cache.clone(),
         Vec::new(),
         metrics.clone(),
-        taproot::resolve::Validation::off(cache.clock.clone()),
+        taproot::resolve::Validation::off(cache.clock().clone()),
         config.server.max_inflight_resolutions,
         config.trace.keep_failures,
     );
@@ -527,27 +535,17 @@ fn delegation_cache() -> Cache {
     let a = |owner: &str, last: u8| {
         Record::from_rdata(name(owner), 86_400, RData::A(A::new(127, 77, 0, last)))
     };
-    cache
-        .records
-        .insert(vec![ns(".", "a.root-servers.lab.")], Rank::AuthAuthority);
-    cache
-        .records
-        .insert(vec![a("a.root-servers.lab.", 1)], Rank::Additional);
-    cache
-        .records
-        .insert(vec![ns("lab.", "ns.lab.")], Rank::Referral);
-    cache
-        .records
-        .insert(vec![a("ns.lab.", 2)], Rank::Additional);
+    cache.store_rrset(vec![ns(".", "a.root-servers.lab.")], Rank::AuthAuthority);
+    cache.store_rrset(vec![a("a.root-servers.lab.", 1)], Rank::Additional);
+    cache.store_rrset(vec![ns("lab.", "ns.lab.")], Rank::Referral);
+    cache.store_rrset(vec![a("ns.lab.", 2)], Rank::Additional);
     for i in 0..ZONES {
         let zone = format!("z{i}.lab.");
         let ns1 = format!("ns1.z{i}.lab.");
         let ns2 = format!("ns2.z{i}.lab.");
-        cache
-            .records
-            .insert(vec![ns(&zone, &ns1), ns(&zone, &ns2)], Rank::Referral);
-        cache.records.insert(vec![a(&ns1, 3)], Rank::Additional);
-        cache.records.insert(vec![a(&ns2, 4)], Rank::Additional);
+        cache.store_rrset(vec![ns(&zone, &ns1), ns(&zone, &ns2)], Rank::Referral);
+        cache.store_rrset(vec![a(&ns1, 3)], Rank::Additional);
+        cache.store_rrset(vec![a(&ns2, 4)], Rank::Additional);
     }
     cache.sync();
     cache

@@ -64,7 +64,7 @@ fn main() {
             authorities: Vec::new(),
             security: taproot::dnssec::Security::Indeterminate,
         };
-        cache.records.insert(rrset, Rank::AuthAnswer);
+        cache.store_rrset(rrset, Rank::AuthAnswer);
         let qname = name_wire_lower(&owner);
         let key = wire::answer_key(&qname, 1, 1, 0, &mut keybuf);
         cache

@@ -14,8 +14,8 @@
 
 use std::time::Duration;
 
-use super::ResolveError;
 use crate::clock::Clock;
+use crate::resolve::ResolveError;
 
 /// The most failures remembered at once.
 const MAX_ENTRIES: u64 = 100_000;

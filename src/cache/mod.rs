@@ -19,6 +19,8 @@
 pub mod answer;
 mod delegation;
 mod expiring;
+pub mod failures;
+pub mod infra;
 pub mod negative;
 pub mod parent_side;
 pub mod portable;
@@ -32,7 +34,7 @@ pub mod ttl;
 
 use std::sync::{Arc, OnceLock};
 
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 pub use answer::{AnswerCache, CachedAnswer};
 pub use expiring::Expiring;
@@ -47,7 +49,10 @@ pub use ttl::TtlPolicy;
 
 use crate::clock::Clock;
 use crate::config::CacheConfig;
+use crate::dnssec::Security;
 use delegation::DelegationMemo;
+use negative::NegativeView;
+use record::RrsetView;
 use store::Store;
 
 /// Removes at once every entry whose key `matches`. moka's own
@@ -113,21 +118,39 @@ impl Delegation {
     }
 }
 
+/// What the cache says about one (name, type), in the order a resolver
+/// asks (RFC 1034 §4.3.2 step 3: the data, else a CNAME to follow; RFC
+/// 2308 §5: else a remembered negative answer).
+#[derive(Debug)]
+pub enum Cached {
+    /// The RRset (with its RRSIGs when asked for and secure).
+    Rrset(Vec<Record>, Security),
+    /// The CNAME (and its RRSIGs) and its target.
+    Cname(Vec<Record>, Name, Security),
+    /// NXDOMAIN or NODATA, with its SOA and proof.
+    Negative(Box<NegativeView>),
+}
+
 /// The stores and what they share: the clock, the TTL policy, the counters.
+///
+/// Its fields are private: the walk and referral mode read through
+/// [`Cache::lookup`], [`Cache::rrset`] and [`Cache::closest_delegation`]
+/// and write through [`Cache::store_rrsets`], [`Cache::store_negative`]
+/// and [`Cache::store_answer`]; the hot path reads [`Cache::answers`].
 pub struct Cache {
     /// Behind both `answers` and `records`.
     store: Arc<Store<CachedAnswer>>,
-    pub answers: AnswerCache,
-    pub records: RecordCache,
+    answers: AnswerCache,
+    records: RecordCache,
     /// Zone cuts assembled from `records`, kept whole while their parts live.
     delegations: DelegationMemo,
-    pub negatives: NegativeCache,
+    negatives: NegativeCache,
     /// Referrals' cuts as the parent gave them, for when the child's fail.
-    pub parent_side: ParentSide,
-    pub stats: Arc<CacheStats>,
-    pub clock: Clock,
+    parent_side: ParentSide,
+    stats: Arc<CacheStats>,
+    clock: Clock,
     /// The TTL clamps every store applies; reloadable.
-    pub policy: Arc<TtlPolicy>,
+    policy: Arc<TtlPolicy>,
     /// The second tier (`[cache.shared]`), set once at start; empty when
     /// none is configured, so a miss then costs one load of an empty cell.
     tier: OnceLock<Arc<dyn SecondTier>>,
@@ -174,6 +197,97 @@ impl Cache {
             clock,
             tier: OnceLock::new(),
         }
+    }
+
+    /// The hot path's view: whole answers by question.
+    #[inline]
+    pub fn answers(&self) -> &AnswerCache {
+        &self.answers
+    }
+
+    /// Hits, misses, inserts and evictions by kind.
+    #[inline]
+    pub fn stats(&self) -> &Arc<CacheStats> {
+        &self.stats
+    }
+
+    /// The clock every store decays TTLs on.
+    #[inline]
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The operator's TTL clamps (reloadable in place).
+    pub fn policy(&self) -> &TtlPolicy {
+        &self.policy
+    }
+
+    /// Referrals' cuts as the parent gave them.
+    pub fn parent_side(&self) -> &ParentSide {
+        &self.parent_side
+    }
+
+    /// What the cache knows of (name, qtype) for a resolver: a servable
+    /// RRset, else a CNAME at the name, else a negative answer. With
+    /// `dnssec_ok`, secure RRsets come with their RRSIGs.
+    pub fn lookup(&self, name: &Name, qtype: RecordType, dnssec_ok: bool) -> Option<Cached> {
+        if let Some(set) = self.records.get(name, qtype)
+            && set.rank >= Rank::NonAuthAnswer
+        {
+            let mut records = set.records;
+            if dnssec_ok && set.security == Security::Secure {
+                records.extend(self.records.signatures(name, qtype));
+            }
+            return Some(Cached::Rrset(records, set.security));
+        }
+        if qtype != RecordType::CNAME
+            && let Some(set) = self.records.get(name, RecordType::CNAME)
+            && let Some(RData::CNAME(target)) = set.records.first().map(|r| &r.data)
+        {
+            let target = target.0.to_lowercase();
+            let mut records = set.records;
+            if dnssec_ok && set.security == Security::Secure {
+                records.extend(self.records.signatures(name, RecordType::CNAME));
+            }
+            return Some(Cached::Cname(records, target, set.security));
+        }
+        self.negatives
+            .get(name, qtype)
+            .map(|n| Cached::Negative(Box::new(n)))
+    }
+
+    /// The live RRset (name, type) whatever its rank (glue and referral
+    /// NS sets included), TTLs decremented: for referral mode, which hands
+    /// out delegations, not answers.
+    pub fn rrset(&self, name: &Name, rtype: RecordType) -> Option<RrsetView> {
+        self.records.get(name, rtype)
+    }
+
+    /// Caches each RRset in `records` at `rank` with `security` (see
+    /// [`RecordCache::insert_all`]).
+    pub fn store_rrsets(&self, records: &[Record], rank: Rank, security: Security) {
+        self.records.insert_all(records, rank, security);
+    }
+
+    /// Caches one unvalidated RRset; false when a live set of higher rank
+    /// is kept instead (RFC 2181 §5.4.1).
+    pub fn store_rrset(&self, records: Vec<Record>, rank: Rank) -> bool {
+        self.records.insert(records, rank)
+    }
+
+    /// Caches a negative answer (RFC 2308 §5); returns the TTL it got (0:
+    /// not cached).
+    pub fn store_negative(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+        kind: NegativeKind,
+        soa: Record,
+        proof: Vec<Record>,
+        security: Security,
+    ) -> u32 {
+        self.negatives
+            .insert(name, qtype, kind, soa, proof, security)
     }
 
     /// Puts `tier` behind this cache (once; a second call is ignored).

@@ -177,7 +177,7 @@ async fn fleet_flush(s: &AppState, scope: &crate::cache::FlushScope) {
 async fn stats(State(s): State<AppState>) -> Response {
     let cache = &s.cache;
     cache.sync();
-    let st = &cache.stats;
+    let st = cache.stats();
     let kinds: serde_json::Map<String, serde_json::Value> = crate::cache::CacheKind::ALL
         .iter()
         .map(|k| {

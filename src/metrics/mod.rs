@@ -624,7 +624,7 @@ impl Metrics {
     pub fn render(&self, cache: &Cache, inflight: usize, key_entries: u64) -> String {
         let _guard = self.scrape_lock.lock();
         cache.sync();
-        let stats = &cache.stats;
+        let stats = cache.stats();
         for kind in CacheKind::ALL {
             let l = [kind.as_str()];
             catch_up(&self.cache_hits.with_label_values(&l), stats.hits(kind));
@@ -715,11 +715,11 @@ mod tests {
     fn cache_counters_are_mirrored_once_per_increase() {
         let m = Metrics::new();
         let cache = Cache::new(&CacheConfig::default(), Clock::manual());
-        cache.stats.hit(CacheKind::Answer);
-        cache.stats.miss(CacheKind::Record);
-        cache.stats.eviction(CacheKind::Negative);
-        cache.stats.prefetches.fetch_add(2, Ordering::Relaxed);
-        cache.stats.stale_answers.fetch_add(3, Ordering::Relaxed);
+        cache.stats().hit(CacheKind::Answer);
+        cache.stats().miss(CacheKind::Record);
+        cache.stats().eviction(CacheKind::Negative);
+        cache.stats().prefetches.fetch_add(2, Ordering::Relaxed);
+        cache.stats().stale_answers.fetch_add(3, Ordering::Relaxed);
         // Two scrapes in a row must not count anything twice.
         let _ = m.render(&cache, 7, 0);
         let text = m.render(&cache, 7, 0);
@@ -731,7 +731,7 @@ mod tests {
         assert_eq!(value(&text, names::CACHE_PREFETCHES), Some(2.0));
         assert_eq!(value(&text, names::CACHE_STALE), Some(3.0));
         assert_eq!(value(&text, names::INFLIGHT), Some(7.0));
-        cache.stats.hit(CacheKind::Answer);
+        cache.stats().hit(CacheKind::Answer);
         let text = m.render(&cache, 0, 0);
         assert_eq!(value(&text, &hits), Some(2.0));
         assert_eq!(value(&text, names::INFLIGHT), Some(0.0));

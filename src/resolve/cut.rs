@@ -160,8 +160,8 @@ impl Resolver {
             .collect();
         if let Some(ttl) = ns.iter().map(|r| r.ttl).min() {
             self.cache
-                .parent_side
-                .insert(&zone, &parent, self.cache.policy.positive(ttl));
+                .parent_side()
+                .insert(&zone, &parent, self.cache.policy().positive(ttl));
         }
         let servers = parent
             .into_iter()
@@ -191,7 +191,7 @@ impl Resolver {
     fn add_parent_glue(&self, cut: &mut Cut) -> bool {
         let mut added = false;
         for server in &mut cut.delegation.servers {
-            for addr in self.cache.parent_side.glue_for(&server.name) {
+            for addr in self.cache.parent_side().glue_for(&server.name) {
                 if self.usable(&addr) && !server.addrs.contains(&addr) {
                     server.addrs.push(addr);
                     added = true;
@@ -356,7 +356,7 @@ impl Resolver {
             }
             if !cut.parent_side_added {
                 cut.parent_side_added = true;
-                if let Some(parent) = self.cache.parent_side.get(cut.zone()) {
+                if let Some(parent) = self.cache.parent_side().get(cut.zone()) {
                     let parent = self.with_usable_addresses(parent);
                     debug!(zone = %cut.zone(), "child-side servers failed; trying the parent side");
                     req.record_failure(|| EventKind::ParentSide {

@@ -63,8 +63,7 @@ use super::classify::Classified;
 use super::cut::{Cut, Persistence};
 use super::response::{Found, Minimisation, Next, Position, Reply, Step, chain_end, on_response};
 use super::{MAX_BOGUS_RETRIES, Request, ResolveError, Resolver, validate};
-use crate::cache::negative::NegativeView;
-use crate::cache::{Delegation, NegativeKind, Rank, Resolution};
+use crate::cache::{Cached, Delegation, NegativeKind, Rank, Resolution};
 use crate::dnssec::{Security, covers};
 use crate::trace::{CacheOutcome, EventKind, RestartKind, StartSource, SubReason, Verdict};
 
@@ -207,7 +206,7 @@ impl Resolver {
         if skip {
             return Init::Walk;
         }
-        let cached = self.cached(name, qtype, req.dnssec_ok);
+        let cached = self.cache.lookup(name, qtype, req.dnssec_ok);
         req.record(|| {
             let (outcome, detail) = match &cached {
                 Some(Cached::Rrset(..)) => (CacheOutcome::Answer, None),
@@ -584,38 +583,9 @@ impl Resolver {
         Ok(cut)
     }
 
-    /// What the cache already says about (name, type). With `dnssec_ok`,
-    /// secure RRsets come with their RRSIGs (only a DO client is shown them).
-    fn cached(&self, name: &Name, qtype: RecordType, dnssec_ok: bool) -> Option<Cached> {
-        if let Some(set) = self.cache.records.get(name, qtype)
-            && set.rank >= Rank::NonAuthAnswer
-        {
-            let mut records = set.records;
-            if dnssec_ok && set.security == Security::Secure {
-                records.extend(self.cache.records.signatures(name, qtype));
-            }
-            return Some(Cached::Rrset(records, set.security));
-        }
-        if qtype != RecordType::CNAME
-            && let Some(set) = self.cache.records.get(name, RecordType::CNAME)
-            && let Some(RData::CNAME(target)) = set.records.first().map(|r| &r.data)
-        {
-            let target = target.0.to_lowercase();
-            let mut records = set.records;
-            if dnssec_ok && set.security == Security::Secure {
-                records.extend(self.cache.records.signatures(name, RecordType::CNAME));
-            }
-            return Some(Cached::Cname(records, target, set.security));
-        }
-        self.cache
-            .negatives
-            .get(name, qtype)
-            .map(|n| Cached::Negative(Box::new(n)))
-    }
-
     fn clamped(&self, mut records: Vec<Record>) -> Vec<Record> {
         for r in &mut records {
-            r.ttl = self.cache.policy.positive(r.ttl);
+            r.ttl = self.cache.policy().positive(r.ttl);
         }
         records
     }
@@ -758,13 +728,6 @@ fn record_start(req: &mut Request, cut: &Delegation, source: StartSource) {
         source,
         servers: cut.servers.iter().map(|s| s.name.clone()).collect(),
     });
-}
-
-enum Cached {
-    Rrset(Vec<Record>, Security),
-    /// The CNAME (and its RRSIGs) and its target.
-    Cname(Vec<Record>, Name, Security),
-    Negative(Box<NegativeView>),
 }
 
 fn positive(answers: Vec<Record>, authorities: Vec<Record>, security: Security) -> Resolution {

@@ -16,10 +16,8 @@ pub mod classify;
 pub mod cut;
 pub mod driver;
 pub mod error;
-pub mod failures;
 pub mod hints;
 pub mod inflight;
-pub mod infra;
 pub mod referral;
 pub mod request;
 pub mod response;
@@ -40,6 +38,9 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tokio::sync::mpsc;
 
+/// Per-server state and remembered failures are caches too, and live with
+/// the others in [`crate::cache`]; the paths here stay for their users.
+pub use crate::cache::{failures, infra};
 pub use error::ResolveError;
 pub use request::Request;
 
@@ -136,12 +137,12 @@ impl Resolver {
     ) -> Arc<Resolver> {
         let (prefetch_tx, mut prefetch_rx) = mpsc::channel::<Box<[u8]>>(1024);
         let infra = Infra::new(
-            cache.clock.clone(),
+            cache.clock().clone(),
             config.upstream_timeout(),
             config.infra_max_rtt_ms,
         );
         let failures = FailureCache::new(
-            cache.clock.clone(),
+            cache.clock().clone(),
             std::time::Duration::from_secs(u64::from(crate::config::MAX_FAILURE_CACHE_TTL_S)),
         );
         let resolver = Arc::new(Resolver {
@@ -171,7 +172,7 @@ impl Resolver {
                 };
                 resolver
                     .cache
-                    .stats
+                    .stats()
                     .prefetches
                     .fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
@@ -316,7 +317,7 @@ impl Resolver {
     /// Caches each RRset in `records` at `rank` with its security status
     /// (see [`crate::cache::RecordCache::insert_all`]).
     pub fn cache_records(&self, records: &[Record], rank: Rank, security: Security) {
-        self.cache.records.insert_all(records, rank, security);
+        self.cache.store_rrsets(records, rank, security);
     }
 
     /// Caches a negative answer for `name` with its proof; returns the SOA
@@ -333,13 +334,12 @@ impl Resolver {
         let mut soa = soa?;
         let ttl = self
             .cache
-            .negatives
-            .insert(name, qtype, kind, soa.clone(), proof, security);
+            .store_negative(name, qtype, kind, soa.clone(), proof, security);
         if let RData::SOA(s) = &soa.data {
             soa.ttl = if ttl > 0 {
                 ttl
             } else {
-                self.cache.policy.negative(soa.ttl, s.minimum)
+                self.cache.policy().negative(soa.ttl, s.minimum)
             };
         }
         Some(soa)

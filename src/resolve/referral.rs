@@ -16,7 +16,7 @@ use tracing::debug;
 use super::classify::Classified;
 use super::cut::Persistence;
 use super::{Request, ResolveError, Resolver};
-use crate::cache::{Delegation, NegativeKind, Rank, to_wire};
+use crate::cache::{Cached, Delegation, NegativeKind, Rank, to_wire};
 use crate::dnssec::Security;
 use crate::wire::ClientQuery;
 
@@ -52,12 +52,12 @@ pub async fn answer(
     }
     match resolver.cache.closest_delegation(name, false) {
         Some(cut) => {
-            if let Some(ns) = resolver.cache.records.get(&cut.zone, RecordType::NS) {
+            if let Some(ns) = resolver.cache.rrset(&cut.zone, RecordType::NS) {
                 msg.authorities = ns.records;
             }
             for server in &cut.servers {
                 for rtype in [RecordType::A, RecordType::AAAA] {
-                    if let Some(set) = resolver.cache.records.get(&server.name, rtype) {
+                    if let Some(set) = resolver.cache.rrset(&server.name, rtype) {
                         msg.additionals.extend(set.records);
                     }
                 }
@@ -86,28 +86,24 @@ pub async fn answer(
 }
 
 /// Fills `msg` from cached data for (name, type): the RRset, a CNAME for
-/// the client to follow, or a negative answer with its SOA.
+/// the client to follow, or a negative answer with its SOA (the same
+/// lookup the walk makes, [`crate::cache::Cache::lookup`]).
 fn from_cache(resolver: &Resolver, name: &Name, qtype: RecordType, msg: &mut Message) -> bool {
-    let cache = &resolver.cache;
-    if let Some(set) = cache.records.get(name, qtype)
-        && set.rank >= crate::cache::Rank::NonAuthAnswer
-    {
-        msg.answers = set.records;
-        return true;
+    match resolver.cache.lookup(name, qtype, false) {
+        Some(Cached::Rrset(records, _) | Cached::Cname(records, _, _)) => {
+            msg.answers = records;
+            true
+        }
+        Some(Cached::Negative(neg)) => {
+            msg.metadata.response_code = match neg.kind {
+                NegativeKind::NxDomain => ResponseCode::NXDomain,
+                NegativeKind::NoData => ResponseCode::NoError,
+            };
+            msg.authorities = vec![neg.soa];
+            true
+        }
+        None => false,
     }
-    if let Some(set) = cache.records.get(name, RecordType::CNAME) {
-        msg.answers = set.records;
-        return true;
-    }
-    if let Some(neg) = cache.negatives.get(name, qtype) {
-        msg.metadata.response_code = match neg.kind {
-            NegativeKind::NxDomain => ResponseCode::NXDomain,
-            NegativeKind::NoData => ResponseCode::NoError,
-        };
-        msg.authorities = vec![neg.soa];
-        return true;
-    }
-    false
 }
 
 impl Resolver {

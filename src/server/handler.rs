@@ -176,7 +176,7 @@ impl Handler {
         p.parsed = wire::parse_query(raw).map(|q| {
             let key = wire::answer_key(q.qname, q.qtype, q.qclass, q.variant(), &mut p.key);
             p.key_len = key.len();
-            p.fingerprint = self.cache.answers.fingerprint(key);
+            p.fingerprint = self.cache.answers().fingerprint(key);
             q.detach()
         });
     }
@@ -194,7 +194,7 @@ impl Handler {
         }
         // One lookup has nothing to overlap with.
         if n > 1 {
-            self.cache.answers.warm(&hashes[..n], guard);
+            self.cache.answers().warm(&hashes[..n], guard);
         }
     }
 
@@ -298,13 +298,13 @@ impl Handler {
             return self.any(&q, raw, proto, start, out, live.mode);
         }
         let key = prepared.key();
-        let now = self.cache.clock.now_ms();
+        let now = self.cache.clock().now_ms();
         let guard = crate::cache::pin();
         // Read before deciding (see Policy::stamp).
         let stamp = live.policy.stamp();
         let found = self
             .cache
-            .answers
+            .answers()
             .find_fresh(key, prepared.fingerprint, now, &guard);
         // The policy decides before a cached answer is used, so a changed
         // policy applies to cached names at once (see crate::policy). A
@@ -632,7 +632,7 @@ impl Handler {
         let mut out = Vec::with_capacity(512);
         let rcode = match result {
             Ok(answer) => {
-                let now = self.cache.clock.now_ms();
+                let now = self.cache.clock().now_ms();
                 answer.render(&q, now, true, None, limit, &mut out);
                 u16::from(answer.rcode())
             }
@@ -674,18 +674,18 @@ impl Handler {
         if !live.serve_stale {
             return None;
         }
-        let entry = self.cache.answers.get(key)?;
+        let entry = self.cache.answers().get(key)?;
         let mut out = Vec::with_capacity(entry.wire.len() + 16);
         entry.render(
             q,
-            self.cache.clock.now_ms(),
+            self.cache.clock().now_ms(),
             true,
             Some(live.stale_answer_ttl),
             limit,
             &mut out,
         );
         self.cache
-            .stats
+            .stats()
             .stale_answers
             .fetch_add(1, Ordering::Relaxed);
         self.metrics

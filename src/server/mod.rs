@@ -247,7 +247,7 @@ impl Core {
             let tier = crate::cache::shared::SharedCache::start(
                 &config.cache.shared,
                 stale_window,
-                cache.clock.clone(),
+                cache.clock().clone(),
                 &metrics.registry,
                 on_flush,
             )?;
@@ -538,7 +538,7 @@ impl Running {
                 }
             }
         }
-        self.handler.cache.policy.set(&new.cache);
+        self.handler.cache.policy().set(&new.cache);
         self.reload_certificate(&new);
         self.handler
             .metrics
