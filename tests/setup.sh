@@ -5,7 +5,8 @@
 # dnsperf (load), ldnsutils (ldns-keygen and ldns-signzone sign zones for
 # the DNSSEC tests), Prometheus and promtool (metrics checks), iproute2/util-linux
 # (namespaces for the glibc test), systemd (systemd-analyze), Chromium (renders
-# the HTML trace headless), and cargo-deb
+# the HTML trace headless), redis-server and redis-tools (the fleet's shared
+# cache, tests/shared_cache.rs, bench/fleet.sh), and cargo-deb
 # (the package test builds the .deb). Idempotent.
 set -euo pipefail
 SUDO=""
@@ -24,6 +25,10 @@ for svc in nsd knot unbound prometheus; do
   $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true
   $SUDO pkill -x "$svc" >/dev/null 2>&1 || true
 done
+# The packaged Redis on port 6379 is not used (the tests start their own on
+# free loopback ports); stopped by its service, never by name, since tests
+# of other checkouts may be running their own redis-server.
+$SUDO systemctl stop redis-server >/dev/null 2>&1 || $SUDO service redis-server stop >/dev/null 2>&1 || true
 if ! cargo deb --version >/dev/null 2>&1; then
   cargo install cargo-deb --locked --quiet
 fi
