@@ -507,6 +507,8 @@ impl Running {
                 "cache.stale_window_s",
                 oc.stale_window_s != nc.stale_window_s,
             ),
+            // The tier's connection and tasks are made at start.
+            ("cache.shared", oc.shared != nc.shared),
             ("resolver", old.resolver != new.resolver),
             ("dnssec", old.dnssec != new.dnssec),
         ] {
