@@ -176,13 +176,24 @@ async fn with_redis_killed_both_keep_answering_each_question_delayed_at_most_the
 
     redis.kill();
     let limit = Duration::from_millis(TIMEOUT_MS) + SLACK;
-    for i in 0..8 {
+    // Failing reads for longer than the breaker's span open it; each
+    // question on the way is delayed at most the deadline.
+    let mut opened = false;
+    for i in 0..100 {
         for t in [&a, &b] {
             let (got, took) = ask(t, &format!("h{i}.wild.example.co.kr.")).await;
             assert_eq!(got, ["127.1.0.9"]);
             assert!(took <= limit, "h{i} took {took:?}, over {limit:?}");
         }
+        if metric(&b.metrics_text(), "taproot_shared_cache_breaker_open") == 1.0
+            && reads(&b, "open") > 0.0
+        {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert!(opened, "the breaker never opened: {}", b.metrics_text());
     // Repeated failures opened the breaker: later reads were not even sent.
     let text = b.metrics_text();
     assert_eq!(

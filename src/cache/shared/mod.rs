@@ -265,6 +265,10 @@ impl Shared {
     }
 
     async fn read(&self, key: &[u8]) -> Option<CachedAnswer> {
+        // Never written (see `storable`): not worth a round trip.
+        if key.last().is_none_or(|v| v & wire::VARIANT_CD != 0) {
+            return None;
+        }
         if self.breaker.admit() == Admit::No {
             self.stats.read(ReadOutcome::Open);
             return None;
