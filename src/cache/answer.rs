@@ -176,6 +176,13 @@ impl CachedAnswer {
         )
     }
 
+    /// The answer variant it is (DO, CD: the last byte of its key, see
+    /// [`wire::answer_key`]).
+    #[inline]
+    pub fn variant(&self) -> u8 {
+        self.variant
+    }
+
     /// Sets the variant a stored RRset answers (see [`wire::VARIANT_DO`]).
     pub(super) fn set_variant(&mut self, variant: u8) {
         self.variant = variant;

@@ -305,11 +305,19 @@ impl Cache {
     /// leader only (one read per question in flight).
     pub async fn lookup_second_tier(&self, key: &[u8]) -> Option<Arc<CachedAnswer>> {
         let entry = self.tier.get()?.read(key).await?;
+        Some(self.adopt(key, entry))
+    }
+
+    /// Keeps an entry that was made elsewhere (read from the second tier,
+    /// or, for a warm restart, from a snapshot: see [`portable`]) under
+    /// `key` (see [`portable::answer_key`]), as the walk would have stored
+    /// it. The caller checks that it answers `key`.
+    pub fn adopt(&self, key: &[u8], entry: CachedAnswer) -> Arc<CachedAnswer> {
         let entry = Arc::new(entry);
         self.store
             .insert(self.store.fingerprint(key), entry.clone());
         self.stats.insert(entry.kind());
-        Some(entry)
+        entry
     }
 
     /// The deepest cached zone cut at or above `qname` (RFC 1034 §5.3.3 step 2).
