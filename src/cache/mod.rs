@@ -23,6 +23,7 @@ pub mod negative;
 pub mod parent_side;
 pub mod record;
 mod resolution;
+pub mod snapshot;
 pub mod stats;
 mod store;
 pub mod ttl;
