@@ -21,6 +21,7 @@ mod delegation;
 mod expiring;
 pub mod negative;
 pub mod parent_side;
+pub mod portable;
 pub mod record;
 mod resolution;
 pub mod snapshot;
