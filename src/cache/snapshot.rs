@@ -37,6 +37,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::CachedAnswer;
+use super::portable;
+use crate::wire;
+
 /// The file's first bytes: `file` and a reader of the dump can tell it.
 const MAGIC: &[u8; 16] = b"TAPROOT-SNAPSHOT";
 /// The layout this module writes; the only one it reads.
@@ -96,7 +100,11 @@ pub fn anchors_digest(validating: bool, anchors: &[String]) -> [u8; 32] {
     let mut sorted: Vec<&String> = anchors.iter().collect();
     sorted.sort();
     let mut hash = Sha256::new();
-    hash.update(if validating { "validate\n" } else { "no-validate\n" });
+    hash.update(if validating {
+        "validate\n"
+    } else {
+        "no-validate\n"
+    });
     for anchor in sorted {
         hash.update(anchor.to_ascii_lowercase().as_bytes());
         hash.update(b"\n");
@@ -248,11 +256,17 @@ pub fn decode(
     for _ in 0..server_count {
         let addr = match r.u8().ok_or_else(damaged)? {
             4 => {
-                let o: [u8; 4] = r.take(4).and_then(|b| b.try_into().ok()).ok_or_else(damaged)?;
+                let o: [u8; 4] = r
+                    .take(4)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(damaged)?;
                 IpAddr::from(o)
             }
             6 => {
-                let o: [u8; 16] = r.take(16).and_then(|b| b.try_into().ok()).ok_or_else(damaged)?;
+                let o: [u8; 16] = r
+                    .take(16)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(damaged)?;
                 IpAddr::from(o)
             }
             _ => return Err(damaged()),
@@ -273,6 +287,90 @@ pub fn decode(
         entries,
         servers,
     })
+}
+
+/// What a snapshot load did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    /// Entries put into the cache.
+    pub loaded: usize,
+    /// Entries that ran out during the downtime.
+    pub expired: usize,
+    /// Entries that did not decode (counted, never fatal).
+    pub unreadable: usize,
+    /// Entries the cache already held (answered since the start).
+    pub present: usize,
+}
+
+impl super::Cache {
+    /// The first tier's fresh entries as [`portable`] values, the ones hit
+    /// since the eviction hand last passed first: a cache bigger than what
+    /// the file gets to hold again keeps what clients ask for.
+    pub fn snapshot_entries(&self, now: portable::Now) -> Vec<Vec<u8>> {
+        let (mut hot, mut rest) = (Vec::new(), Vec::new());
+        self.store.for_each(|entry| {
+            if !entry.is_fresh(now.monotonic_ms) {
+                return;
+            }
+            if let Ok(bytes) = portable::encode(entry, entry.variant(), now) {
+                if entry.recently_hit() {
+                    hot.push(bytes);
+                } else {
+                    rest.push(bytes);
+                }
+            }
+        });
+        hot.append(&mut rest);
+        hot
+    }
+
+    /// Puts a snapshot's entries into the first tier with their TTLs
+    /// lowered by the time since it was written, leaving alone any
+    /// question answered since the start (its entry is newer).
+    pub fn restore_entries(
+        &self,
+        entries: &[Vec<u8>],
+        now: portable::Now,
+        stale_window: u32,
+    ) -> Restored {
+        let mut done = Restored::default();
+        let mut key = [0u8; wire::KEY_MAX];
+        for bytes in entries {
+            let entry = match portable::decode(bytes, now, stale_window) {
+                Ok(entry) => entry,
+                Err(portable::PortableError::Expired) => {
+                    done.expired += 1;
+                    continue;
+                }
+                Err(_) => {
+                    done.unreadable += 1;
+                    continue;
+                }
+            };
+            let Some(key) = key_of(&entry, &mut key) else {
+                done.unreadable += 1;
+                continue;
+            };
+            let hash = self.store.fingerprint(key);
+            if self.store.get(hash, key).is_some() {
+                done.present += 1;
+                continue;
+            }
+            self.stats.insert(entry.kind());
+            self.store.insert(hash, std::sync::Arc::new(entry));
+            done.loaded += 1;
+        }
+        done
+    }
+}
+
+/// The key an entry is stored under: its question and its variant.
+fn key_of<'k>(entry: &CachedAnswer, out: &'k mut [u8; wire::KEY_MAX]) -> Option<&'k [u8]> {
+    let qname = entry.qname();
+    let at = wire::HEADER_LEN + qname.len();
+    let qtype = wire::read_u16(&entry.wire, at)?;
+    let qclass = wire::read_u16(&entry.wire, at + 2)?;
+    Some(wire::answer_key(qname, qtype, qclass, entry.variant(), out))
 }
 
 /// A cursor over bytes that were checked by digest but not by shape.
@@ -298,7 +396,8 @@ impl<'a> Reader<'a> {
     }
 
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     fn u64(&mut self) -> Option<u64> {
@@ -351,12 +450,18 @@ mod tests {
     fn every_truncation_and_every_flipped_byte_is_refused() {
         let bytes = sample();
         for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len], "snap", NOW, anchors()).is_err(), "{len}");
+            assert!(
+                decode(&bytes[..len], "snap", NOW, anchors()).is_err(),
+                "{len}"
+            );
         }
         for i in 0..bytes.len() {
             let mut spoiled = bytes.clone();
             spoiled[i] ^= 0x40;
-            assert!(decode(&spoiled, "snap", NOW, anchors()).is_err(), "byte {i}");
+            assert!(
+                decode(&spoiled, "snap", NOW, anchors()).is_err(),
+                "byte {i}"
+            );
         }
     }
 
