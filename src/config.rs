@@ -446,6 +446,11 @@ pub struct CacheConfig {
     pub stale_answer_ttl: u32,
     /// Client-side wait before a stale answer is sent (RFC 8767 suggests 1.8 s).
     pub client_timeout_ms: u64,
+    /// Warm restart: the cache is written here on SIGTERM and every
+    /// `snapshot_interval_s`, and read back at start; empty: off.
+    pub snapshot_file: String,
+    /// Seconds between snapshots while running; 0: only on SIGTERM.
+    pub snapshot_interval_s: u64,
     /// `[cache.shared]`: the second tier a fleet of resolvers shares.
     pub shared: SharedCacheConfig,
 }
@@ -587,6 +592,8 @@ impl Default for CacheConfig {
             stale_answer_ttl: 30,
             client_timeout_ms: 1_800,
             shared: SharedCacheConfig::default(),
+            snapshot_file: String::new(),
+            snapshot_interval_s: 300,
         }
     }
 }
@@ -781,6 +788,22 @@ impl Config {
         }
         if self.cache.min_ttl > self.cache.max_ttl {
             return Err(bad("cache.min_ttl", "must not exceed cache.max_ttl"));
+        }
+        if !self.cache.snapshot_file.is_empty() {
+            let path = std::path::Path::new(&self.cache.snapshot_file);
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => std::path::Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(bad(
+                    "cache.snapshot_file",
+                    &format!(
+                        "{} is not a directory taproot can write the snapshot in",
+                        dir.display()
+                    ),
+                ));
+            }
         }
         if self.resolver.upstream_port == 0 {
             return Err(bad("resolver.upstream_port", "port 0 cannot be queried"));

@@ -183,6 +183,12 @@ impl CachedAnswer {
         self.variant
     }
 
+    /// Whether a hit touched it since the eviction hand last passed: a
+    /// snapshot writes these first, the hottest part of the cache.
+    pub fn recently_hit(&self) -> bool {
+        self.referenced.load(Ordering::Relaxed)
+    }
+
     /// Sets the variant a stored RRset answers (see [`wire::VARIANT_DO`]).
     pub(super) fn set_variant(&mut self, variant: u8) {
         self.variant = variant;

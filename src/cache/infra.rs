@@ -294,13 +294,46 @@ impl Infra {
             };
             s.srtt_ms = Some(srtt);
             s.rttvar_ms = rttvar;
-            // Below the cap, so an answering server is never down (and no
-            // clamp that a tiny configured cap could turn around).
-            s.rto_ms = ((srtt + 4.0 * rttvar) as u32)
-                .max(MIN_TIMEOUT_MS)
-                .min(self.max_rtt_ms.saturating_sub(1));
+            s.rto_ms = self.rto_of(srtt, rttvar);
             s.timeouts = 0;
             s.probe_until_ms = 0;
+        }
+    }
+
+    /// RFC 6298's RTO from a smoothed RTT and its variance, below the cap,
+    /// so an answering server is never down (and no clamp that a tiny
+    /// configured cap could turn around).
+    fn rto_of(&self, srtt_ms: f64, rttvar_ms: f64) -> u32 {
+        ((srtt_ms + 4.0 * rttvar_ms) as u32)
+            .max(MIN_TIMEOUT_MS)
+            .min(self.max_rtt_ms.saturating_sub(1))
+    }
+
+    /// Every server with a measured RTT: (address, smoothed RTT, its
+    /// variance), for a warm-restart snapshot.
+    pub fn measured_rtts(&self) -> Vec<(IpAddr, f64, f64)> {
+        self.servers
+            .iter()
+            .filter_map(|(addr, e)| {
+                let s = e.lock().ok()?;
+                Some((*addr, s.srtt_ms?, s.rttvar_ms))
+            })
+            .collect()
+    }
+
+    /// Takes a server's RTT from a snapshot, unless it was measured since
+    /// the start (a live measurement is newer than any file).
+    pub fn restore_rtt(&self, addr: IpAddr, srtt_ms: f64, rttvar_ms: f64) {
+        if !(srtt_ms.is_finite() && rttvar_ms.is_finite()) || srtt_ms < 0.0 || rttvar_ms < 0.0 {
+            return;
+        }
+        let e = self.entry(addr);
+        if let Ok(mut s) = e.lock()
+            && s.srtt_ms.is_none()
+        {
+            s.srtt_ms = Some(srtt_ms);
+            s.rttvar_ms = rttvar_ms;
+            s.rto_ms = self.rto_of(srtt_ms, rttvar_ms);
         }
     }
 

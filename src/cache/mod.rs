@@ -27,6 +27,7 @@ pub mod portable;
 pub mod record;
 mod resolution;
 pub mod shared;
+pub mod snapshot;
 pub mod stats;
 mod store;
 pub mod tier;
@@ -308,9 +309,8 @@ impl Cache {
         Some(self.adopt(key, entry))
     }
 
-    /// Keeps an entry that was made elsewhere (read from the second tier,
-    /// or, for a warm restart, from a snapshot: see [`portable`]) under
-    /// `key` (see [`portable::answer_key`]), as the walk would have stored
+    /// Keeps an entry that was made elsewhere (read from the second tier
+    /// through [`portable`]) under `key`, as the walk would have stored
     /// it. The caller checks that it answers `key`.
     pub fn adopt(&self, key: &[u8], entry: CachedAnswer) -> Arc<CachedAnswer> {
         let entry = Arc::new(entry);

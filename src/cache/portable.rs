@@ -233,18 +233,6 @@ pub fn decode(bytes: &[u8], now: Now, stale_window: u32) -> Result<CachedAnswer,
     Ok(entry)
 }
 
-/// The first-tier key `entry` is stored under (see [`wire::answer_key`]):
-/// its question as stored (lower-cased name, type, class) and its variant.
-/// For a loader (a snapshot) that has entries and no keys; `None` when the
-/// question section is cut short.
-pub fn answer_key(entry: &CachedAnswer) -> Option<Vec<u8>> {
-    let qname = entry.qname();
-    let end = wire::HEADER_LEN + qname.len() + 4;
-    let mut key = entry.wire.get(wire::HEADER_LEN..end)?.to_vec();
-    key.push(entry.variant());
-    Some(key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,7 +302,6 @@ mod tests {
         let mut key = stored.qname().to_vec();
         key.extend_from_slice(&[0, 1, 0, 1, wire::VARIANT_DO]);
         assert!(store::Entry::answers_key(&back, &key));
-        assert_eq!(answer_key(&back), Some(key));
     }
 
     use super::super::store;

@@ -517,6 +517,28 @@ impl<E: Entry> Store<E> {
         }
     }
 
+    /// Calls `visit` with every entry, under one epoch pin and no lock:
+    /// what a reader sees, for a warm-restart snapshot. An entry inserted
+    /// or removed meanwhile may or may not be visited.
+    pub fn for_each(&self, mut visit: impl FnMut(&E)) {
+        let _guard = pin();
+        for shard in self.shards.iter() {
+            // SAFETY: as in `find`: the table and the entries its live slots
+            // point to stay alive while the guard is pinned.
+            let table = unsafe { &*shard.table.load(Ordering::Acquire) };
+            for slot in table.slots.iter() {
+                if slot.tag.load(Ordering::Acquire) <= TOMBSTONE {
+                    continue;
+                }
+                let entry = slot.entry.load(Ordering::Acquire);
+                if !entry.is_null() {
+                    // SAFETY: see above.
+                    visit(unsafe { &*entry });
+                }
+            }
+        }
+    }
+
     /// Keeps the entries `keep` says yes to; the others go at once.
     pub fn retain(&self, keep: impl Fn(&E) -> bool) {
         let guard = pin();

@@ -56,6 +56,15 @@ pub mod names {
     pub const TLS_HANDSHAKE_FAILURES: &str = "taproot_tls_handshake_failures_total";
     pub const TLS_CERTIFICATE_RELOADS: &str = "taproot_tls_certificate_reloads_total";
     pub const HTTPS_RESPONSES: &str = "taproot_https_responses_total";
+    /// Warm restart (`cache.snapshot_file`): entries in the last snapshot
+    /// written or loaded, by event.
+    pub const SNAPSHOT_ENTRIES: &str = "taproot_cache_snapshot_entries";
+    /// How old the snapshot loaded at start was: the downtime it bridged.
+    pub const SNAPSHOT_AGE: &str = "taproot_cache_snapshot_age_seconds";
+    /// When the last snapshot was written (Unix seconds).
+    pub const SNAPSHOT_WRITTEN_AT: &str = "taproot_cache_snapshot_last_write_timestamp_seconds";
+    /// Snapshots not written, or refused at start, by reason.
+    pub const SNAPSHOT_FAILURES: &str = "taproot_cache_snapshot_failures_total";
 
     /// Every family `/metrics` exposes from its first scrape on: taproot's
     /// own and the process collector's. (`UPSTREAM_REJECTED` appears once a
@@ -169,6 +178,10 @@ pub struct Metrics {
     tls_handshake_failures: IntCounterVec,
     tls_certificate_reloads: IntCounterVec,
     https_responses: IntCounterVec,
+    snapshot_entries: IntGaugeVec,
+    snapshot_age: IntGauge,
+    snapshot_written_at: IntGauge,
+    snapshot_failures: IntCounterVec,
     scrape_lock: Mutex<()>,
 }
 
@@ -191,6 +204,22 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
         .register(Box::new(v.clone()))
         .expect("unique metric name");
     v
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric name");
+    g
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("static metric definition");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric name");
+    g
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -450,6 +479,28 @@ impl Metrics {
                 "DNS over HTTPS responses, by HTTP status.",
                 &["status"],
             ),
+            snapshot_entries: gauge_vec(
+                &registry,
+                names::SNAPSHOT_ENTRIES,
+                "Cache entries in the last warm-restart snapshot: written, loaded, and at load the expired and unreadable ones dropped.",
+                &["event"],
+            ),
+            snapshot_age: gauge(
+                &registry,
+                names::SNAPSHOT_AGE,
+                "Age of the cache snapshot loaded at start, when it was loaded (the downtime it bridged).",
+            ),
+            snapshot_written_at: gauge(
+                &registry,
+                names::SNAPSHOT_WRITTEN_AT,
+                "Unix time the last cache snapshot was written.",
+            ),
+            snapshot_failures: counter_vec(
+                &registry,
+                names::SNAPSHOT_FAILURES,
+                "Cache snapshots not written (write) or refused at start (refused).",
+                &["reason"],
+            ),
             scrape_lock: Mutex::new(()),
             registry,
         };
@@ -613,6 +664,33 @@ impl Metrics {
             _ => "other",
         };
         self.https_responses.with_label_values(&[label]).inc();
+    }
+
+    /// A warm-restart snapshot was written with `entries` entries.
+    pub fn snapshot_written(&self, entries: usize, unix_s: u64) {
+        self.snapshot_entries
+            .with_label_values(&["written"])
+            .set(entries as i64);
+        self.snapshot_written_at.set(unix_s as i64);
+    }
+
+    /// A snapshot was loaded at start, `age_s` old.
+    pub fn snapshot_loaded(&self, restored: &crate::cache::snapshot::Restored, age_s: u64) {
+        for (event, n) in [
+            ("loaded", restored.loaded),
+            ("expired", restored.expired),
+            ("unreadable", restored.unreadable),
+        ] {
+            self.snapshot_entries
+                .with_label_values(&[event])
+                .set(n as i64);
+        }
+        self.snapshot_age.set(age_s as i64);
+    }
+
+    /// A snapshot could not be written (`write`) or was refused (`refused`).
+    pub fn snapshot_failed(&self, reason: &str) {
+        self.snapshot_failures.with_label_values(&[reason]).inc();
     }
 
     /// Copies the cache's own counters into their families, then encodes all.

@@ -30,10 +30,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use super::edns;
 use super::handler::{Fast, Handler};
@@ -73,7 +74,7 @@ where
             }
         })
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(Tracked(cx.tracker.clone()));
     builder.http1().timer(TokioTimer::new());
     builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection(TokioIo::new(stream), service);
@@ -88,6 +89,22 @@ where
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "DoH connection ended with an error");
+    }
+}
+
+/// Spawns HTTP/2's per-stream tasks on the server's task tracker, so a
+/// stopping server waits for the answers they are writing (within its
+/// shutdown grace), as it does for stream and UDP resolutions.
+#[derive(Clone)]
+struct Tracked(TaskTracker);
+
+impl<F> hyper::rt::Executor<F> for Tracked
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        drop(self.0.spawn(future));
     }
 }
 

@@ -35,6 +35,7 @@ pub mod tls;
 mod transfers;
 pub mod transport;
 pub mod udp;
+mod warm;
 
 pub use transport::Transport;
 
@@ -119,6 +120,8 @@ pub struct Running {
     udp_threads: Vec<std::thread::JoinHandle<()>>,
     /// `[[rpz]]` zones transferred from a primary.
     transfers: Transfers,
+    /// `cache.snapshot_file`: loaded at start, written on shutdown.
+    warm: Option<Arc<warm::WarmRestart>>,
 }
 
 /// Entry point for the daemon and for in-process tests.
@@ -157,7 +160,12 @@ impl Server {
             None => None,
         };
         let transfers = Transfers::new(core.shutdown.clone());
+        let warm = warm::WarmRestart::from_config(&config.load(), core.handler.clone());
+        if let Some(warm) = &warm {
+            warm.spawn(core.shutdown.clone());
+        }
         let running = Running {
+            warm,
             transfers,
             addrs: bound.plain,
             tls_addrs: bound.tls,
@@ -568,6 +576,10 @@ impl Running {
         self.udp_abandon.store(true, Ordering::Relaxed);
         for t in self.udp_threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        // After the last answers: the snapshot holds what they taught.
+        if let Some(warm) = self.warm {
+            let _ = tokio::task::spawn_blocking(move || warm.write()).await;
         }
     }
 }
