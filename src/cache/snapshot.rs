@@ -351,13 +351,11 @@ impl super::Cache {
                 done.unreadable += 1;
                 continue;
             };
-            let hash = self.store.fingerprint(key);
-            if self.store.get(hash, key).is_some() {
+            if self.store.get(self.store.fingerprint(key), key).is_some() {
                 done.present += 1;
                 continue;
             }
-            self.stats.insert(entry.kind());
-            self.store.insert(hash, std::sync::Arc::new(entry));
+            self.adopt(key, entry);
             done.loaded += 1;
         }
         done
