@@ -19,6 +19,7 @@ use super::record::Rank;
 use super::stats::{CacheKind, CacheStats};
 use super::store::{self, Pinned, Store};
 use super::ttl::{is_fresh, remaining};
+use super::withheld::{self, Layout, Withheld};
 use crate::clock::Clock;
 use crate::dnssec::Security;
 use crate::wire::{self, ClientQuery, HEADER_LEN, flags};
@@ -47,7 +48,7 @@ pub struct CachedAnswer {
     /// `Some(rank)`: one RRset stored under its own (owner, type), with its
     /// RFC 2181 trust; `None`: an answer a resolution assembled.
     pub rank: Option<Rank>,
-    /// The answer variant it is (DO, CD: the key's last byte).
+    /// The answer variant it is (CD: the key's last byte).
     variant: u8,
     /// What validation made of it: Secure sets AD for a client that asks.
     pub security: Security,
@@ -57,21 +58,39 @@ pub struct CachedAnswer {
     superseded: AtomicBool,
     /// Set by hits, cleared by the store's eviction hand (CLOCK).
     referenced: AtomicBool,
+    /// The DNSSEC records in `wire` that a client without DO is not sent:
+    /// one entry answers both (see [`super::withheld`]).
+    withheld: Withheld,
     /// The stamp of the policy ([`crate::policy::Policy::stamp`]) that was
     /// found to leave this question alone; 0: not checked yet. A hit whose
     /// stamp matches skips the policy's lookups (written once per policy
     /// version, read by every hit after).
     policy_stamp: AtomicU64,
-    /// The response with ID 0, the question lower-cased, no OPT record.
+    /// The response with ID 0, the question lower-cased, no OPT record,
+    /// DNSSEC records at the end of each section.
     pub wire: SmallVec<[u8; INLINE_WIRE]>,
     /// Where each TTL field sits in `wire`.
     pub ttl_offsets: SmallVec<[u16; INLINE_TTLS]>,
 }
 
 impl CachedAnswer {
-    /// Wraps an encoded response (ID and flags are rewritten on every send).
-    /// `None` when the bytes do not walk cleanly (never cache what we cannot patch).
-    pub fn from_wire(mut wire: Vec<u8>, stored_ms: u64, stale_window: u32) -> Option<CachedAnswer> {
+    /// Wraps an encoded response (ID and flags are rewritten on every send),
+    /// DNSSEC records included: a client without DO is answered from the
+    /// same entry without them. A response whose DNSSEC records are not at
+    /// the end of their sections is re-encoded so that they are (see
+    /// [`super::withheld::arrange`]). `None` when the bytes do not walk
+    /// cleanly (never cache what we cannot patch).
+    pub fn from_wire(wire: Vec<u8>, stored_ms: u64, stale_window: u32) -> Option<CachedAnswer> {
+        let (mut wire, withheld) = match withheld::locate(&wire)? {
+            Layout::Ready(withheld) => (wire, withheld),
+            Layout::Unordered => {
+                let arranged = withheld::arrange(&wire)?;
+                match withheld::locate(&arranged)? {
+                    Layout::Ready(withheld) => (arranged, withheld),
+                    Layout::Unordered => return None,
+                }
+            }
+        };
         let (offsets, min_ttl) = wire::ttl_offsets(&wire)?;
         wire[0] = 0;
         wire[1] = 0;
@@ -106,6 +125,7 @@ impl CachedAnswer {
             security: Security::Indeterminate,
             superseded: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
+            withheld,
             policy_stamp: AtomicU64::new(0),
         })
     }
@@ -176,9 +196,9 @@ impl CachedAnswer {
         )
     }
 
-    /// Sets the variant a stored RRset answers (see [`wire::VARIANT_DO`]).
-    pub(super) fn set_variant(&mut self, variant: u8) {
-        self.variant = variant;
+    /// The DNSSEC records a client without DO is not sent.
+    pub fn withheld(&self) -> &Withheld {
+        &self.withheld
     }
 
     /// True once the answer cache no longer holds it.
@@ -207,7 +227,8 @@ impl CachedAnswer {
         self.wire.get(3).map_or(0, |b| b & 0x0f)
     }
 
-    /// Writes the response for `query` into `out` (cleared first).
+    /// Writes the response for `query` into `out` (cleared first): for a
+    /// client without DO, without the DNSSEC records (RFC 4035 §3.2.1).
     ///
     /// `stale_ttl`: when set, every TTL is this value (RFC 8767 §4) instead
     /// of the decayed one. `limit`: the client's UDP size; a response that
@@ -223,7 +244,15 @@ impl CachedAnswer {
         out: &mut Vec<u8>,
     ) -> bool {
         out.clear();
-        out.extend_from_slice(&self.wire);
+        let cut = !query.dnssec_ok() && !self.withheld.is_empty();
+        if cut {
+            self.withheld.copy_without(&self.wire, out);
+        } else {
+            out.extend_from_slice(&self.wire);
+        }
+        if out.len() < HEADER_LEN {
+            return false;
+        }
         out[0..2].copy_from_slice(&query.id.to_be_bytes());
         let stored_flags = u16::from_be_bytes([out[2], out[3]]);
         let mut f = flags::QR
@@ -245,7 +274,14 @@ impl CachedAnswer {
             dst.copy_from_slice(query.qname);
         }
         for &off in self.ttl_offsets.iter() {
-            let at = off as usize;
+            let at = if cut {
+                match self.withheld.moved(usize::from(off)) {
+                    Some(at) => at,
+                    None => continue,
+                }
+            } else {
+                usize::from(off)
+            };
             if let Some(field) = out.get_mut(at..at + 4) {
                 let stored = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
                 let ttl = stale_ttl.unwrap_or_else(|| remaining(stored, self.stored_ms, now_ms));
@@ -453,3 +489,4 @@ pub fn wire_name_at_or_below(name: &[u8], zone: &[u8]) -> bool {
         }
     }
 }
+

@@ -207,7 +207,7 @@ impl Resolver {
         if skip {
             return Init::Walk;
         }
-        let cached = self.cached(name, qtype, req.dnssec_ok);
+        let cached = self.cached(name, qtype);
         req.record(|| {
             let (outcome, detail) = match &cached {
                 Some(Cached::Rrset(..)) => (CacheOutcome::Answer, None),
@@ -584,14 +584,15 @@ impl Resolver {
         Ok(cut)
     }
 
-    /// What the cache already says about (name, type). With `dnssec_ok`,
-    /// secure RRsets come with their RRSIGs (only a DO client is shown them).
-    fn cached(&self, name: &Name, qtype: RecordType, dnssec_ok: bool) -> Option<Cached> {
+    /// What the cache already says about (name, type). Secure RRsets come
+    /// with their RRSIGs: the answer is stored for clients with and
+    /// without DO alike, and only a DO client is shown them.
+    fn cached(&self, name: &Name, qtype: RecordType) -> Option<Cached> {
         if let Some(set) = self.cache.records.get(name, qtype)
             && set.rank >= Rank::NonAuthAnswer
         {
             let mut records = set.records;
-            if dnssec_ok && set.security == Security::Secure {
+            if set.security == Security::Secure {
                 records.extend(self.cache.records.signatures(name, qtype));
             }
             return Some(Cached::Rrset(records, set.security));
@@ -602,7 +603,7 @@ impl Resolver {
         {
             let target = target.0.to_lowercase();
             let mut records = set.records;
-            if dnssec_ok && set.security == Security::Secure {
+            if set.security == Security::Secure {
                 records.extend(self.cache.records.signatures(name, RecordType::CNAME));
             }
             return Some(Cached::Cname(records, target, set.security));
