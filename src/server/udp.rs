@@ -179,12 +179,13 @@ impl Worker {
             self.batch.packets().filter_map(|(i, _)| prepared.get(i)),
             &pinned,
         );
+        let moment = handler.moment();
         self.batch.process(
             |i, packet, src, out| {
                 let Some(prepared) = prepared.get(i) else {
                     return Outcome::Nothing;
                 };
-                match handler.fast(packet, prepared, src, Transport::Udp, out) {
+                match handler.fast_at(&moment, packet, prepared, src, Transport::Udp, out) {
                     Fast::Reply => Outcome::Reply,
                     Fast::Drop => Outcome::Nothing,
                     Fast::Miss => {
