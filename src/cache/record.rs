@@ -66,7 +66,7 @@ pub struct RecordCache {
 /// RRSIGs kept with it. `None` only if the bytes do not decode, which
 /// [`RecordCache::insert`] rules out first.
 pub(super) fn records_of(entry: &CachedAnswer) -> Option<Vec<Record>> {
-    Message::from_vec(&entry.wire).ok().map(|m| {
+    Message::from_vec(entry.wire()).ok().map(|m| {
         m.answers
             .into_iter()
             .filter(|r| r.record_type() != RecordType::RRSIG)
@@ -167,7 +167,7 @@ impl RecordCache {
             return Vec::new();
         };
         let left = remaining(set.ttl, set.stored_ms, now);
-        let mut sigs: Vec<Record> = Message::from_vec(&set.wire)
+        let mut sigs: Vec<Record> = Message::from_vec(set.wire())
             .map(|m| m.answers)
             .unwrap_or_default()
             .into_iter()
@@ -271,7 +271,7 @@ impl RecordCache {
         if live.is_some_and(|old| {
             old.rank == Some(rank)
                 && old.security == security
-                && old.wire == set.wire
+                && old.wire() == set.wire()
                 && u64::from(remaining(old.ttl, old.stored_ms, now)) * 10 >= u64::from(ttl) * 9
         }) {
             return true;
