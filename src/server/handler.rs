@@ -23,6 +23,7 @@ use super::batch::BATCH;
 use super::ddr::Designation;
 use super::ratelimit::{RateLimiter, Verdict};
 use super::transport::Transport;
+use crate::cache::withheld::is_withheld;
 use crate::cache::{Cache, Pinned, to_wire};
 use crate::config::{AclAction, Config, Mode};
 use crate::metrics::Metrics;
@@ -472,8 +473,20 @@ impl Handler {
                     if let Ok(msg) = Message::from_vec(found.wire()) {
                         aa = false;
                         answer.rcode = msg.metadata.response_code.low();
-                        answer.answers.extend(msg.answers);
-                        answer.authority = msg.authorities;
+                        // The entry holds the DNSSEC records for DO
+                        // clients too (see cache::withheld).
+                        let dnssec_ok = q.dnssec_ok();
+                        let shown = |r: &Record, asked: u16| {
+                            dnssec_ok || !is_withheld(u16::from(r.record_type()), asked)
+                        };
+                        answer
+                            .answers
+                            .extend(msg.answers.into_iter().filter(|r| shown(r, q.qtype)));
+                        answer.authority = msg
+                            .authorities
+                            .into_iter()
+                            .filter(|r| shown(r, 0))
+                            .collect();
                     }
                 }
                 Err(e) => {
