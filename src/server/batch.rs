@@ -15,13 +15,23 @@
 //! the last one filled (at least [`MIN_SLOTS`]), and a lone reply goes out
 //! with `sendto`: at a steady 50,000 q/s most batches are one datagram,
 //! and the 32-slot setup was about 2% of a hit's CPU (perf).
+//!
+//! The kernel has a cost of its own: after the first datagram, `recvmmsg`
+//! tries the socket again for the next, and when it is empty (as it is
+//! while the worker keeps up) that second try is wasted work in every
+//! call. So while receives keep finding one datagram, the worker takes
+//! them with `recvfrom`, and every [`PROBE_EVERY`]th receive is a
+//! `recvmmsg` again to see whether a backlog has built up; one that finds
+//! two or more puts the worker back on batches.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
-use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg, sendto};
+use rustix::net::{
+    MMsgHdr, RecvFlags, SendAncillaryBuffer, SendFlags, SocketAddrAny, recvfrom, sendmmsg, sendto,
+};
 use tracing::debug;
 
 /// Datagrams per system call.
@@ -29,6 +39,10 @@ pub const BATCH: usize = 32;
 
 /// The fewest slots a receive offers.
 const MIN_SLOTS: usize = 4;
+
+/// While receives find one datagram each, one receive in this many is a
+/// `recvmmsg` that looks for a backlog (see the module doc).
+const PROBE_EVERY: u32 = 8;
 
 /// The largest query taken: a longer datagram is cut by the kernel and
 /// dropped as malformed (a real query is a few hundred bytes at most).
@@ -47,6 +61,8 @@ pub struct Batch {
     queued: usize,
     /// Slots the next receive offers (see the module doc).
     offer: usize,
+    /// Receives in a row that found one datagram.
+    lone: u32,
 }
 
 /// What the caller made of one datagram.
@@ -72,6 +88,7 @@ impl Default for Batch {
             }),
             queued: 0,
             offer: BATCH,
+            lone: 0,
         }
     }
 }
@@ -88,7 +105,11 @@ impl Batch {
     /// Receives up to [`BATCH`] datagrams. With `wait` it blocks for the
     /// first (the socket's receive timeout applies) and takes the rest that
     /// are already queued; without, it never blocks.
-    pub fn recv(&mut self, fd: RawFd, wait: bool) -> std::io::Result<usize> {
+    pub fn recv(&mut self, socket: impl AsFd, wait: bool) -> std::io::Result<usize> {
+        if self.lone >= 2 && !self.lone.is_multiple_of(PROBE_EVERY) {
+            return self.recv_one(socket, wait);
+        }
+        let fd = socket.as_fd().as_raw_fd();
         let flags = if wait {
             MsgFlags::MSG_WAITFORONE
         } else {
@@ -118,7 +139,25 @@ impl Batch {
         }
         self.received = n;
         self.offer = (2 * n).clamp(MIN_SLOTS, BATCH);
+        self.lone = if n == 1 { self.lone + 1 } else { 0 };
         Ok(n)
+    }
+
+    /// Receives one datagram with `recvfrom` into the first slot.
+    fn recv_one(&mut self, socket: impl AsFd, wait: bool) -> std::io::Result<usize> {
+        let flags = if wait {
+            RecvFlags::TRUNC
+        } else {
+            RecvFlags::TRUNC | RecvFlags::DONTWAIT
+        };
+        let slot = self.bufs.get_mut(..SLOT).unwrap_or_default();
+        let (_, len, from) = recvfrom(&socket, slot, flags)?;
+        self.lens[0] = len.min(SLOT);
+        self.truncated[0] = len > SLOT;
+        self.sources[0] = from.and_then(|a| SocketAddr::try_from(a).ok());
+        self.received = 1;
+        self.lone = self.lone.wrapping_add(1);
+        Ok(1)
     }
 
     /// The datagrams received whole, in order, with their slot numbers:
