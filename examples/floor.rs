@@ -49,6 +49,9 @@ fn main() -> std::io::Result<()> {
 fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_port(true)?;
+    // As taproot's and (in bench/compare.sh) Unbound's: bursts queue, not drop.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
     socket.bind(&addr.into())?;
     let socket: UdpSocket = socket.into();
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
