@@ -256,8 +256,9 @@ pub fn arrange(wire: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use hickory_proto::dnssec::Algorithm;
+    use hickory_proto::dnssec::DigestType;
     use hickory_proto::dnssec::Nsec3HashAlgorithm;
-    use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC, NSEC3, RRSIG, SigInput};
+    use hickory_proto::dnssec::rdata::{DNSSECRData, DS, NSEC, NSEC3, RRSIG, SigInput};
     use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
     use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT};
     use hickory_proto::rr::{Name, RData, Record, RecordType, SerialNumber};
@@ -303,7 +304,7 @@ mod tests {
         RecordType::NSEC,
         RecordType::NSEC3,
         RecordType::RRSIG,
-        RecordType::A,
+        RecordType::DS,
     ];
 
     const ZONES: [&str; 3] = ["sec.lab.", "other.lab.", "lab."];
@@ -356,6 +357,12 @@ mod tests {
                 Vec::new(),
                 rng.bytes(20),
                 [RecordType::A, RecordType::RRSIG],
+            ))),
+            RecordType::DS => RData::DNSSEC(DNSSECRData::DS(DS::new(
+                rng.next() as u16,
+                Algorithm::ECDSAP256SHA256,
+                DigestType::SHA256,
+                rng.bytes(32),
             ))),
             _ => signature(rng, RecordType::A, owner),
         }
