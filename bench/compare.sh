@@ -32,12 +32,16 @@
 #
 # Knobs (environment): ROUNDS RATE SECS HOT COLD COLD_Q LOSSY LOSSY_Q RRL_RATE MEM MEM_Q CACHE_MB NET
 # TAPROOT_PORT UNBOUND_PORT FLOOR_PORT METRICS_PORT LOAD_CPU SERVER_CPU
+# WORKERS=N: N UDP workers in each server (taproot threads, Unbound
+# num-threads, floor threads, each an SO_REUSEPORT socket) and N dnsperf
+# threads in the cache-hit runs; give SERVER_CPU and LOAD_CPU N cores each
+# (e.g. WORKERS=4 SERVER_CPU=4-7 LOAD_CPU=0-3) on a machine that has them.
 # TRACE_KEEP=N: taproot's [trace] keep_failures (0: the miss path records
 # no trace; unset: the default 32, every miss recorded for the failure ring).
 # BENCH_TAPROOT_BIN=path: run that taproot build instead of target/release's (a
 # before/after comparison with an older commit built elsewhere).
 # SKIP_BUILD=1 KEEP=1 (keep the work dir with configs and logs). PERF=1 (with
-# KEEP=1): record taproot's cold runs with perf into the work dir.
+# KEEP=1): record taproot's cold and cache-hit runs with perf into the work dir.
 # SHIPPED=1 (with VALIDATE=1): taproot runs config/taproot.toml as shipped,
 # changed only where the lab needs it (listen port, one UDP thread as Unbound's
 # num-threads 1, the fake root's hints and trust anchor, loopback upstreams,
@@ -68,6 +72,7 @@ LOSSY=${LOSSY:-2000}         # cold names per lossy run, all under rrl.lab.'s wi
 LOSSY_Q=${LOSSY_Q:-200}      # queries outstanding in a lossy run
 RRL_RATE=${RRL_RATE:-200}    # rrl.lab.'s NSD: rrl-ratelimit (NSD's default), rrl-slip 2
 MEM=${MEM:-200000}           # distinct names cached in the memory phase (1000000 works too)
+WILD=${WILD:-5000}           # names under the signed wildcard in the memory phase, each asked without and with DO
 MEM_Q=${MEM_Q:-200}          # queries outstanding while filling
 CACHE_MB=${CACHE_MB:-4096}   # taproot's cache.size_mb (Unbound: 2 GiB msg + 2 GiB rrset cache)
 NET=${NET:-127.0.7}          # /24 on loopback for the NSD tree (.1 root, .2 lab., .3 bench.lab.)
@@ -77,6 +82,7 @@ FLOOR_PORT=${FLOOR_PORT:-5393}
 METRICS_PORT=${METRICS_PORT:-5394}
 LOAD_CPU=${LOAD_CPU:-0}      # dnsperf runs here
 SERVER_CPU=${SERVER_CPU:-1}  # taproot, Unbound and the floor run here (one at a time is busy)
+WORKERS=${WORKERS:-1}        # UDP workers of each server, and dnsperf threads in a cache-hit run
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
 PERF=${PERF:-0}
@@ -254,6 +260,9 @@ EOF
 @         IN SOA ns hostmaster 1 1800 900 604800 600
 @         IN NS  ns
 ns        IN A   $NET.3
+; the memory phase's wildcard: names m0.w.. answered from it, asked
+; without and with DO (signed, each answer carries the wildcard's proof)
+*.w       IN A   198.18.254.1
 EOF
         # Addresses from 198.18.0.0/15 (RFC 2544, benchmarking); never contacted.
         awk -v hot="$HOT" -v cold=$((ROUNDS * COLD)) -v mem="$MEM" 'BEGIN {
@@ -277,6 +286,7 @@ EOF
         awk -v a=$((r * COLD)) -v n="$COLD" 'BEGIN { for (i = a; i < a + n; i++) printf "c%d.bench.lab. A\n", i }' >"$WORK/cold-$r.txt"
     done
     awk -v n="$MEM" 'BEGIN { for (i = 0; i < n; i++) printf "m%d.bench.lab. A\n", i }' >"$WORK/mem.txt"
+    awk -v n="$WILD" 'BEGIN { for (i = 0; i < n; i++) printf "m%d.w.bench.lab. A\n", i }' >"$WORK/wmem.txt"
     if [ "$RPZ" -gt 0 ]; then
         bash "$HERE/rpz.sh" generate "$RPZ" "$WORK/block.rpz"
         log "RPZ of $RPZ names written for both resolvers"
@@ -385,14 +395,14 @@ nsd_queries() {
 write_shipped_config() {
     local out=$1
     sed -e "s|^listen = \\[\"127.0.0.1:53\", \"\\[::1\\]:53\"\\]|listen = [\"127.0.0.1:$TAPROOT_PORT\"]|" \
-        -e 's|^threads = 0|threads = 1|' \
+        -e "s|^threads = 0|threads = $WORKERS|" \
         -e "s|^root_hints_file = \"\"|root_hints_file = \"$WORK/root.hints\"|" \
         -e 's|^allow_loopback_upstreams = false|allow_loopback_upstreams = true|' \
         -e "s|^listen = \"127.0.0.1:9153\"|listen = \"127.0.0.1:$METRICS_PORT\"|" \
         -e "s|^trust_anchor_file = \"\"|trust_anchor_file = \"$WORK/anchor.ds\"|" \
         "$REPO/config/taproot.toml" >"$out"
     local want
-    for want in "127.0.0.1:$TAPROOT_PORT" "threads = 1" "$WORK/root.hints" "allow_loopback_upstreams = true" \
+    for want in "127.0.0.1:$TAPROOT_PORT" "threads = $WORKERS" "$WORK/root.hints" "allow_loopback_upstreams = true" \
         "127.0.0.1:$METRICS_PORT" "$WORK/anchor.ds"; do
         grep -qF "$want" "$out" || die "config/taproot.toml changed shape: could not set $want"
     done
@@ -421,7 +431,7 @@ start_taproot() {
     cat >"$dir/taproot.toml" <<EOF
 [server]
 listen = ["127.0.0.1:$TAPROOT_PORT"]
-threads = 1
+threads = $WORKERS
 $TAPROOT_SERVER_EXTRA
 
 [resolver]
@@ -479,7 +489,7 @@ start_unbound() {
     cat >"$dir/unbound.conf" <<EOF
 server:
   interface: 127.0.0.1@$UNBOUND_PORT
-  num-threads: 1
+  num-threads: $WORKERS
   so-reuseport: yes
   do-ip4: yes
   do-ip6: no
@@ -501,6 +511,12 @@ server:
   rrset-cache-size: 2048m
   ratelimit: 0
   ip-ratelimit: 0
+  # taproot's UDP sockets ask for 4 MiB buffers (server::udp::bind): the
+  # same here and in the floor, so that under a burst all three queue
+  # queries rather than one queueing (and answering late: p99) where the
+  # others drop (and leave the late ones out of the percentiles).
+  so-rcvbuf: 4m
+  so-sndbuf: 4m
 $rpz
 $UNBOUND_EXTRA
 remote-control:
@@ -513,7 +529,7 @@ EOF
 
 start_floor() {
     # Lives long enough for any run of this script; killed on exit anyway.
-    spawn floor "$WORK/floor.log" taskset -c "$SERVER_CPU" "$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" 7200
+    spawn floor "$WORK/floor.log" taskset -c "$SERVER_CPU" "$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" 7200 "$WORKERS"
 }
 
 # Any reply at all (dig exits 0) means the server is up.
@@ -625,8 +641,24 @@ hit_run() {
     t0=$(cpu_ticks "${PID[$s]}")
     # -q 1000: enough slots that a slow server shows as latency or loss, not
     # as dnsperf quietly sending less. -t 2: a reply later than 2 s is lost.
+    # WORKERS > 1: as many dnsperf threads, each with 4 client sockets, so
+    # the kernel's SO_REUSEPORT hash of the source ports spreads the
+    # queries over every worker of the server.
+    local perf_pid="" clients=()
+    [ "$WORKERS" -gt 1 ] && clients=(-T "$WORKERS" -c $((4 * WORKERS)))
+    if [ "$s" = taproot ] && [ "$PERF" = 1 ]; then
+        # Software clock events (this VM has no PMU): where the worker's time goes.
+        perf record -q -e cpu-clock -g -F 4999 -p "${PID[$s]}" -o "$WORK/perf-hit-$r.data" >/dev/null 2>&1 &
+        perf_pid=$!
+        sleep 0.5
+    fi
     run_dnsperf "$out" "$SECS" -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/hot.txt" \
-        -Q "$RATE" -l "$SECS" -q 1000 -t 2 -v
+        -Q "$RATE" -l "$SECS" -q 1000 -t 2 -v ${clients[@]+"${clients[@]}"}
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        log "perf profile of taproot's hit run: $WORK/perf-hit-$r.data (its CPU figure includes perf's cost)"
+    fi
     t1=$(cpu_ticks "${PID[$s]}")
     w1=$(now_us)
     q1=$(run_delay_ns "${PID[$s]}")
@@ -736,9 +768,10 @@ rounds() {
 }
 
 memory() {
-    local s out rss0 rss1 names
+    local s out rss0 rss1 rss2 names wnames wdo
     local sent completed lost qps avg max p50 p99 noerror runtime
     for s in taproot unbound; do
+        # Plain names: m0.. A, asked once without DO.
         out="$WORK/mem-$s.out"
         rss0=$(rss_kib "${PID[$s]}")
         run_dnsperf "$out" 1800 -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/mem.txt" -n 1 -q "$MEM_Q" -t 5 -l 1800
@@ -756,6 +789,25 @@ memory() {
         record mem_rss1_mib "$s" 0 "$(calc "$rss1 / 1024")"
         record mem_bytes_per_name "$s" 0 "$(calc "($rss1 - $rss0) * 1024 / ($names > 0 ? $names : 1)")"
         log "mem  $s: $names names, RSS ${rss0} -> ${rss1} KiB"
+        # Names under the wildcard *.w.bench.lab.: each asked once without DO
+        # and once with DO (-D), as a stub and a validating client would.
+        # Signed (VALIDATE=1), both answers carry the wildcard's NSEC proof
+        # (RFC 4035 §5.3.4); the DO=0 one without the DNSSEC records.
+        out="$WORK/wmem-$s.out"
+        run_dnsperf "$out" 1800 -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/wmem.txt" -n 1 -q "$MEM_Q" -t 5 -l 1800
+        read -r sent completed lost qps avg max p50 p99 noerror runtime < <(parse "$out")
+        wnames=$noerror
+        run_dnsperf "$out.do" 1800 -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/wmem.txt" -n 1 -q "$MEM_Q" -t 5 -l 1800 -D
+        read -r sent completed lost qps avg max p50 p99 noerror runtime < <(parse "$out.do")
+        wdo=$noerror
+        [ "$s" = taproot ] && log "after the wildcard fill: taproot_cache_entries $(taproot_metric taproot_cache_entries)"
+        sleep 3
+        rss2=$(rss_kib "${PID[$s]}")
+        [ "$wdo" -lt "$wnames" ] && wnames=$wdo
+        record mem_wild_names "$s" 0 "$wnames"
+        record mem_rss2_mib "$s" 0 "$(calc "$rss2 / 1024")"
+        record mem_wild_bytes_per_name "$s" 0 "$(calc "($rss2 - $rss1) * 1024 / ($wnames > 0 ? $wnames : 1)")"
+        log "mem  $s: $wnames wildcard names asked without and with DO, RSS ${rss1} -> ${rss2} KiB"
     done
 }
 
@@ -774,7 +826,7 @@ report() {
     echo
     echo "taproot vs Unbound: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))"
     echo "taproot $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'), $(unbound -V | head -1), $(nsd -v 2>&1 | head -1), dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p')"
-    echo "VALIDATE=$VALIDATE SHIPPED=$SHIPPED ROUNDS=$ROUNDS RATE=$RATE q/s SECS=$SECS HOT=$HOT COLD=$COLD COLD_Q=$COLD_Q MEM=$MEM MEM_Q=$MEM_Q CACHE_MB=$CACHE_MB; dnsperf on core $LOAD_CPU, servers on core $SERVER_CPU; load average at start: $LOADAVG"
+    echo "VALIDATE=$VALIDATE SHIPPED=$SHIPPED ROUNDS=$ROUNDS WORKERS=$WORKERS RATE=$RATE q/s SECS=$SECS HOT=$HOT COLD=$COLD COLD_Q=$COLD_Q MEM=$MEM WILD=$WILD MEM_Q=$MEM_Q CACHE_MB=$CACHE_MB; dnsperf on core $LOAD_CPU, servers on core $SERVER_CPU; load average at start: $LOADAVG"
     echo
     python3 "$HELPER" table "$RESULTS"
     echo
@@ -792,7 +844,8 @@ main() {
     : >"$RESULTS"
     # Only the config this script writes may reach taproot.
     local v
-    for v in $(compgen -e | grep '^TAPROOT_' || true); do unset "$v"; done
+    # (export -n, not unset: TAPROOT_PORT is also this script's own knob.)
+    for v in $(compgen -e | grep '^TAPROOT_' || true); do export -n "$v"; done
     write_tree
     sign_tree
     start_tree

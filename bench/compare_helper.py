@@ -113,7 +113,10 @@ ROWS = [
     ("mem_fill_names_s", "fill rate names/s", 0),
     ("mem_rss0_mib", "RSS before fill MiB", 1),
     ("mem_rss1_mib", "RSS after fill MiB", 1),
-    ("mem_bytes_per_name", "RSS growth bytes per name", 0),
+    ("mem_bytes_per_name", "RSS growth bytes per name (m*.bench.lab. A, no DO)", 0),
+    ("mem_wild_names", "wildcard names cached (each asked without and with DO)", 0),
+    ("mem_rss2_mib", "RSS after the wildcard fill MiB", 1),
+    ("mem_wild_bytes_per_name", "RSS growth bytes per wildcard name (DO=0 + DO=1)", 0),
 ]
 
 

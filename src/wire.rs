@@ -43,9 +43,9 @@ pub const SERVER_EDNS_PAYLOAD: u16 = 1232;
 /// RFC 6891 §7: extended RCODE for an unsupported EDNS version.
 pub const RCODE_BADVERS: u16 = 16;
 /// The last byte of an answer key: which variant of the answer a query
-/// gets. DO: RRSIG, NSEC and NSEC3 records included (RFC 4035 §3.2.1).
-pub const VARIANT_DO: u8 = 1;
-/// CD: unchecked data for a client that validates itself (RFC 4035 §3.2.2).
+/// gets. CD: unchecked data for a client that validates itself (RFC 4035
+/// §3.2.2). DO picks no variant: one entry holds the DNSSEC records and a
+/// client without DO is answered without them (see `cache::withheld`).
 pub const VARIANT_CD: u8 = 2;
 
 /// Header flag bits (RFC 1035 §4.1.1, RFC 4035 §3.2 for AD/CD).
@@ -110,12 +110,11 @@ impl ClientQuery<'_> {
     /// The answer variant this query gets (see [`answer_key`]).
     #[inline]
     pub fn variant(&self) -> u8 {
-        let cd = if self.flags & flags::CD != 0 {
+        if self.flags & flags::CD != 0 {
             VARIANT_CD
         } else {
             0
-        };
-        cd | if self.dnssec_ok() { VARIANT_DO } else { 0 }
+        }
     }
     /// The largest UDP response the client accepts (RFC 6891 §6.2.5), capped at ours.
     pub fn udp_limit(&self) -> usize {
@@ -446,7 +445,7 @@ pub fn ttl_offsets(raw: &[u8]) -> Option<(Vec<u16>, Option<u32>)> {
 }
 
 /// Writes the lower-cased question name, type, class and answer variant
-/// ([`VARIANT_DO`], [`VARIANT_CD`]) into `out`: the answer cache's key, built on the stack so a lookup allocates nothing.
+/// ([`VARIANT_CD`]) into `out`: the answer cache's key, built on the stack so a lookup allocates nothing.
 #[inline]
 pub fn answer_key<'b>(
     qname: &[u8],

@@ -677,3 +677,73 @@ async fn bogus_data_or_keys_from_one_server_are_asked_again_of_the_zones_other_s
     }
     t.stop().await;
 }
+
+/// Entries in taproot's shared store (answers and RRsets).
+fn stored(t: &Validating) -> u64 {
+    let usage = t.running.handler.cache.usage();
+    usage.answer_entries + usage.record_entries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn do_and_plain_clients_asking_a_signed_name_share_one_entry() {
+    let tree = SignedTree::start().await;
+    let t = Validating::start(&tree, |_| {}).await;
+    // The zone's keys, cut and wildcard proof are cached by the first
+    // names; the names after them must each add one entry, whichever
+    // client asks first, not one for DO and one without.
+    for (kind, rcode) in [
+        ("wildcard", ResponseCode::NoError),
+        ("nxdomain", ResponseCode::NXDomain),
+    ] {
+        let name = |i: usize| match kind {
+            "wildcard" => format!("n{i}.wild.sec.lab."),
+            _ => format!("nx{i}.sec.lab."),
+        };
+        let mut before = 0;
+        for i in 0..12 {
+            if i == 4 {
+                before = stored(&t);
+            }
+            let first_do = i % 2 == 0;
+            let first = ask(&t, &name(i), RecordType::A, first_do).await;
+            let second = ask(&t, &name(i), RecordType::A, !first_do).await;
+            let (with_do, plain) = if first_do {
+                (first, second)
+            } else {
+                (second, first)
+            };
+            for reply in [&with_do, &plain] {
+                assert_eq!(reply.metadata.response_code, rcode, "{reply:?}");
+            }
+            assert!(with_do.metadata.authentic_data, "{with_do:?}");
+            assert!(
+                !plain.metadata.authentic_data,
+                "RFC 6840 §5.8: no AD for a client that set neither DO nor AD: {plain:?}"
+            );
+            assert!(!has_dnssec_records(&plain), "{plain:?}");
+            assert!(
+                of_type(&with_do.authorities, RecordType::NSEC) > 0
+                    && of_type(&with_do.authorities, RecordType::RRSIG) > 0,
+                "DO: the proof and its signatures: {with_do:?}"
+            );
+            match kind {
+                "wildcard" => {
+                    assert_eq!(
+                        types(&with_do)[..2],
+                        [RecordType::A, RecordType::RRSIG],
+                        "{with_do:?}"
+                    );
+                    assert_eq!(types(&plain), vec![RecordType::A], "{plain:?}");
+                    assert_eq!(client::first_a(&plain).as_deref(), Some("192.0.2.9"));
+                }
+                _ => {
+                    assert!(with_do.answers.is_empty(), "{with_do:?}");
+                    assert_eq!(types(&plain), vec![RecordType::SOA], "{plain:?}");
+                }
+            }
+        }
+        let added = stored(&t) - before;
+        assert_eq!(added, 8, "{kind}: 8 names asked with and without DO");
+    }
+    t.stop().await;
+}

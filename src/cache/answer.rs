@@ -13,29 +13,31 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hickory_proto::rr::Name;
-use smallvec::SmallVec;
 
 use super::record::Rank;
 use super::stats::{CacheKind, CacheStats};
 use super::store::{self, Pinned, Store};
 use super::ttl::{is_fresh, remaining};
+use super::withheld::{self, Layout, Withheld};
 use crate::clock::Clock;
 use crate::dnssec::Security;
 use crate::wire::{self, ClientQuery, HEADER_LEN, flags};
 
-/// Answers up to this many bytes live inside the entry, so a hit reads one
-/// allocation: the question it checks and the bytes it copies sit next to
-/// the header (a typical A or AAAA answer is 50–100 bytes). Chosen so that
-/// an entry with its `Arc` counts fills a 192-byte allocator class.
-pub const INLINE_WIRE: usize = 120;
-
-/// TTL offsets kept inline: an RRset of up to four records.
-const INLINE_TTLS: usize = 4;
+/// The longest response an entry keeps: its offsets are `u16`s, and a
+/// response over UDP or TCP is at most 65,535 bytes (RFC 1035 §4.2.2).
+const MAX_WIRE: usize = u16::MAX as usize;
 
 /// A response ready to send but for ID, flags, question case and TTLs.
 ///
-/// `repr(C)` keeps the fields a lookup reads (freshness, DO bit, the
-/// question at the start of `wire`) in the first cache lines.
+/// Two allocations, each sized to what it holds: this header (64 bytes,
+/// 80 with its `Arc` counts, one cache line for what a lookup reads) and
+/// its body, the response followed by its TTL offsets. Until #28 the
+/// response sat inline in a 120-byte buffer: a signed answer (an RRSIG
+/// alone is over 100 bytes) spilled to a second allocation anyway and
+/// left the inline bytes unused, 224 + 160 bytes for a signed A record;
+/// now 80 + 160, and 80 + 56 for an unsigned one. The hit reads the
+/// body as a second dependent load, which [`store::Entry::warm`] starts
+/// with the slot's and the header's for a whole batch.
 #[derive(Debug)]
 #[repr(C)]
 pub struct CachedAnswer {
@@ -47,7 +49,7 @@ pub struct CachedAnswer {
     /// `Some(rank)`: one RRset stored under its own (owner, type), with its
     /// RFC 2181 trust; `None`: an answer a resolution assembled.
     pub rank: Option<Rank>,
-    /// The answer variant it is (DO, CD: the key's last byte).
+    /// The answer variant it is (CD: the key's last byte).
     variant: u8,
     /// What validation made of it: Secure sets AD for a client that asks.
     pub security: Security,
@@ -57,22 +59,44 @@ pub struct CachedAnswer {
     superseded: AtomicBool,
     /// Set by hits, cleared by the store's eviction hand (CLOCK).
     referenced: AtomicBool,
+    /// The DNSSEC records in `wire` that a client without DO is not sent:
+    /// one entry answers both (see [`super::withheld`]).
+    withheld: Withheld,
+    /// How long the response at the start of `body` is.
+    wire_len: u16,
     /// The stamp of the policy ([`crate::policy::Policy::stamp`]) that was
     /// found to leave this question alone; 0: not checked yet. A hit whose
     /// stamp matches skips the policy's lookups (written once per policy
     /// version, read by every hit after).
     policy_stamp: AtomicU64,
-    /// The response with ID 0, the question lower-cased, no OPT record.
-    pub wire: SmallVec<[u8; INLINE_WIRE]>,
-    /// Where each TTL field sits in `wire`.
-    pub ttl_offsets: SmallVec<[u16; INLINE_TTLS]>,
+    /// The response with ID 0, the question lower-cased, no OPT record,
+    /// DNSSEC records at the end of each section; then where each of its
+    /// TTL fields sits, as native-endian `u16`s.
+    body: Box<[u8]>,
 }
 
 impl CachedAnswer {
-    /// Wraps an encoded response (ID and flags are rewritten on every send).
-    /// `None` when the bytes do not walk cleanly (never cache what we cannot patch).
-    pub fn from_wire(mut wire: Vec<u8>, stored_ms: u64, stale_window: u32) -> Option<CachedAnswer> {
+    /// Wraps an encoded response (ID and flags are rewritten on every send),
+    /// DNSSEC records included: a client without DO is answered from the
+    /// same entry without them. A response whose DNSSEC records are not at
+    /// the end of their sections is re-encoded so that they are (see
+    /// [`super::withheld::arrange`]). `None` when the bytes do not walk
+    /// cleanly (never cache what we cannot patch).
+    pub fn from_wire(wire: Vec<u8>, stored_ms: u64, stale_window: u32) -> Option<CachedAnswer> {
+        let (mut wire, withheld) = match withheld::locate(&wire)? {
+            Layout::Ready(withheld) => (wire, withheld),
+            Layout::Unordered => {
+                let arranged = withheld::arrange(&wire)?;
+                match withheld::locate(&arranged)? {
+                    Layout::Ready(withheld) => (arranged, withheld),
+                    Layout::Unordered => return None,
+                }
+            }
+        };
         let (offsets, min_ttl) = wire::ttl_offsets(&wire)?;
+        if wire.len() > MAX_WIRE {
+            return None;
+        }
         wire[0] = 0;
         wire[1] = 0;
         let qlen = wire::read_u16(&wire, 4)?;
@@ -89,14 +113,14 @@ impl CachedAnswer {
             wire[at + 1..end].make_ascii_lowercase();
             at = end;
         }
+        let wire_len = wire.len() as u16;
+        wire.reserve_exact(2 * offsets.len());
+        for off in offsets {
+            wire.extend_from_slice(&off.to_ne_bytes());
+        }
         Some(CachedAnswer {
-            wire: if wire.len() <= INLINE_WIRE {
-                SmallVec::from_slice(&wire)
-            } else {
-                wire.shrink_to_fit();
-                SmallVec::from_vec(wire)
-            },
-            ttl_offsets: SmallVec::from_slice(&offsets),
+            wire_len,
+            body: wire.into_boxed_slice(),
             stored_ms,
             ttl: min_ttl.unwrap_or(0),
             stale_window,
@@ -106,8 +130,26 @@ impl CachedAnswer {
             security: Security::Indeterminate,
             superseded: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
+            withheld,
             policy_stamp: AtomicU64::new(0),
         })
+    }
+
+    /// The response: ID 0, the question lower-cased, no OPT record, the
+    /// DNSSEC records at the end of each section (see [`super::withheld`]).
+    #[inline]
+    pub fn wire(&self) -> &[u8] {
+        self.body.get(..usize::from(self.wire_len)).unwrap_or(&[])
+    }
+
+    /// Where each TTL field of [`CachedAnswer::wire`] sits.
+    #[inline]
+    pub fn ttl_offsets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.body
+            .get(usize::from(self.wire_len)..)
+            .unwrap_or(&[])
+            .chunks_exact(2)
+            .map(|b| usize::from(u16::from_ne_bytes([b[0], b[1]])))
     }
 
     /// The stamp of the policy last found to leave this question alone.
@@ -124,14 +166,15 @@ impl CachedAnswer {
 
     /// The question's name as stored: lower-cased, uncompressed.
     pub fn qname(&self) -> &[u8] {
+        let wire = self.wire();
         let mut at = HEADER_LEN;
-        while let Some(&len) = self.wire.get(at) {
+        while let Some(&len) = wire.get(at) {
             if len == 0 || len > 63 {
                 break;
             }
             at += 1 + len as usize;
         }
-        self.wire.get(HEADER_LEN..=at).unwrap_or(&[])
+        wire.get(HEADER_LEN..=at).unwrap_or(&[])
     }
 
     /// Whether a client may be answered with it: any assembled answer, and
@@ -151,19 +194,9 @@ impl CachedAnswer {
         }
     }
 
-    /// Bytes held outside the entry: answers and offset lists too long to sit inline.
+    /// Bytes held outside the entry's header: the response and its TTL offsets.
     pub fn heap_bytes(&self) -> usize {
-        let wire = if self.wire.spilled() {
-            self.wire.capacity()
-        } else {
-            0
-        };
-        let ttls = if self.ttl_offsets.spilled() {
-            self.ttl_offsets.capacity() * 2
-        } else {
-            0
-        };
-        wire + ttls
+        self.body.len()
     }
 
     /// True while it may still be served stale (RFC 8767): past its TTL, inside the window.
@@ -176,7 +209,7 @@ impl CachedAnswer {
         )
     }
 
-    /// The answer variant it is (DO, CD: the last byte of its key, see
+    /// The answer variant it is (CD: the last byte of its key, see
     /// [`wire::answer_key`]).
     #[inline]
     pub fn variant(&self) -> u8 {
@@ -189,9 +222,14 @@ impl CachedAnswer {
         self.referenced.load(Ordering::Relaxed)
     }
 
-    /// Sets the variant a stored RRset answers (see [`wire::VARIANT_DO`]).
+    /// Sets the variant it answers (see [`wire::VARIANT_CD`]).
     pub(super) fn set_variant(&mut self, variant: u8) {
         self.variant = variant;
+    }
+
+    /// The DNSSEC records a client without DO is not sent.
+    pub fn withheld(&self) -> &Withheld {
+        &self.withheld
     }
 
     /// True once the answer cache no longer holds it.
@@ -217,10 +255,11 @@ impl CachedAnswer {
     }
 
     pub fn rcode(&self) -> u8 {
-        self.wire.get(3).map_or(0, |b| b & 0x0f)
+        self.body.get(3).map_or(0, |b| b & 0x0f)
     }
 
-    /// Writes the response for `query` into `out` (cleared first).
+    /// Writes the response for `query` into `out` (cleared first): for a
+    /// client without DO, without the DNSSEC records (RFC 4035 §3.2.1).
     ///
     /// `stale_ttl`: when set, every TTL is this value (RFC 8767 §4) instead
     /// of the decayed one. `limit`: the client's UDP size; a response that
@@ -236,7 +275,15 @@ impl CachedAnswer {
         out: &mut Vec<u8>,
     ) -> bool {
         out.clear();
-        out.extend_from_slice(&self.wire);
+        let cut = !query.dnssec_ok() && !self.withheld.is_empty();
+        if cut {
+            self.withheld.copy_without(self.wire(), out);
+        } else {
+            out.extend_from_slice(self.wire());
+        }
+        if out.len() < HEADER_LEN {
+            return false;
+        }
         out[0..2].copy_from_slice(&query.id.to_be_bytes());
         let stored_flags = u16::from_be_bytes([out[2], out[3]]);
         let mut f = flags::QR
@@ -257,8 +304,15 @@ impl CachedAnswer {
         if let Some(dst) = out.get_mut(HEADER_LEN..HEADER_LEN + qn) {
             dst.copy_from_slice(query.qname);
         }
-        for &off in self.ttl_offsets.iter() {
-            let at = off as usize;
+        for off in self.ttl_offsets() {
+            let at = if cut {
+                match self.withheld.moved(off) {
+                    Some(at) => at,
+                    None => continue,
+                }
+            } else {
+                off
+            };
             if let Some(field) = out.get_mut(at..at + 4) {
                 let stored = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
                 let ttl = stale_ttl.unwrap_or_else(|| remaining(stored, self.stored_ms, now_ms));
@@ -286,10 +340,9 @@ impl CachedAnswer {
     }
 }
 
-/// The `Arc` counts (16 bytes) and the allocator's share: size-class
-/// rounding and page bookkeeping. Measured with mimalloc, the daemon's
-/// allocator: `examples/cache_memory` grows by 285 bytes a name, against
-/// 176 for the entry and at most 64 for the table.
+/// The `Arc` counts (16 bytes) and the allocator's share of two
+/// allocations: size-class rounding and page bookkeeping (mimalloc, the
+/// daemon's allocator).
 const ALLOC_OVERHEAD: usize = 48;
 
 impl store::Entry for CachedAnswer {
@@ -301,7 +354,7 @@ impl store::Entry for CachedAnswer {
             return false;
         };
         variant == self.variant
-            && self.wire.get(HEADER_LEN..HEADER_LEN + question.len()) == Some(question)
+            && self.body.get(HEADER_LEN..HEADER_LEN + question.len()) == Some(question)
     }
 
     /// A plain store, and only when the bit is clear, so hits on a popular
@@ -331,6 +384,12 @@ impl store::Entry for CachedAnswer {
 
     fn is_answer(&self) -> bool {
         self.kind() == CacheKind::Answer
+    }
+
+    /// The body: the response a hit checks the question in and copies.
+    #[inline(always)]
+    fn warm(&self) {
+        store::load_bytes(&self.body);
     }
 }
 
@@ -464,5 +523,19 @@ pub fn wire_name_at_or_below(name: &[u8], zone: &[u8]) -> bool {
             Some(0) | None => return false,
             Some(&len) => at += 1 + len as usize,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_header_with_its_arc_counts_fits_an_80_byte_allocator_class() {
+        assert!(
+            std::mem::size_of::<CachedAnswer>() + 16 <= 80,
+            "{} bytes",
+            std::mem::size_of::<CachedAnswer>(),
+        );
     }
 }

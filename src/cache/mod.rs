@@ -6,9 +6,11 @@
 //!   views: [`answer`], the hot path, where a hit costs one lookup and a few
 //!   byte patches; and [`record`], RRsets with their RFC 2181 §5.4.1 trust
 //!   rank, from which the walk reads delegations and answers are assembled.
-//!   An RRset is stored once, as the answer to its own question; a signed
-//!   one also with its RRSIGs, as the answer to the same question with DO
-//!   (the key's last byte picks the variant, so a hit never filters).
+//!   An RRset is stored once, as the answer to its own question, with its
+//!   RRSIGs after it: a client with DO gets the bytes as stored, one
+//!   without gets them with the DNSSEC records cut out ([`withheld`]), so
+//!   both find the same entry (the key's last byte is CD only). Assembled
+//!   answers (negative ones with their proofs, wildcard answers) likewise.
 //!   Every entry carries its DNSSEC status, from which a hit sets AD.
 //! - [`negative`]: RFC 2308 NXDOMAIN and NODATA entries with their SOA, on
 //!   moka with per-entry expiry.
@@ -32,6 +34,7 @@ pub mod stats;
 mod store;
 pub mod tier;
 pub mod ttl;
+pub mod withheld;
 
 use std::sync::{Arc, OnceLock};
 
@@ -423,7 +426,9 @@ impl Cache {
     /// One RRset answering the question as asked is already stored, as the
     /// answer to its own question, by the walk: that entry is the answer,
     /// and nothing is stored twice. Anything else (a CNAME chain, a
-    /// negative answer, an answer for DO) is encoded and stored whole.
+    /// negative answer, a wildcard answer with its proof) is encoded and
+    /// stored whole, DNSSEC records included: clients with and without DO
+    /// share it.
     pub fn store_answer(
         &self,
         key: &[u8],
@@ -434,13 +439,17 @@ impl Cache {
         let entry = if resolution.is_one_rrset(qname, qtype)
             && let Some(entry) = self.answers.stored_rrset(key)
             && entry.security == resolution.security
+            && (entry.withheld().counts()[0] > 0
+                || !resolution
+                    .answers
+                    .iter()
+                    .any(|r| r.record_type() == RecordType::RRSIG))
         {
             entry
         } else {
-            let dnssec_ok = key.last().is_some_and(|v| v & crate::wire::VARIANT_DO != 0);
             self.answers.insert(
                 key,
-                encode(qname, qtype, resolution, dnssec_ok)?,
+                encode(qname, qtype, resolution, true)?,
                 resolution.security,
             )?
         };
@@ -787,10 +796,92 @@ mod tests {
                 .lookup_fresh(&key("glue.example.kr."), now)
                 .is_none()
         );
-        // With DO the key differs: the RRset entry does not answer it.
-        let mut with_do = key("www.example.kr.");
-        *with_do.last_mut().expect("a key") = 1;
-        assert!(c.answers.lookup_fresh(&with_do, now).is_none());
+        // With CD the key differs (unchecked data, RFC 4035 §3.2.2): the
+        // RRset entry does not answer it.
+        let mut with_cd = key("www.example.kr.");
+        *with_cd.last_mut().expect("a key") = crate::wire::VARIANT_CD;
+        assert!(c.answers.lookup_fresh(&with_cd, now).is_none());
+    }
+
+    #[test]
+    fn a_signed_rrset_is_one_entry_answering_clients_with_and_without_do() {
+        use hickory_proto::dnssec::Algorithm;
+        use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG, SigInput};
+        use hickory_proto::rr::SerialNumber;
+
+        let c = cache();
+        let sig = Record::from_rdata(
+            n("www.example.kr."),
+            300,
+            RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
+                SigInput {
+                    type_covered: RecordType::A,
+                    algorithm: Algorithm::ECDSAP256SHA256,
+                    num_labels: 3,
+                    original_ttl: 300,
+                    sig_expiration: SerialNumber::new(2_000_000_000),
+                    sig_inception: SerialNumber::new(1_700_000_000),
+                    key_tag: 42,
+                    signer_name: n("example.kr."),
+                },
+                vec![9; 64],
+            ))),
+        );
+        assert!(c.records.insert_signed(
+            vec![a("www.example.kr.", 300, 7)],
+            vec![sig],
+            Rank::AuthAnswer,
+            crate::dnssec::Security::Secure,
+        ));
+        assert_eq!(c.usage().record_entries, 1, "one entry, RRSIG included");
+        let got = c
+            .records
+            .get(&n("www.example.kr."), RecordType::A)
+            .expect("cached");
+        assert_eq!(got.records.len(), 1, "the RRset alone: {got:?}");
+        assert_eq!(
+            c.records
+                .signatures(&n("www.example.kr."), RecordType::A)
+                .len(),
+            1
+        );
+        let mut key = answer::name_wire_lower(&n("www.example.kr."));
+        key.extend_from_slice(&[0, 1, 0, 1, 0]);
+        let entry = c
+            .answers
+            .lookup_fresh(&key, c.clock.now_ms())
+            .expect("the hot path finds it");
+        for (dnssec_ok, want) in [
+            (false, vec![RecordType::A]),
+            (true, vec![RecordType::A, RecordType::RRSIG]),
+        ] {
+            let mut raw = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+            raw.extend_from_slice(&key[..key.len() - 5]);
+            raw.extend_from_slice(&[0, 1, 0, 1]);
+            raw.extend_from_slice(&[
+                0,
+                0,
+                41,
+                4,
+                0xd0,
+                0,
+                0,
+                if dnssec_ok { 0x80 } else { 0 },
+                0,
+                0,
+                0,
+            ]);
+            let q = crate::wire::parse_query(&raw).expect("a query");
+            let mut out = Vec::new();
+            assert!(entry.render(&q, c.clock.now_ms(), true, None, 4096, &mut out));
+            let msg = hickory_proto::op::Message::from_vec(&out).expect("decodes");
+            let types: Vec<RecordType> = msg.answers.iter().map(|r| r.record_type()).collect();
+            assert_eq!(types, want, "DO={dnssec_ok}");
+            assert_eq!(
+                msg.metadata.authentic_data, dnssec_ok,
+                "AD for DO only (no AD asked)"
+            );
+        }
     }
 
     #[test]

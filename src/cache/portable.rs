@@ -7,7 +7,8 @@
 //! form carries the wall-clock instant its TTLs ran out at instead, with
 //! the wire bytes as stored (ID 0, question lower-cased, no OPT) and what
 //! the entry knew besides them: its RFC 2181 §5.4.1 rank, its DNSSEC
-//! status, and the answer variant (DO, CD) it is.
+//! status, and the answer variant (CD) it is: one entry serves clients
+//! with and without DO (see [`super::withheld`]).
 //!
 //! Decoding rebuilds the entry through [`CachedAnswer::from_wire`] with
 //! every TTL field lowered by the time that passed (RFC 1035 §3.2.1: a TTL
@@ -55,7 +56,7 @@ pub enum PortableError {
     BadRank(u8),
     #[error("the value's security byte {0} is none this taproot knows")]
     BadSecurity(u8),
-    #[error("the value's variant byte {0} has bits beyond DO and CD")]
+    #[error("the value's variant byte {0} has bits beyond CD")]
     BadVariant(u8),
     #[error("the value says {declared} bytes of message follow, {present} do")]
     BadLength { declared: usize, present: usize },
@@ -152,7 +153,7 @@ fn security_of(byte: u8) -> Result<Security, PortableError> {
 /// Encodes `entry`, the answer variant `variant` (the last byte of its
 /// key, see [`wire::answer_key`]), as seen at `now`.
 pub fn encode(entry: &CachedAnswer, variant: u8, now: Now) -> Result<Vec<u8>, PortableError> {
-    let len = entry.wire.len();
+    let len = entry.wire().len();
     let declared = u16::try_from(len).map_err(|_| PortableError::TooLarge(len))?;
     let expires_mono = entry.stored_ms + u64::from(entry.ttl) * 1000;
     // The same distance from now on the wall clock (negative: already past).
@@ -165,7 +166,7 @@ pub fn encode(entry: &CachedAnswer, variant: u8, now: Now) -> Result<Vec<u8>, Po
     out.extend_from_slice(&expires_ms.to_be_bytes());
     out.extend_from_slice(&entry.ttl.to_be_bytes());
     out.extend_from_slice(&declared.to_be_bytes());
-    out.extend_from_slice(&entry.wire);
+    out.extend_from_slice(entry.wire());
     Ok(out)
 }
 
@@ -181,7 +182,7 @@ pub fn split(bytes: &[u8]) -> Result<(Header, &[u8]), PortableError> {
         return Err(PortableError::UnknownVersion(head[0]));
     }
     let variant = head[1];
-    if variant & !(wire::VARIANT_DO | wire::VARIANT_CD) != 0 {
+    if variant & !wire::VARIANT_CD != 0 {
         return Err(PortableError::BadVariant(variant));
     }
     let header = Header {
@@ -257,17 +258,13 @@ mod tests {
         let mut e = CachedAnswer::from_wire(wire, stored_ms, 30).expect("walks");
         e.rank = Some(Rank::AuthAnswer);
         e.security = Security::Secure;
-        e.set_variant(wire::VARIANT_DO);
+        e.set_variant(wire::VARIANT_CD);
         e
     }
 
     fn ttls(e: &CachedAnswer) -> Vec<u32> {
-        e.ttl_offsets
-            .iter()
-            .map(|&o| {
-                let at = usize::from(o);
-                u32::from_be_bytes(e.wire[at..at + 4].try_into().expect("four bytes"))
-            })
+        e.ttl_offsets()
+            .map(|at| u32::from_be_bytes(e.wire()[at..at + 4].try_into().expect("four bytes")))
             .collect()
     }
 
@@ -279,7 +276,7 @@ mod tests {
             monotonic_ms: 7_000,
             unix_ms: 1_700_000_000_000,
         };
-        let bytes = encode(&stored, wire::VARIANT_DO, at_encode).expect("encodes");
+        let bytes = encode(&stored, wire::VARIANT_CD, at_encode).expect("encodes");
         let (header, _) = split(&bytes).expect("frames");
         assert_eq!(header.expires_ms, 1_700_000_000_000 + 298_000);
         assert_eq!(header.ttl, 300);
@@ -297,10 +294,10 @@ mod tests {
         assert_eq!(ttls(&back), vec![198]);
         assert_eq!(back.qname(), stored.qname());
         // The bytes past the TTLs are the same message.
-        assert_eq!(back.wire.len(), stored.wire.len());
+        assert_eq!(back.wire().len(), stored.wire().len());
         // The variant went along: the store finds it under the DO key.
         let mut key = stored.qname().to_vec();
-        key.extend_from_slice(&[0, 1, 0, 1, wire::VARIANT_DO]);
+        key.extend_from_slice(&[0, 1, 0, 1, wire::VARIANT_CD]);
         assert!(store::Entry::answers_key(&back, &key));
     }
 

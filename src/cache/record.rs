@@ -5,9 +5,11 @@
 //! section stuffed by some server cannot override an authoritative answer.
 //!
 //! Only class IN is resolved, so the key is that of the class-IN question
-//! without DO for (owner, type), and an RRset is stored as the response to
-//! that question (see [`super::store`]): one compressed buffer that the hot
-//! path can send as it is and the walk decodes again when it reads it.
+//! without CD for (owner, type), and an RRset is stored as the response to
+//! that question (see [`super::store`]), its RRSIGs after it: one
+//! compressed buffer that the hot path sends as it is to a client with DO,
+//! cuts the RRSIGs from for one without (see [`super::withheld`]), and the
+//! walk decodes again when it reads it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,10 +62,16 @@ pub struct RecordCache {
     stats: Arc<CacheStats>,
 }
 
-/// The records of a stored RRset again, TTLs as stored. `None` only if the
-/// bytes do not decode, which [`RecordCache::insert`] rules out first.
+/// The records of a stored RRset again, TTLs as stored, without the
+/// RRSIGs kept with it. `None` only if the bytes do not decode, which
+/// [`RecordCache::insert`] rules out first.
 pub(super) fn records_of(entry: &CachedAnswer) -> Option<Vec<Record>> {
-    Message::from_vec(&entry.wire).ok().map(|m| m.answers)
+    Message::from_vec(entry.wire()).ok().map(|m| {
+        m.answers
+            .into_iter()
+            .filter(|r| r.record_type() != RecordType::RRSIG)
+            .collect()
+    })
 }
 
 impl RecordCache {
@@ -83,14 +91,9 @@ impl RecordCache {
         }
     }
 
-    /// The key of (name, type) written into `buf`: the class-IN question,
-    /// as the plain RRset (variant 0) or with its RRSIGs ([`wire::VARIANT_DO`]).
-    fn key_in<'b>(
-        name: &Name,
-        rtype: RecordType,
-        variant: u8,
-        buf: &'b mut [u8; KEY_MAX],
-    ) -> &'b [u8] {
+    /// The key of (name, type) written into `buf`: the class-IN question
+    /// without CD, which clients with and without DO share.
+    fn key_in<'b>(name: &Name, rtype: RecordType, buf: &'b mut [u8; KEY_MAX]) -> &'b [u8] {
         let mut owner = [0u8; MAX_NAME_LEN];
         let mut at = 0;
         for label in name.iter() {
@@ -103,7 +106,7 @@ impl RecordCache {
             at = end;
         }
         owner[at] = 0;
-        wire::answer_key(&owner[..at + 1], u16::from(rtype), 1, variant, buf)
+        wire::answer_key(&owner[..at + 1], u16::from(rtype), 1, 0, buf)
     }
 
     /// The live stored RRset for (name, type), glue and referral data included.
@@ -135,7 +138,7 @@ impl RecordCache {
     pub fn get(&self, name: &Name, rtype: RecordType) -> Option<RrsetView> {
         let now = self.clock.now_ms();
         let mut buf = [0u8; KEY_MAX];
-        let key = Self::key_in(name, rtype, 0, &mut buf);
+        let key = Self::key_in(name, rtype, &mut buf);
         let Some((set, rank)) = self.live(key, now).and_then(|e| e.rank.map(|r| (e, r))) else {
             self.stats.miss(CacheKind::Record);
             return None;
@@ -159,12 +162,13 @@ impl RecordCache {
     pub fn signatures(&self, name: &Name, rtype: RecordType) -> Vec<Record> {
         let now = self.clock.now_ms();
         let mut buf = [0u8; KEY_MAX];
-        let key = Self::key_in(name, rtype, wire::VARIANT_DO, &mut buf);
-        let Some(set) = self.live(key, now) else {
+        let key = Self::key_in(name, rtype, &mut buf);
+        let Some(set) = self.live(key, now).filter(|s| !s.withheld().is_empty()) else {
             return Vec::new();
         };
         let left = remaining(set.ttl, set.stored_ms, now);
-        let mut sigs: Vec<Record> = records_of(&set)
+        let mut sigs: Vec<Record> = Message::from_vec(set.wire())
+            .map(|m| m.answers)
             .unwrap_or_default()
             .into_iter()
             .filter(|r| r.record_type() == RecordType::RRSIG)
@@ -205,12 +209,12 @@ impl RecordCache {
     }
 
     /// Stores one RRset with the RRSIGs over it and what validation made of
-    /// it. The RRSIGs go in a second entry, the answer for a DO query
-    /// (see [`wire::VARIANT_DO`]), so a query without DO never sees them.
+    /// it, in one entry: the RRSIGs come last, and a query without DO is
+    /// answered without them (see [`super::withheld`]).
     pub fn insert_signed(
         &self,
         mut records: Vec<Record>,
-        mut sigs: Vec<Record>,
+        sigs: Vec<Record>,
         rank: Rank,
         security: Security,
     ) -> bool {
@@ -220,7 +224,7 @@ impl RecordCache {
         let owner = first.name.to_lowercase();
         let rtype = first.record_type();
         let mut buf = [0u8; KEY_MAX];
-        let key = Self::key_in(&owner, rtype, 0, &mut buf);
+        let key = Self::key_in(&owner, rtype, &mut buf);
         let now = self.clock.now_ms();
         let hash = self.store.fingerprint(key);
         // An assembled answer stored under the same question ranks as an
@@ -242,17 +246,18 @@ impl RecordCache {
         if ttl == 0 {
             return false;
         }
-        for r in records.iter_mut().chain(sigs.iter_mut()) {
+        let count = records.len();
+        records.extend(sigs);
+        for r in &mut records {
             r.ttl = ttl;
         }
-        let count = records.len();
-        let mut resolution = Resolution {
+        let resolution = Resolution {
             rcode: ResponseCode::NoError,
             answers: records,
             authorities: Vec::new(),
             security,
         };
-        let Some(mut set) = self.entry_for(&owner, rtype, &resolution, false, now) else {
+        let Some(mut set) = self.entry_for(&owner, rtype, &resolution, now) else {
             return false;
         };
         set.rank = Some(rank);
@@ -266,7 +271,7 @@ impl RecordCache {
         if live.is_some_and(|old| {
             old.rank == Some(rank)
                 && old.security == security
-                && old.wire == set.wire
+                && old.wire() == set.wire()
                 && u64::from(remaining(old.ttl, old.stored_ms, now)) * 10 >= u64::from(ttl) * 9
         }) {
             return true;
@@ -277,18 +282,6 @@ impl RecordCache {
         }
         self.store.insert(hash, Arc::new(set));
         self.stats.insert(CacheKind::Record);
-        if !sigs.is_empty() {
-            resolution.answers.extend(sigs);
-            if let Some(mut signed) = self.entry_for(&owner, rtype, &resolution, true, now) {
-                signed.rank = Some(rank);
-                signed.security = security;
-                signed.set_variant(wire::VARIANT_DO);
-                let mut buf = [0u8; KEY_MAX];
-                let key = Self::key_in(&owner, rtype, wire::VARIANT_DO, &mut buf);
-                self.store
-                    .insert(self.store.fingerprint(key), Arc::new(signed));
-            }
-        }
         true
     }
 
@@ -297,10 +290,9 @@ impl RecordCache {
         owner: &Name,
         rtype: RecordType,
         resolution: &Resolution,
-        dnssec_ok: bool,
         now: u64,
     ) -> Option<CachedAnswer> {
-        let entry = encode(owner, rtype, resolution, dnssec_ok)
+        let entry = encode(owner, rtype, resolution, true)
             .and_then(|wire| CachedAnswer::from_wire(wire, now, self.stale_window));
         if entry.is_none() {
             debug!(%owner, "an RRset hickory cannot encode is not cached");

@@ -35,7 +35,9 @@ impl Resolution {
 
 /// Encodes a resolution as a response (ID 0; flags and ID are patched per
 /// client). Without `dnssec_ok` the RRSIG, NSEC and NSEC3 records a client
-/// did not ask for are left out (RFC 4035 §3.2.1).
+/// did not ask for are left out (RFC 4035 §3.2.1); with it they come last
+/// in each section, where a cached answer cuts them out for a client
+/// without DO (see [`super::withheld`]).
 pub fn encode(
     qname: &Name,
     qtype: RecordType,
@@ -57,6 +59,7 @@ pub fn encode(
             )
     };
     msg.answers = res.answers.iter().filter(wanted).cloned().collect();
+    super::withheld::order_for_cutting(&mut msg.answers, u16::from(qtype));
     msg.authorities = res
         .authorities
         .iter()
@@ -69,6 +72,7 @@ pub fn encode(
         })
         .cloned()
         .collect();
+    super::withheld::order_for_cutting(&mut msg.authorities, 0);
     to_wire(&msg)
 }
 

@@ -366,8 +366,8 @@ impl super::Cache {
 fn key_of<'k>(entry: &CachedAnswer, out: &'k mut [u8; wire::KEY_MAX]) -> Option<&'k [u8]> {
     let qname = entry.qname();
     let at = wire::HEADER_LEN + qname.len();
-    let qtype = wire::read_u16(&entry.wire, at)?;
-    let qclass = wire::read_u16(&entry.wire, at + 2)?;
+    let qtype = wire::read_u16(entry.wire(), at)?;
+    let qclass = wire::read_u16(entry.wire(), at + 2)?;
     Some(wire::answer_key(qname, qtype, qclass, entry.variant(), out))
 }
 

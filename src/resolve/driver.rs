@@ -206,7 +206,10 @@ impl Resolver {
         if skip {
             return Init::Walk;
         }
-        let cached = self.cache.lookup(name, qtype, req.dnssec_ok);
+        // Secure RRsets come with their RRSIGs whatever the client asked:
+        // the answer is stored once for clients with and without DO, and
+        // only a DO client is shown them.
+        let cached = self.cache.lookup(name, qtype, true);
         req.record(|| {
             let (outcome, detail) = match &cached {
                 Some(Cached::Rrset(..)) => (CacheOutcome::Answer, None),

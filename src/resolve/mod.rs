@@ -81,7 +81,8 @@ impl Question {
         Some(Question {
             name,
             qtype: RecordType::from(u16::from_be_bytes([tail[0], tail[1]])),
-            dnssec_ok: tail[4] & crate::wire::VARIANT_DO != 0,
+            // The entry a prefetch refreshes serves DO and non-DO clients alike.
+            dnssec_ok: false,
             checking_disabled: tail[4] & crate::wire::VARIANT_CD != 0,
             key: key.into(),
         })

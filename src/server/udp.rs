@@ -15,7 +15,6 @@
 //!   dnsperf with 100 outstanding on one core).
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -119,9 +118,8 @@ pub fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, tracker: TaskTracker
         batch: Batch::default(),
         prepared: (0..BATCH).map(|_| Prepared::default()).collect(),
     };
-    let fd = w.socket.as_raw_fd();
     while !stop.stop.load(Ordering::Relaxed) {
-        if let Err(e) = w.batch.recv(fd, true) {
+        if let Err(e) = w.batch.recv(&*w.socket, true) {
             transient(&e);
             continue;
         }
@@ -179,12 +177,13 @@ impl Worker {
             self.batch.packets().filter_map(|(i, _)| prepared.get(i)),
             &pinned,
         );
+        let moment = handler.moment();
         self.batch.process(
             |i, packet, src, out| {
                 let Some(prepared) = prepared.get(i) else {
                     return Outcome::Nothing;
                 };
-                match handler.fast(packet, prepared, src, Transport::Udp, out) {
+                match handler.fast_at(&moment, packet, prepared, src, Transport::Udp, out) {
                     Fast::Reply => Outcome::Reply,
                     Fast::Drop => Outcome::Nothing,
                     Fast::Miss => {
@@ -231,9 +230,8 @@ impl Worker {
                     // but let the resolutions run between rounds: under a
                     // flood the socket never drains, and their upstream
                     // answers must not wait behind it.
-                    let fd = self.socket.as_raw_fd();
                     for _ in 0..BATCHES_PER_TURN {
-                        match ready.try_io(Interest::READABLE, || self.batch.recv(fd, false)) {
+                        match ready.try_io(Interest::READABLE, || self.batch.recv(&*self.socket, false)) {
                             Ok(_) => {
                                 self.handle_batch();
                             }
