@@ -23,9 +23,15 @@
 # loopback (never built-in hints). Redis runs with persistence off, in the
 # work dir, killed on exit with the rest. Run as root, like compare.sh.
 #
+# UPSTREAM_DELAY_MS=20: bench.lab.'s server answers 20 ms late (a relay,
+# bench/delay_relay.py on $NET.5, holds each query), as a zone's servers do
+# from a resolver on the Internet, while Redis stays a loopback hop away.
+# 0 (the default): the walk is one loopback query to NSD, as cheap as a
+# walk can be, and the speed-up is bounded by the CPU a name costs.
+#
 # Knobs: ROUNDS (3) COLD (2000) COLD_Q (100) RATE (20000) SECS (10) HOT (5000)
-# REDIS_PORT (6390) FLEET1_PORT (5386) FLEET2_PORT (5388) and compare.sh's
-# others. All traffic stays on loopback.
+# UPSTREAM_DELAY_MS (0) REDIS_PORT (6390) FLEET1_PORT (5386) FLEET2_PORT
+# (5388) and compare.sh's others. All traffic stays on loopback.
 
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,6 +41,7 @@ MEM=${MEM:-0}
 REDIS_PORT=${REDIS_PORT:-6390}
 FLEET1_PORT=${FLEET1_PORT:-5386}
 FLEET2_PORT=${FLEET2_PORT:-5388}
+UPSTREAM_DELAY_MS=${UPSTREAM_DELAY_MS:-0}
 # shellcheck source=compare.sh
 source "$HERE/compare.sh"
 SERVERS=(taproot fleet1 fleet2)
@@ -76,6 +83,24 @@ metric_of() {
     METRICS_PORT=${METRICS[$1]}
     taproot_metric "$2"
     METRICS_PORT=$saved
+}
+
+# UPSTREAM_DELAY_MS: bench.lab.'s servers are named at the relay's address
+# (in the parent's glue and in the zone itself, so the child's own NS set
+# does not lead the walk around it), and the relay passes on to NSD.
+delay_bench_zone() {
+    [ "$UPSTREAM_DELAY_MS" != 0 ] || return 0
+    sed -i "s/^ns\.bench  IN A   $NET\.3\$/ns.bench  IN A   $NET.5/" "$WORK/zones/lab.zone"
+    sed -i "s/^ns        IN A   $NET\.3\$/ns        IN A   $NET.5/" "$WORK/zones/bench.zone"
+    grep -q "$NET.5" "$WORK/zones/lab.zone" || die "lab.zone: the bench.lab. glue was not moved to the relay"
+}
+
+start_relay() {
+    [ "$UPSTREAM_DELAY_MS" != 0 ] || return 0
+    spawn relay "$WORK/relay.log" taskset -c "$LOAD_CPU" \
+        python3 "$HERE/delay_relay.py" "$NET.5" 53 "$NET.3" 53 "$UPSTREAM_DELAY_MS"
+    wait_for 10 relay nsd_authoritative "$NET.5" bench.lab. || die "the delay relay on $NET.5 does not answer"
+    log "bench.lab. answers through a relay on $NET.5 that holds each query ${UPSTREAM_DELAY_MS} ms"
 }
 
 redis_answers() { redis-cli -p "$REDIS_PORT" --scan --pattern 'taproot:v1:*' | wc -l; }
@@ -163,7 +188,9 @@ fleet_main() {
     # No TAPROOT_* variable may reach taproot (it reads them as config).
     for v in $(compgen -e | grep '^TAPROOT_' || true); do export -n "$v"; done
     write_tree
+    delay_bench_zone
     start_tree
+    start_relay
     start_redis
     # The fleet's shared secret ([cache.shared] key_secret_file).
     head -c 32 /dev/urandom | base64 >"$WORK/fleet.key"
@@ -198,7 +225,7 @@ fleet_main() {
         echo
         echo "taproot fleet on Redis: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
         echo "taproot $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'), $(redis-server --version | cut -d' ' -f1-3), dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p')"
-        echo "ROUNDS=$ROUNDS COLD=$COLD COLD_Q=$COLD_Q RATE=$RATE q/s SECS=$SECS HOT=$HOT; load average at start: $LOADAVG"
+        echo "ROUNDS=$ROUNDS COLD=$COLD COLD_Q=$COLD_Q RATE=$RATE q/s SECS=$SECS HOT=$HOT UPSTREAM_DELAY_MS=$UPSTREAM_DELAY_MS; load average at start: $LOADAVG"
         echo "fleet tier reads: $(metric_of fleet2 'taproot_shared_cache_reads_total{result="hit"}') hits, $(metric_of fleet2 'taproot_shared_cache_reads_total{result="timeout"}') timeouts; writes dropped: $(metric_of fleet1 'taproot_shared_cache_writes_total{result="dropped"}')"
         echo
         report_fleet
