@@ -102,8 +102,7 @@ fn cache_what_the_driver_would(f: &Fixture, next: Next) {
     let cache = |records: &[Record], rank| {
         assert_in_bailiwick(records, &f.zone);
         f.cache
-            .records
-            .insert_all(records, rank, taproot::dnssec::Security::Indeterminate);
+            .store_rrsets(records, rank, taproot::dnssec::Security::Indeterminate);
     };
     match next {
         Next::Descend {
