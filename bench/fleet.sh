@@ -106,36 +106,32 @@ start_relay() {
 redis_answers() { redis-cli -p "$REDIS_PORT" --scan --pattern 'taproot:v1:*' | wc -l; }
 redis_has() { [ "$(redis_answers)" -ge "$1" ]; }
 
+# cold_run METRIC SERVER PORT R: SERVER asked cold-$R once (-n 1): names/s,
+# upstream queries (NSD's count) and server CPU a name, recorded as METRIC_*.
+cold_run() {
+    local metric=$1 s=$2 port=$3 r=$4 out="$WORK/$1-$4.out" q0 q1 t0 t1
+    local sent completed lost qps avg max p50 p99 noerror runtime
+    q0=$(nsd_queries)
+    t0=$(cpu_ticks "${PID[$s]}")
+    run_dnsperf "$out" 120 -s 127.0.0.1 -p "$port" -d "$WORK/cold-$r.txt" -n 1 -q "$COLD_Q" -t 5 -l 120
+    t1=$(cpu_ticks "${PID[$s]}")
+    q1=$(nsd_queries)
+    read -r sent completed lost qps avg max p50 p99 noerror runtime < <(parse "$out")
+    [ "$noerror" = "$COLD" ] || die "$metric r$r: $noerror of $COLD NOERROR; see $out"
+    record "${metric}_names_s" "$s" "$r" "$(calc "$completed / $runtime")"
+    record "${metric}_upstream" "$s" "$r" "$(calc "($q1 - $q0) / $COLD")"
+    record "${metric}_cpu_us" "$s" "$r" "$(calc "($t1 - $t0) * 1000000 / $HZ / $COLD")"
+    log "$metric r$r $s: $COLD names in ${runtime}s, $((q1 - q0)) upstream queries"
+}
+
 # One cold round: fleet1 walks cold-$r, then fleet2 answers it from Redis.
 fleet_round() {
-    local r=$1 out q0 q1 sent completed lost qps avg max p50 p99 noerror runtime before t0 t1
+    local r=$1 before
     before=$(redis_answers)
-    out="$WORK/walk-$r.out"
-    q0=$(nsd_queries)
-    t0=$(cpu_ticks "${PID[fleet1]}")
-    run_dnsperf "$out" 120 -s 127.0.0.1 -p "$FLEET1_PORT" -d "$WORK/cold-$r.txt" -n 1 -q "$COLD_Q" -t 5 -l 120
-    t1=$(cpu_ticks "${PID[fleet1]}")
-    q1=$(nsd_queries)
-    read -r sent completed lost qps avg max p50 p99 noerror runtime < <(parse "$out")
-    [ "$noerror" = "$COLD" ] || die "walk r$r: $noerror of $COLD NOERROR; see $out"
-    record walk_names_s fleet1 "$r" "$(calc "$completed / $runtime")"
-    record walk_upstream fleet1 "$r" "$(calc "($q1 - $q0) / $COLD")"
-    record walk_cpu_us fleet1 "$r" "$(calc "($t1 - $t0) * 1000000 / $HZ / $COLD")"
-    log "walk r$r fleet1: $COLD names in ${runtime}s, $((q1 - q0)) upstream queries"
+    cold_run walk fleet1 "$FLEET1_PORT" "$r"
     wait_for 30 redis redis_has $((before + COLD)) ||
         die "Redis holds $(redis_answers) answers, expected $((before + COLD))"
-    out="$WORK/warm-$r.out"
-    q0=$(nsd_queries)
-    t0=$(cpu_ticks "${PID[fleet2]}")
-    run_dnsperf "$out" 120 -s 127.0.0.1 -p "$FLEET2_PORT" -d "$WORK/cold-$r.txt" -n 1 -q "$COLD_Q" -t 5 -l 120
-    t1=$(cpu_ticks "${PID[fleet2]}")
-    q1=$(nsd_queries)
-    read -r sent completed lost qps avg max p50 p99 noerror runtime < <(parse "$out")
-    [ "$noerror" = "$COLD" ] || die "warm r$r: $noerror of $COLD NOERROR; see $out"
-    record tier_names_s fleet2 "$r" "$(calc "$completed / $runtime")"
-    record tier_upstream fleet2 "$r" "$(calc "($q1 - $q0) / $COLD")"
-    record tier_cpu_us fleet2 "$r" "$(calc "($t1 - $t0) * 1000000 / $HZ / $COLD")"
-    log "warm r$r fleet2: $COLD names in ${runtime}s from Redis, $((q1 - q0)) upstream queries"
+    cold_run tier fleet2 "$FLEET2_PORT" "$r"
 }
 
 warm_hot() {
