@@ -800,7 +800,12 @@ memory() {
         run_dnsperf "$out.do" 1800 -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/wmem.txt" -n 1 -q "$MEM_Q" -t 5 -l 1800 -D
         read -r sent completed lost qps avg max p50 p99 noerror runtime < <(parse "$out.do")
         wdo=$noerror
-        [ "$s" = taproot ] && log "after the wildcard fill: taproot_cache_entries $(taproot_metric taproot_cache_entries)"
+        if [ "$s" = taproot ]; then
+            log "after the wildcard fill: taproot_cache_entries $(taproot_metric taproot_cache_entries)"
+            # Every cache's size by kind, to tell where the bytes per name went.
+            curl -sf --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" |
+                grep -E '^taproot_(cache_entries|cache_bytes|negative|aggressive|delegation)' >"$WORK/metrics-wild.txt" || true
+        fi
         sleep 3
         rss2=$(rss_kib "${PID[$s]}")
         [ "$wdo" -lt "$wnames" ] && wnames=$wdo

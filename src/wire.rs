@@ -347,7 +347,7 @@ pub fn append_option(resp: &mut Vec<u8>, opt: usize, code: u16, data: &[u8]) {
 }
 
 /// Scans an uncompressed name starting at `at`; returns the offset after it.
-fn scan_plain_name(raw: &[u8], mut at: usize) -> Option<usize> {
+pub fn scan_plain_name(raw: &[u8], mut at: usize) -> Option<usize> {
     let start = at;
     loop {
         let len = *raw.get(at)? as usize;
@@ -382,6 +382,42 @@ pub fn skip_name(raw: &[u8], mut at: usize) -> Option<usize> {
             }
             l if l > MAX_LABEL_LEN as u8 => return None,
             l => at += 1 + l as usize,
+        }
+    }
+}
+
+/// Appends the name at `at` of `raw` to `out` uncompressed, following
+/// compression pointers (only backwards, as RFC 1035 §4.1.4 messages do,
+/// so a loop cannot form); returns the offset after the name where it
+/// starts. `None` for a name that does not walk or is over 255 octets.
+pub fn expand_name(raw: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let start = out.len();
+    let mut end = None;
+    let mut at = at;
+    loop {
+        let len = *raw.get(at)?;
+        match len {
+            0 => {
+                out.push(0);
+                return (out.len() - start <= MAX_NAME_LEN).then_some(end.unwrap_or(at + 1));
+            }
+            l if l & 0xc0 == 0xc0 => {
+                let target = usize::from(read_u16(raw, at)? & 0x3fff);
+                if target >= at {
+                    return None;
+                }
+                end.get_or_insert(at + 2);
+                at = target;
+            }
+            l if usize::from(l) > MAX_LABEL_LEN => return None,
+            l => {
+                let label = raw.get(at..at + 1 + usize::from(l))?;
+                out.extend_from_slice(label);
+                if out.len() - start > MAX_NAME_LEN {
+                    return None;
+                }
+                at += 1 + usize::from(l);
+            }
         }
     }
 }

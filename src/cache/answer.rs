@@ -9,6 +9,7 @@
 //! An entry past its TTL is a miss for the hot path; until the serve-stale
 //! window (RFC 8767) closes it can still answer when resolution fails.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -17,6 +18,7 @@ use hickory_proto::rr::Name;
 use super::record::Rank;
 use super::stats::{CacheKind, CacheStats};
 use super::store::{self, Pinned, Store};
+use super::tails::{Tail, Tails};
 use super::ttl::{is_fresh, remaining};
 use super::withheld::{self, Layout, Withheld};
 use crate::clock::Clock;
@@ -37,15 +39,15 @@ const MAX_WIRE: usize = u16::MAX as usize;
 /// left the inline bytes unused, 224 + 160 bytes for a signed A record;
 /// now 80 + 160, and 80 + 56 for an unsigned one. The hit reads the
 /// body as a second dependent load, which [`store::Entry::warm`] starts
-/// with the slot's and the header's for a whole batch.
+/// with the slot's and the header's for a whole batch. An answer that
+/// ends with a proof many answers share keeps it as a [`Tail`] (see
+/// [`super::tails`]): its body is then the answer up to the proof.
 #[derive(Debug)]
 #[repr(C)]
 pub struct CachedAnswer {
     pub stored_ms: u64,
     /// The smallest TTL in the message: the entry is fresh this long.
     pub ttl: u32,
-    /// Seconds past `ttl` it may still be served stale (RFC 8767).
-    pub stale_window: u32,
     /// `Some(rank)`: one RRset stored under its own (owner, type), with its
     /// RFC 2181 trust; `None`: an answer a resolution assembled.
     pub rank: Option<Rank>,
@@ -70,9 +72,12 @@ pub struct CachedAnswer {
     /// version, read by every hit after).
     policy_stamp: AtomicU64,
     /// The response with ID 0, the question lower-cased, no OPT record,
-    /// DNSSEC records at the end of each section; then where each of its
-    /// TTL fields sits, as native-endian `u16`s.
+    /// DNSSEC records at the end of each section (without the tail's);
+    /// then where each of its TTL fields sits, as native-endian `u16`s.
     body: Box<[u8]>,
+    /// The DNSSEC records the response ends with, when other answers end
+    /// with the same (a wildcard's proof): the message is `body`'s then these.
+    tail: Option<Arc<Tail>>,
 }
 
 impl CachedAnswer {
@@ -82,7 +87,7 @@ impl CachedAnswer {
     /// the end of their sections is re-encoded so that they are (see
     /// [`super::withheld::arrange`]). `None` when the bytes do not walk
     /// cleanly (never cache what we cannot patch).
-    pub fn from_wire(wire: Vec<u8>, stored_ms: u64, stale_window: u32) -> Option<CachedAnswer> {
+    pub fn from_wire(wire: Vec<u8>, stored_ms: u64) -> Option<CachedAnswer> {
         let (mut wire, withheld) = match withheld::locate(&wire)? {
             Layout::Ready(withheld) => (wire, withheld),
             Layout::Unordered => {
@@ -123,7 +128,6 @@ impl CachedAnswer {
             body: wire.into_boxed_slice(),
             stored_ms,
             ttl: min_ttl.unwrap_or(0),
-            stale_window,
             rank: None,
             prefetch_claimed: AtomicBool::new(false),
             variant: 0,
@@ -132,17 +136,69 @@ impl CachedAnswer {
             referenced: AtomicBool::new(false),
             withheld,
             policy_stamp: AtomicU64::new(0),
+            tail: None,
         })
     }
 
-    /// The response: ID 0, the question lower-cased, no OPT record, the
-    /// DNSSEC records at the end of each section (see [`super::withheld`]).
+    /// Cuts the DNSSEC records this answer ends with off into a tail
+    /// shared with the other answers that end with them (see
+    /// [`super::tails`]), when they include a proof (authority-section
+    /// records: a signed answer's own RRSIG is its alone) and run to the
+    /// end of the message. Otherwise it stays as it is.
+    pub fn share_tail(&mut self, tails: &Tails) {
+        let Some(start) = self.withheld.tail_start(self.head()) else {
+            return;
+        };
+        let Some(tail) = tails.share(self.head(), start) else {
+            return;
+        };
+        let Ok(start16) = u16::try_from(start) else {
+            return;
+        };
+        let mut body = Vec::with_capacity(self.body.len());
+        body.extend_from_slice(self.head().get(..start).unwrap_or(&[]));
+        for off in self.ttl_offsets().filter(|&off| off < start) {
+            body.extend_from_slice(&(off as u16).to_ne_bytes());
+        }
+        self.body = body.into_boxed_slice();
+        self.wire_len = start16;
+        self.tail = Some(tail);
+    }
+
+    /// The response's bytes this entry holds itself: the whole response
+    /// (ID 0, the question lower-cased, no OPT record, the DNSSEC records
+    /// at the end of each section, see [`super::withheld`]) but for a
+    /// shared tail.
     #[inline]
-    pub fn wire(&self) -> &[u8] {
+    pub fn head(&self) -> &[u8] {
         self.body.get(..usize::from(self.wire_len)).unwrap_or(&[])
     }
 
-    /// Where each TTL field of [`CachedAnswer::wire`] sits.
+    /// The whole response: [`CachedAnswer::head`] and the tail, if any
+    /// (joined into a new buffer then, off the hit path).
+    pub fn wire(&self) -> Cow<'_, [u8]> {
+        match &self.tail {
+            None => Cow::Borrowed(self.head()),
+            Some(tail) => {
+                let mut whole = Vec::with_capacity(self.wire_len());
+                whole.extend_from_slice(self.head());
+                whole.extend_from_slice(tail.records());
+                Cow::Owned(whole)
+            }
+        }
+    }
+
+    /// How long the whole response is.
+    pub fn wire_len(&self) -> usize {
+        usize::from(self.wire_len) + self.tail.as_ref().map_or(0, |t| t.records().len())
+    }
+
+    /// Whether the DNSSEC records it ends with are shared with other answers.
+    pub fn has_shared_tail(&self) -> bool {
+        self.tail.is_some()
+    }
+
+    /// Where each TTL field of [`CachedAnswer::head`] sits.
     #[inline]
     pub fn ttl_offsets(&self) -> impl Iterator<Item = usize> + '_ {
         self.body
@@ -166,7 +222,7 @@ impl CachedAnswer {
 
     /// The question's name as stored: lower-cased, uncompressed.
     pub fn qname(&self) -> &[u8] {
-        let wire = self.wire();
+        let wire = self.head();
         let mut at = HEADER_LEN;
         while let Some(&len) = wire.get(at) {
             if len == 0 || len > 63 {
@@ -194,19 +250,19 @@ impl CachedAnswer {
         }
     }
 
-    /// Bytes held outside the entry's header: the response and its TTL offsets.
+    /// Bytes held outside the entry's header: the response and its TTL
+    /// offsets, and a shared tail counted whole in every answer that
+    /// refers to it (an entry's weight never changes while it is stored,
+    /// and the cache's budget errs on the side of less memory).
     pub fn heap_bytes(&self) -> usize {
-        self.body.len()
+        self.body.len() + self.tail.as_ref().map_or(0, |t| t.heap_bytes())
     }
 
-    /// True while it may still be served stale (RFC 8767): past its TTL, inside the window.
+    /// True while it may still be served stale (RFC 8767): past its TTL,
+    /// less than `window` seconds.
     #[inline]
-    pub fn is_within_stale_window(&self, now_ms: u64) -> bool {
-        is_fresh(
-            self.ttl.saturating_add(self.stale_window),
-            self.stored_ms,
-            now_ms,
-        )
+    pub fn is_within_stale_window(&self, now_ms: u64, window: u32) -> bool {
+        is_fresh(self.ttl.saturating_add(window), self.stored_ms, now_ms)
     }
 
     /// The answer variant it is (CD: the last byte of its key, see
@@ -276,10 +332,20 @@ impl CachedAnswer {
     ) -> bool {
         out.clear();
         let cut = !query.dnssec_ok() && !self.withheld.is_empty();
-        if cut {
-            self.withheld.copy_without(self.wire(), out);
-        } else {
-            out.extend_from_slice(self.wire());
+        // With a shared tail the withheld records are all in it: the head
+        // alone is the answer without them, no offset in it moves.
+        let tail = self.tail.as_deref();
+        match (tail, cut) {
+            (None, false) => out.extend_from_slice(self.head()),
+            (None, true) => self.withheld.copy_without(self.head(), out),
+            (Some(_), true) => {
+                out.extend_from_slice(self.head());
+                self.withheld.lower_counts(out, 0);
+            }
+            (Some(tail), false) => {
+                out.extend_from_slice(self.head());
+                out.extend_from_slice(tail.records());
+            }
         }
         if out.len() < HEADER_LEN {
             return false;
@@ -304,8 +370,16 @@ impl CachedAnswer {
         if let Some(dst) = out.get_mut(HEADER_LEN..HEADER_LEN + qn) {
             dst.copy_from_slice(query.qname);
         }
+        let moves = cut && tail.is_none();
+        let patch = |out: &mut Vec<u8>, at: usize| {
+            if let Some(field) = out.get_mut(at..at + 4) {
+                let stored = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+                let ttl = stale_ttl.unwrap_or_else(|| remaining(stored, self.stored_ms, now_ms));
+                field.copy_from_slice(&ttl.to_be_bytes());
+            }
+        };
         for off in self.ttl_offsets() {
-            let at = if cut {
+            let at = if moves {
                 match self.withheld.moved(off) {
                     Some(at) => at,
                     None => continue,
@@ -313,10 +387,14 @@ impl CachedAnswer {
             } else {
                 off
             };
-            if let Some(field) = out.get_mut(at..at + 4) {
-                let stored = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
-                let ttl = stale_ttl.unwrap_or_else(|| remaining(stored, self.stored_ms, now_ms));
-                field.copy_from_slice(&ttl.to_be_bytes());
+            patch(out, at);
+        }
+        if let Some(tail) = tail
+            && !cut
+        {
+            let base = usize::from(self.wire_len);
+            for off in tail.ttl_offsets() {
+                patch(out, base + off);
             }
         }
         if let Some(edns) = query.edns {
@@ -399,6 +477,7 @@ pub struct AnswerCache {
     stale_window: u32,
     clock: Clock,
     stats: Arc<CacheStats>,
+    tails: Tails,
 }
 
 impl AnswerCache {
@@ -413,7 +492,23 @@ impl AnswerCache {
             stale_window,
             clock,
             stats,
+            tails: Tails::default(),
         }
+    }
+
+    /// Seconds past its TTL an entry may still be served stale (RFC 8767).
+    pub fn stale_window(&self) -> u32 {
+        self.stale_window
+    }
+
+    /// Lets `entry` share the proof it ends with (see [`super::tails`]).
+    pub fn share_tail(&self, entry: &mut CachedAnswer) {
+        entry.share_tail(&self.tails);
+    }
+
+    /// Shared tails some entry still refers to.
+    pub fn shared_tails(&self) -> usize {
+        self.tails.live()
     }
 
     /// The servable entry for a key built with [`wire::answer_key`], fresh
@@ -423,7 +518,7 @@ impl AnswerCache {
         let now = self.clock.now_ms();
         self.store
             .get(self.store.fingerprint(key), key)
-            .filter(|a| a.servable() && a.is_within_stale_window(now))
+            .filter(|a| a.servable() && a.is_within_stale_window(now, self.stale_window))
     }
 
     /// A fresh servable entry for `key` (whose [`AnswerCache::fingerprint`]
@@ -487,9 +582,10 @@ impl AnswerCache {
         response: Vec<u8>,
         security: Security,
     ) -> Option<Arc<CachedAnswer>> {
-        let mut entry = CachedAnswer::from_wire(response, self.clock.now_ms(), self.stale_window)?;
+        let mut entry = CachedAnswer::from_wire(response, self.clock.now_ms())?;
         entry.variant = key.last().copied().unwrap_or(0);
         entry.security = security;
+        entry.share_tail(&self.tails);
         let entry = Arc::new(entry);
         if entry.ttl == 0 {
             return Some(entry); // TTL 0 answers are used once, never stored (RFC 1035 §3.2.1)

@@ -32,6 +32,7 @@ pub mod shared;
 pub mod snapshot;
 pub mod stats;
 mod store;
+pub mod tails;
 pub mod tier;
 pub mod ttl;
 pub mod withheld;
@@ -183,13 +184,7 @@ impl Cache {
         }));
         Cache {
             answers: AnswerCache::new(store.clone(), stale_window, clock.clone(), stats.clone()),
-            records: RecordCache::new(
-                store.clone(),
-                policy.clone(),
-                stale_window,
-                clock.clone(),
-                stats.clone(),
-            ),
+            records: RecordCache::new(store.clone(), policy.clone(), clock.clone(), stats.clone()),
             store,
             // A cut is a few hundred bytes; one per 8 KiB of cache is far
             // more cuts than a resolver's clients reach.
@@ -315,7 +310,8 @@ impl Cache {
     /// Keeps an entry that was made elsewhere (read from the second tier
     /// through [`portable`]) under `key`, as the walk would have stored
     /// it. The caller checks that it answers `key`.
-    pub fn adopt(&self, key: &[u8], entry: CachedAnswer) -> Arc<CachedAnswer> {
+    pub fn adopt(&self, key: &[u8], mut entry: CachedAnswer) -> Arc<CachedAnswer> {
+        self.answers.share_tail(&mut entry);
         let entry = Arc::new(entry);
         self.store
             .insert(self.store.fingerprint(key), entry.clone());
@@ -519,6 +515,7 @@ impl Cache {
             record_entries,
             negative_entries: self.negatives.entry_count(),
             parent_side_entries: self.parent_side.len(),
+            shared_tails: self.answers.shared_tails() as u64,
             bytes: self.store.weight() + self.negatives.weighted_size(),
         }
     }
@@ -541,6 +538,8 @@ pub struct CacheUsage {
     pub negative_entries: u64,
     /// Referrals' cuts kept for the last resort (not counted in `bytes`).
     pub parent_side_entries: u64,
+    /// Proofs shared by answers that end with them (see [`tails`]).
+    pub shared_tails: u64,
     pub bytes: u64,
 }
 

@@ -153,7 +153,8 @@ fn security_of(byte: u8) -> Result<Security, PortableError> {
 /// Encodes `entry`, the answer variant `variant` (the last byte of its
 /// key, see [`wire::answer_key`]), as seen at `now`.
 pub fn encode(entry: &CachedAnswer, variant: u8, now: Now) -> Result<Vec<u8>, PortableError> {
-    let len = entry.wire().len();
+    let message = entry.wire();
+    let len = message.len();
     let declared = u16::try_from(len).map_err(|_| PortableError::TooLarge(len))?;
     let expires_mono = entry.stored_ms + u64::from(entry.ttl) * 1000;
     // The same distance from now on the wall clock (negative: already past).
@@ -166,7 +167,7 @@ pub fn encode(entry: &CachedAnswer, variant: u8, now: Now) -> Result<Vec<u8>, Po
     out.extend_from_slice(&expires_ms.to_be_bytes());
     out.extend_from_slice(&entry.ttl.to_be_bytes());
     out.extend_from_slice(&declared.to_be_bytes());
-    out.extend_from_slice(entry.wire());
+    out.extend_from_slice(&message);
     Ok(out)
 }
 
@@ -203,12 +204,11 @@ pub fn split(bytes: &[u8]) -> Result<(Header, &[u8]), PortableError> {
     Ok((header, message))
 }
 
-/// Rebuilds the entry `bytes` hold, as fresh as it is at `now`, with the
-/// serve-stale window `stale_window` of the cache it goes into. Its TTL
+/// Rebuilds the entry `bytes` hold, as fresh as it is at `now`. Its TTL
 /// fields are lowered by the seconds elapsed since it was stored, and it
 /// counts as stored at `now`; an entry with no second left is
 /// [`PortableError::Expired`].
-pub fn decode(bytes: &[u8], now: Now, stale_window: u32) -> Result<CachedAnswer, PortableError> {
+pub fn decode(bytes: &[u8], now: Now) -> Result<CachedAnswer, PortableError> {
     let (header, message) = split(bytes)?;
     let left = header.remaining_s(now.unix_ms);
     if left == 0 {
@@ -223,8 +223,8 @@ pub fn decode(bytes: &[u8], now: Now, stale_window: u32) -> Result<CachedAnswer,
         let ttl = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
         field.copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
     }
-    let mut entry = CachedAnswer::from_wire(wire, now.monotonic_ms, stale_window)
-        .ok_or(PortableError::BadMessage)?;
+    let mut entry =
+        CachedAnswer::from_wire(wire, now.monotonic_ms).ok_or(PortableError::BadMessage)?;
     if entry.ttl == 0 {
         return Err(PortableError::Expired);
     }
@@ -255,7 +255,7 @@ mod tests {
             security: Security::Secure,
         };
         let wire = encode_resolution(&name, RecordType::A, &res, true).expect("encodes");
-        let mut e = CachedAnswer::from_wire(wire, stored_ms, 30).expect("walks");
+        let mut e = CachedAnswer::from_wire(wire, stored_ms).expect("walks");
         e.rank = Some(Rank::AuthAnswer);
         e.security = Security::Secure;
         e.set_variant(wire::VARIANT_CD);
@@ -264,7 +264,7 @@ mod tests {
 
     fn ttls(e: &CachedAnswer) -> Vec<u32> {
         e.ttl_offsets()
-            .map(|at| u32::from_be_bytes(e.wire()[at..at + 4].try_into().expect("four bytes")))
+            .map(|at| u32::from_be_bytes(e.head()[at..at + 4].try_into().expect("four bytes")))
             .collect()
     }
 
@@ -285,11 +285,10 @@ mod tests {
             monotonic_ms: 10,
             unix_ms: 1_700_000_100_000,
         };
-        let back = decode(&bytes, later, 45).expect("decodes");
+        let back = decode(&bytes, later).expect("decodes");
         assert_eq!(back.rank, Some(Rank::AuthAnswer));
         assert_eq!(back.security, Security::Secure);
         assert_eq!(back.stored_ms, 10);
-        assert_eq!(back.stale_window, 45);
         assert_eq!(back.ttl, 198);
         assert_eq!(ttls(&back), vec![198]);
         assert_eq!(back.qname(), stored.qname());
@@ -315,7 +314,7 @@ mod tests {
             monotonic_ms: 0,
             unix_ms: 1_010_000,
         };
-        assert_eq!(decode(&bytes, later, 0).err(), Some(PortableError::Expired));
+        assert_eq!(decode(&bytes, later).err(), Some(PortableError::Expired));
     }
 
     #[test]
@@ -325,47 +324,44 @@ mod tests {
             unix_ms: 1_000_000,
         };
         let bytes = encode(&entry(300, 0), 0, now).expect("encodes");
-        assert_eq!(decode(&[], now, 0).err(), Some(PortableError::Truncated(0)));
+        assert_eq!(decode(&[], now).err(), Some(PortableError::Truncated(0)));
         assert!(matches!(
-            decode(&bytes[..HEADER_LEN - 1], now, 0),
+            decode(&bytes[..HEADER_LEN - 1], now),
             Err(PortableError::Truncated(_))
         ));
         // Every cut of a valid value is refused, never a panic.
         for cut in 0..bytes.len() {
-            assert!(decode(&bytes[..cut], now, 0).is_err(), "cut at {cut}");
+            assert!(decode(&bytes[..cut], now).is_err(), "cut at {cut}");
         }
         let mut v2 = bytes.clone();
         v2[0] = 2;
         assert_eq!(
-            decode(&v2, now, 0).err(),
+            decode(&v2, now).err(),
             Some(PortableError::UnknownVersion(2))
         );
         let mut rank = bytes.clone();
         rank[2] = 9;
-        assert_eq!(decode(&rank, now, 0).err(), Some(PortableError::BadRank(9)));
+        assert_eq!(decode(&rank, now).err(), Some(PortableError::BadRank(9)));
         let mut sec = bytes.clone();
         sec[3] = 7;
-        assert_eq!(
-            decode(&sec, now, 0).err(),
-            Some(PortableError::BadSecurity(7))
-        );
+        assert_eq!(decode(&sec, now).err(), Some(PortableError::BadSecurity(7)));
         let mut variant = bytes.clone();
         variant[1] = 0x80;
         assert_eq!(
-            decode(&variant, now, 0).err(),
+            decode(&variant, now).err(),
             Some(PortableError::BadVariant(0x80))
         );
         let mut long = bytes.clone();
         long.push(0);
         assert!(matches!(
-            decode(&long, now, 0),
+            decode(&long, now),
             Err(PortableError::BadLength { .. })
         ));
         // A well-framed message that is not DNS.
         let mut junk = bytes[..HEADER_LEN].to_vec();
         junk[16..18].copy_from_slice(&5u16.to_be_bytes());
         junk.extend_from_slice(&[0xff; 5]);
-        assert_eq!(decode(&junk, now, 0).err(), Some(PortableError::BadMessage));
+        assert_eq!(decode(&junk, now).err(), Some(PortableError::BadMessage));
         // Pseudo-random bytes with a valid header never panic.
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..2_000 {
@@ -378,7 +374,7 @@ mod tests {
                 noise.push(seed as u8);
             }
             noise[16..18].copy_from_slice(&(n as u16).to_be_bytes());
-            let _ = decode(&noise, now, 0);
+            let _ = decode(&noise, now);
         }
     }
 }

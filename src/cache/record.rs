@@ -57,7 +57,6 @@ pub struct RrsetView {
 pub struct RecordCache {
     store: Arc<Store<CachedAnswer>>,
     policy: Arc<TtlPolicy>,
-    stale_window: u32,
     clock: Clock,
     stats: Arc<CacheStats>,
 }
@@ -66,7 +65,7 @@ pub struct RecordCache {
 /// RRSIGs kept with it. `None` only if the bytes do not decode, which
 /// [`RecordCache::insert`] rules out first.
 pub(super) fn records_of(entry: &CachedAnswer) -> Option<Vec<Record>> {
-    Message::from_vec(entry.wire()).ok().map(|m| {
+    Message::from_vec(&entry.wire()).ok().map(|m| {
         m.answers
             .into_iter()
             .filter(|r| r.record_type() != RecordType::RRSIG)
@@ -78,14 +77,12 @@ impl RecordCache {
     pub fn new(
         store: Arc<Store<CachedAnswer>>,
         policy: Arc<TtlPolicy>,
-        stale_window: u32,
         clock: Clock,
         stats: Arc<CacheStats>,
     ) -> RecordCache {
         RecordCache {
             store,
             policy,
-            stale_window,
             clock,
             stats,
         }
@@ -167,7 +164,7 @@ impl RecordCache {
             return Vec::new();
         };
         let left = remaining(set.ttl, set.stored_ms, now);
-        let mut sigs: Vec<Record> = Message::from_vec(set.wire())
+        let mut sigs: Vec<Record> = Message::from_vec(&set.wire())
             .map(|m| m.answers)
             .unwrap_or_default()
             .into_iter()
@@ -293,7 +290,7 @@ impl RecordCache {
         now: u64,
     ) -> Option<CachedAnswer> {
         let entry = encode(owner, rtype, resolution, true)
-            .and_then(|wire| CachedAnswer::from_wire(wire, now, self.stale_window));
+            .and_then(|wire| CachedAnswer::from_wire(wire, now));
         if entry.is_none() {
             debug!(%owner, "an RRset hickory cannot encode is not cached");
         }

@@ -327,16 +327,11 @@ impl super::Cache {
     /// Puts a snapshot's entries into the first tier with their TTLs
     /// lowered by the time since it was written, leaving alone any
     /// question answered since the start (its entry is newer).
-    pub fn restore_entries(
-        &self,
-        entries: &[Vec<u8>],
-        now: portable::Now,
-        stale_window: u32,
-    ) -> Restored {
+    pub fn restore_entries(&self, entries: &[Vec<u8>], now: portable::Now) -> Restored {
         let mut done = Restored::default();
         let mut key = [0u8; wire::KEY_MAX];
         for bytes in entries {
-            let entry = match portable::decode(bytes, now, stale_window) {
+            let entry = match portable::decode(bytes, now) {
                 Ok(entry) => entry,
                 Err(portable::PortableError::Expired) => {
                     done.expired += 1;
@@ -366,8 +361,8 @@ impl super::Cache {
 fn key_of<'k>(entry: &CachedAnswer, out: &'k mut [u8; wire::KEY_MAX]) -> Option<&'k [u8]> {
     let qname = entry.qname();
     let at = wire::HEADER_LEN + qname.len();
-    let qtype = wire::read_u16(entry.wire(), at)?;
-    let qclass = wire::read_u16(entry.wire(), at + 2)?;
+    let qtype = wire::read_u16(entry.head(), at)?;
+    let qclass = wire::read_u16(entry.head(), at + 2)?;
     Some(wire::answer_key(qname, qtype, qclass, entry.variant(), out))
 }
 

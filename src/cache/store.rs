@@ -675,7 +675,7 @@ mod tests {
         let wire = encode(&qname, RecordType::A, &res, false).expect("encodes");
         let mut key = name_wire_lower(&qname);
         key.extend_from_slice(&[0, 1, 0, 1, 0]);
-        let answer = CachedAnswer::from_wire(wire, 0, 0).expect("walks");
+        let answer = CachedAnswer::from_wire(wire, 0).expect("walks");
         (key, Arc::new(answer))
     }
 

@@ -97,11 +97,32 @@ impl Withheld {
             out.extend_from_slice(mid);
             out.extend_from_slice(tail);
         }
+        self.lower_counts(out, start);
+    }
+
+    /// Lowers ANCOUNT and NSCOUNT of the message starting at `start` of
+    /// `out` by the records withheld from each.
+    #[inline]
+    pub fn lower_counts(&self, out: &mut [u8], start: usize) {
         for (at, withheld) in [(start + 6, self.counts[0]), (start + 8, self.counts[1])] {
             if let Some(count) = wire::read_u16(out, at) {
                 out[at..at + 2].copy_from_slice(&count.saturating_sub(withheld).to_be_bytes());
             }
         }
+    }
+
+    /// Where the withheld records start when they run to the end of
+    /// `wire` (the message this was located in) and include some of the
+    /// authority section's (a proof): no kept authority record after a
+    /// withheld answer record, and an empty additional section. See
+    /// [`super::tails`].
+    pub fn tail_start(&self, wire: &[u8]) -> Option<usize> {
+        let [a0, a1] = self.answer.map(usize::from);
+        let [n0, n1] = self.authority.map(usize::from);
+        let additional_count = wire::read_u16(wire, 10)?;
+        let contiguous = self.counts[0] == 0 || a1 == n0;
+        (self.counts[1] > 0 && contiguous && additional_count == 0 && n1 == wire.len())
+            .then_some(if self.counts[0] > 0 { a0 } else { n0 })
     }
 
     /// Where byte `at` of the whole message is in the message without the
@@ -264,6 +285,7 @@ mod tests {
     use hickory_proto::rr::{Name, RData, Record, RecordType, SerialNumber};
 
     use super::*;
+    use crate::cache::tails::Tails;
     use crate::cache::{CachedAnswer, Resolution, encode};
     use crate::dnssec::Security;
     use crate::wire::{flags, parse_query};
@@ -548,6 +570,8 @@ mod tests {
     fn every_stored_answer_renders_right_with_and_without_do() {
         let mut rng = Rng(0x5eed_1234_abcd_0001);
         let mut cut_some = 0;
+        let tails = Tails::default();
+        let mut tailed_some = 0;
         for round in 0..3_000 {
             let (qname, qtype, res) = case(&mut rng);
             // The encoder's own layout, or the records as they came.
@@ -556,11 +580,17 @@ mod tests {
             } else {
                 unarranged(&qname, qtype, &res)
             };
-            let Some(mut entry) = CachedAnswer::from_wire(wire, 0, 0) else {
+            let Some(mut entry) = CachedAnswer::from_wire(wire, 0) else {
                 panic!("round {round}: not cached: {qname} {qtype} {res:?}");
             };
             entry.security = res.security;
             cut_some += usize::from(!entry.withheld().is_empty());
+            // The same entry with its trailing proof shared (when it has
+            // one): it must render exactly as the whole one does.
+            let mut tailed = CachedAnswer::from_wire(entry.wire().into_owned(), 0).expect("walks");
+            tailed.security = res.security;
+            tailed.share_tail(&tails);
+            tailed_some += usize::from(tailed.has_shared_tail());
             let with_do = Message::from_vec(&encode(&qname, qtype, &res, true).expect("encodes"))
                 .expect("decodes");
             let without = Message::from_vec(&encode(&qname, qtype, &res, false).expect("encodes"))
@@ -574,48 +604,136 @@ mod tests {
                 );
                 let raw = query(&qname, qtype, edns, dnssec_ok, ad, cd);
                 let q = parse_query(&raw).expect("a query");
-                let mut out = Vec::new();
-                assert!(entry.render(&q, 2_000, true, None, 65_535, &mut out));
-                let got = Message::from_vec(&out).unwrap_or_else(|e| {
-                    panic!("round {round} variant {variant}: {e}: {qname} {qtype} {res:?}")
-                });
-                let want = if dnssec_ok { &with_do } else { &without };
-                let ctx = format!("round {round}, DO {dnssec_ok}: {qname} {qtype} {res:?}");
-                assert_eq!(seen(&got.answers), decayed(&want.answers, 2), "{ctx}");
-                assert_eq!(
-                    seen(&got.authorities),
-                    decayed(&want.authorities, 2),
-                    "{ctx}"
-                );
-                assert_eq!(got.additionals.len(), 0, "{ctx}");
-                assert_eq!(got.edns.is_some(), edns, "{ctx}");
-                assert_eq!(
-                    got.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
-                    dnssec_ok,
-                    "{ctx}"
-                );
-                let m = &got.metadata;
-                assert_eq!(m.id, 0xabcd, "{ctx}");
-                assert_eq!(m.message_type, MessageType::Response, "{ctx}");
-                assert_eq!(m.response_code, res.rcode, "{ctx}");
-                assert!(m.recursion_desired && m.recursion_available, "{ctx}");
-                assert!(!m.truncation && !m.authoritative, "{ctx}");
-                assert_eq!(m.checking_disabled, cd, "{ctx}");
-                // RFC 6840 §5.7-5.8: AD for a secure answer to a client that
-                // set DO or AD, never with CD.
-                let ad_due = res.security == Security::Secure && !cd && (ad || dnssec_ok);
-                assert_eq!(m.authentic_data, ad_due, "{ctx}");
-                assert_eq!(
-                    got.queries.first().map(|q| q.name().to_lowercase()),
-                    Some(qname.to_lowercase()),
-                    "{ctx}"
-                );
+                for (shared, entry) in [(false, &entry), (true, &tailed)] {
+                    let mut out = Vec::new();
+                    assert!(entry.render(&q, 2_000, true, None, 65_535, &mut out));
+                    let got = Message::from_vec(&out).unwrap_or_else(|e| {
+                        panic!("round {round} variant {variant}: {e}: {qname} {qtype} {res:?}")
+                    });
+                    let want = if dnssec_ok { &with_do } else { &without };
+                    let ctx = format!(
+                        "round {round}, DO {dnssec_ok}, shared tail {}: {qname} {qtype} {res:?}",
+                        shared && entry.has_shared_tail()
+                    );
+                    assert_eq!(seen(&got.answers), decayed(&want.answers, 2), "{ctx}");
+                    assert_eq!(
+                        seen(&got.authorities),
+                        decayed(&want.authorities, 2),
+                        "{ctx}"
+                    );
+                    assert_eq!(got.additionals.len(), 0, "{ctx}");
+                    assert_eq!(got.edns.is_some(), edns, "{ctx}");
+                    assert_eq!(
+                        got.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+                        dnssec_ok,
+                        "{ctx}"
+                    );
+                    let m = &got.metadata;
+                    assert_eq!(m.id, 0xabcd, "{ctx}");
+                    assert_eq!(m.message_type, MessageType::Response, "{ctx}");
+                    assert_eq!(m.response_code, res.rcode, "{ctx}");
+                    assert!(m.recursion_desired && m.recursion_available, "{ctx}");
+                    assert!(!m.truncation && !m.authoritative, "{ctx}");
+                    assert_eq!(m.checking_disabled, cd, "{ctx}");
+                    // RFC 6840 §5.7-5.8: AD for a secure answer to a client that
+                    // set DO or AD, never with CD.
+                    let ad_due = res.security == Security::Secure && !cd && (ad || dnssec_ok);
+                    assert_eq!(m.authentic_data, ad_due, "{ctx}");
+                    assert_eq!(
+                        got.queries.first().map(|q| q.name().to_lowercase()),
+                        Some(qname.to_lowercase()),
+                        "{ctx}"
+                    );
+                }
             }
         }
         assert!(
             cut_some > 1_000,
             "the cases cut DNSSEC records often ({cut_some})"
         );
+        assert!(
+            tailed_some > 300,
+            "the cases end with a shareable proof often ({tailed_some})"
+        );
+    }
+
+    /// A signed wildcard's expansion: `qname` A, the RRSIG made over the
+    /// wildcard, and the NSEC proving no closer name, with its RRSIG.
+    fn wildcard_expansion(
+        qname: &str,
+        sig_a: &RData,
+        nsec: &Record,
+        sig_nsec: &Record,
+    ) -> Resolution {
+        let qname = Name::from_ascii(qname).expect("name");
+        Resolution {
+            rcode: ResponseCode::NoError,
+            answers: vec![
+                Record::from_rdata(qname.clone(), 300, RData::A(A::new(192, 0, 2, 9))),
+                Record::from_rdata(qname, 300, sig_a.clone()),
+            ],
+            authorities: vec![nsec.clone(), sig_nsec.clone()],
+            security: Security::Secure,
+        }
+    }
+
+    #[test]
+    fn names_under_one_signed_wildcard_share_one_copy_of_its_proof() {
+        let mut rng = Rng(0x71a1_5eed);
+        let wild = Name::from_ascii("*.w.sec.lab.").expect("name");
+        let sig_a = signature(&mut rng, RecordType::A, &wild);
+        let nsec = Record::from_rdata(wild.clone(), 300, rdata(&mut rng, RecordType::NSEC, &wild));
+        let sig_nsec = Record::from_rdata(
+            wild.clone(),
+            300,
+            signature(&mut rng, RecordType::NSEC, &wild),
+        );
+        let tails = Tails::default();
+        let mut entries = Vec::new();
+        for name in ["x1.w.sec.lab.", "x22.w.sec.lab.", "deep.x333.w.sec.lab."] {
+            let qname = Name::from_ascii(name).expect("name");
+            let res = wildcard_expansion(name, &sig_a, &nsec, &sig_nsec);
+            let wire = encode(&qname, RecordType::A, &res, true).expect("encodes");
+            let whole = wire.len();
+            let mut entry = CachedAnswer::from_wire(wire, 0).expect("walks");
+            entry.security = Security::Secure;
+            entry.share_tail(&tails);
+            assert!(entry.has_shared_tail(), "{name}");
+
+            assert!(
+                entry.head().len() < whole / 2,
+                "{name}: the entry keeps the A record alone"
+            );
+            entries.push((qname, res, entry));
+        }
+        assert_eq!(tails.live(), 1, "one proof for the three names");
+        for (qname, res, entry) in &entries {
+            for dnssec_ok in [true, false] {
+                let raw = query(qname, RecordType::A, true, dnssec_ok, false, false);
+                let q = parse_query(&raw).expect("a query");
+                let mut out = Vec::new();
+                assert!(entry.render(&q, 3_000, true, None, 65_535, &mut out));
+                let got = Message::from_vec(&out).expect("decodes");
+                let want = Message::from_vec(
+                    &encode(qname, RecordType::A, res, dnssec_ok).expect("encodes"),
+                )
+                .expect("decodes");
+                assert_eq!(
+                    seen(&got.answers),
+                    decayed(&want.answers, 3),
+                    "{qname} DO {dnssec_ok}"
+                );
+                assert_eq!(
+                    seen(&got.authorities),
+                    decayed(&want.authorities, 3),
+                    "{qname} DO {dnssec_ok}"
+                );
+                assert_eq!(got.authorities.len(), if dnssec_ok { 2 } else { 0 });
+                assert_eq!(got.metadata.authentic_data, dnssec_ok);
+            }
+        }
+        drop(entries);
+        assert_eq!(tails.live(), 0, "the proof goes with the last answer");
     }
 
     #[test]

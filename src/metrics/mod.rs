@@ -733,6 +733,9 @@ impl Metrics {
             .with_label_values(&["parent_side"])
             .set(usage.parent_side_entries as i64);
         self.cache_entries
+            .with_label_values(&["shared_tail"])
+            .set(usage.shared_tails as i64);
+        self.cache_entries
             .with_label_values(&["dnssec_key"])
             .set(key_entries as i64);
         self.cache_bytes.set(usage.bytes as i64);

@@ -470,7 +470,7 @@ impl Handler {
             };
             match self.resolver.answer(&question, false).await {
                 Ok(found) => {
-                    if let Ok(msg) = Message::from_vec(found.wire()) {
+                    if let Ok(msg) = Message::from_vec(&found.wire()) {
                         aa = false;
                         answer.rcode = msg.metadata.response_code.low();
                         // The entry holds the DNSSEC records for DO
@@ -725,7 +725,7 @@ impl Handler {
             return None;
         }
         let entry = self.cache.answers().get(key)?;
-        let mut out = Vec::with_capacity(entry.wire().len() + 16);
+        let mut out = Vec::with_capacity(entry.wire_len() + 16);
         entry.render(
             q,
             self.cache.clock().now_ms(),

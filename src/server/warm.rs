@@ -27,7 +27,6 @@ pub struct WarmRestart {
     interval: Option<Duration>,
     /// The digest the file is tied to ([`snapshot::anchors_digest`]).
     anchors: [u8; 32],
-    stale_window: u32,
     handler: Arc<Handler>,
 }
 
@@ -43,11 +42,6 @@ impl WarmRestart {
             interval: (cache.snapshot_interval_s > 0)
                 .then(|| Duration::from_secs(cache.snapshot_interval_s)),
             anchors: anchors_of(config),
-            stale_window: if cache.serve_stale {
-                cache.stale_window_s
-            } else {
-                0
-            },
             handler,
         }))
     }
@@ -99,7 +93,7 @@ impl WarmRestart {
             }
         };
         let cache = &self.handler.cache;
-        let restored = cache.restore_entries(&snap.entries, now, self.stale_window);
+        let restored = cache.restore_entries(&snap.entries, now);
         for server in &snap.servers {
             self.handler.resolver.infra.restore_rtt(
                 server.addr,

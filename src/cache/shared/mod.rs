@@ -236,7 +236,7 @@ impl Shared {
             return Err(ReadOutcome::Untrusted);
         }
         let now = Now::at(self.clock.now_ms());
-        let entry = match portable::decode(payload, now, self.stale_window) {
+        let entry = match portable::decode(payload, now) {
             Ok(entry) => entry,
             Err(PortableError::Expired) => return Err(ReadOutcome::Miss),
             Err(e) => {
