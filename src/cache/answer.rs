@@ -251,11 +251,9 @@ impl CachedAnswer {
     }
 
     /// Bytes held outside the entry's header: the response and its TTL
-    /// offsets, and a shared tail counted whole in every answer that
-    /// refers to it (an entry's weight never changes while it is stored,
-    /// and the cache's budget errs on the side of less memory).
+    /// offsets. A shared tail is counted by [`Tails`], once.
     pub fn heap_bytes(&self) -> usize {
-        self.body.len() + self.tail.as_ref().map_or(0, |t| t.heap_bytes())
+        self.body.len()
     }
 
     /// True while it may still be served stale (RFC 8767): past its TTL,
@@ -509,6 +507,11 @@ impl AnswerCache {
     /// Shared tails some entry still refers to.
     pub fn shared_tails(&self) -> usize {
         self.tails.live()
+    }
+
+    /// Bytes the shared tails hold.
+    pub fn shared_tail_bytes(&self) -> usize {
+        self.tails.bytes()
     }
 
     /// The servable entry for a key built with [`wire::answer_key`], fresh

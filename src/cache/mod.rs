@@ -516,7 +516,9 @@ impl Cache {
             negative_entries: self.negatives.entry_count(),
             parent_side_entries: self.parent_side.len(),
             shared_tails: self.answers.shared_tails() as u64,
-            bytes: self.store.weight() + self.negatives.weighted_size(),
+            bytes: self.store.weight()
+                + self.negatives.weighted_size()
+                + self.answers.shared_tail_bytes() as u64,
         }
     }
 }

@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::wire::{self, HEADER_LEN};
@@ -43,6 +44,14 @@ pub struct Tail {
     body: Box<[u8]>,
     /// How long the records are.
     len: u16,
+    /// The bytes all live tails hold, which this one leaves when dropped.
+    tally: Arc<AtomicUsize>,
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        self.tally.fetch_sub(self.heap_bytes(), Ordering::Relaxed);
+    }
 }
 
 impl Tail {
@@ -62,7 +71,7 @@ impl Tail {
             .map(|b| usize::from(u16::from_ne_bytes([b[0], b[1]])))
     }
 
-    /// Its allocation and its `Arc`'s.
+    /// Its allocations: its `Arc` and its body.
     pub fn heap_bytes(&self) -> usize {
         self.body.len() + std::mem::size_of::<Tail>() + 16
     }
@@ -72,7 +81,7 @@ impl Tail {
 /// `None` when they are not all RRSIG, NSEC or NSEC3 records whose RDATA
 /// names are uncompressed (RFC 4034 §3.1.7, §4.1.1 forbid compressing them),
 /// or are not exactly the records the header counts up to the end.
-fn position_independent(wire: &[u8], start: usize) -> Option<Tail> {
+fn position_independent(wire: &[u8], start: usize) -> Option<(Box<[u8]>, u16)> {
     let qname_end = wire::skip_name(wire, HEADER_LEN)?;
     let qname = wire.get(HEADER_LEN..qname_end)?;
     let mut records = Vec::with_capacity(wire.len() - start + 32);
@@ -109,17 +118,21 @@ fn position_independent(wire: &[u8], start: usize) -> Option<Tail> {
     for off in offsets {
         records.extend_from_slice(&off.to_ne_bytes());
     }
-    Some(Tail {
-        body: records.into_boxed_slice(),
-        len,
-    })
+    Some((records.into_boxed_slice(), len))
 }
 
 /// Tails by content: a new answer whose tail is already held by another
 /// refers to that one.
+///
+/// An answer's weight in the store's budget does not count its tail (a
+/// weight never changes while the entry is stored, and the tail's share
+/// does); the tails' bytes are counted here, in the cache's reported
+/// size, beside the store. Each tail lives only as long as an answer in
+/// the store refers to it, so they add at most one tail per answer.
 pub struct Tails {
     shards: Box<[Mutex<Shard>]>,
     hasher: foldhash::fast::RandomState,
+    tally: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -136,6 +149,7 @@ impl Default for Tails {
         Tails {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
+            tally: Arc::default(),
         }
     }
 }
@@ -144,16 +158,21 @@ impl Tails {
     /// The shared tail of `wire` from `start` (see the module doc), or
     /// `None` when those records cannot be made position-independent.
     pub fn share(&self, wire: &[u8], start: usize) -> Option<Arc<Tail>> {
-        let tail = position_independent(wire, start)?;
-        let hash = self.hasher.hash_one(tail.records());
+        let (body, len) = position_independent(wire, start)?;
+        let hash = self.hasher.hash_one(&body[..usize::from(len)]);
         let shard = self.shards.get(hash as usize % SHARDS)?;
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(held) = shard.by_hash.get(&hash).and_then(Weak::upgrade)
-            && held.body == tail.body
+            && held.body == body
         {
             return Some(held);
         }
-        let tail = Arc::new(tail);
+        let tail = Arc::new(Tail {
+            body,
+            len,
+            tally: self.tally.clone(),
+        });
+        self.tally.fetch_add(tail.heap_bytes(), Ordering::Relaxed);
         shard.by_hash.insert(hash, Arc::downgrade(&tail));
         // A dead tail's slot (and its `Arc`'s allocation, which a `Weak`
         // keeps) goes at the next sweep: whenever the shard has doubled.
@@ -162,6 +181,11 @@ impl Tails {
             shard.swept_at = shard.by_hash.len();
         }
         Some(tail)
+    }
+
+    /// Bytes the live tails hold.
+    pub fn bytes(&self) -> usize {
+        self.tally.load(Ordering::Relaxed)
     }
 
     /// Tails some answer still refers to.

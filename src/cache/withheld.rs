@@ -707,6 +707,11 @@ mod tests {
             entries.push((qname, res, entry));
         }
         assert_eq!(tails.live(), 1, "one proof for the three names");
+        let one = tails.bytes();
+        assert!(
+            one > 200 && one < 600,
+            "one proof's bytes, counted once: {one}"
+        );
         for (qname, res, entry) in &entries {
             for dnssec_ok in [true, false] {
                 let raw = query(qname, RecordType::A, true, dnssec_ok, false, false);
@@ -734,6 +739,7 @@ mod tests {
         }
         drop(entries);
         assert_eq!(tails.live(), 0, "the proof goes with the last answer");
+        assert_eq!(tails.bytes(), 0, "and its bytes with it");
     }
 
     #[test]
