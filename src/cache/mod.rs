@@ -10,8 +10,10 @@
 //!   RRSIGs after it: a client with DO gets the bytes as stored, one
 //!   without gets them with the DNSSEC records cut out ([`withheld`]), so
 //!   both find the same entry (the key's last byte is CD only). Assembled
-//!   answers (negative ones with their proofs, wildcard answers) likewise.
-//!   Every entry carries its DNSSEC status, from which a hit sets AD.
+//!   answers (negative ones with their proofs, wildcard answers) likewise;
+//!   a proof many answers end with (a wildcard's, an NSEC range's) is
+//!   kept once and referred to ([`tails`]). Every entry carries its DNSSEC
+//!   status, from which a hit sets AD.
 //! - [`negative`]: RFC 2308 NXDOMAIN and NODATA entries with their SOA, on
 //!   moka with per-entry expiry.
 //!
