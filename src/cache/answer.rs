@@ -119,10 +119,7 @@ impl CachedAnswer {
             at = end;
         }
         let wire_len = wire.len() as u16;
-        wire.reserve_exact(2 * offsets.len());
-        for off in offsets {
-            wire.extend_from_slice(&off.to_ne_bytes());
-        }
+        append_offsets(&mut wire, &offsets);
         Some(CachedAnswer {
             wire_len,
             body: wire.into_boxed_slice(),
@@ -152,14 +149,22 @@ impl CachedAnswer {
         let Some(tail) = tails.share(self.head(), start) else {
             return;
         };
+        // Uncompressed names make the tail longer than the records it
+        // replaces: the whole response must still fit a TCP frame.
         let Ok(start16) = u16::try_from(start) else {
             return;
         };
+        if start + tail.records().len() > MAX_WIRE {
+            return;
+        }
         let mut body = Vec::with_capacity(self.body.len());
         body.extend_from_slice(self.head().get(..start).unwrap_or(&[]));
-        for off in self.ttl_offsets().filter(|&off| off < start) {
-            body.extend_from_slice(&(off as u16).to_ne_bytes());
-        }
+        let kept: Vec<u16> = self
+            .ttl_offsets()
+            .filter(|&off| off < start)
+            .map(|off| off as u16)
+            .collect();
+        append_offsets(&mut body, &kept);
         self.body = body.into_boxed_slice();
         self.wire_len = start16;
         self.tail = Some(tail);
@@ -201,11 +206,7 @@ impl CachedAnswer {
     /// Where each TTL field of [`CachedAnswer::head`] sits.
     #[inline]
     pub fn ttl_offsets(&self) -> impl Iterator<Item = usize> + '_ {
-        self.body
-            .get(usize::from(self.wire_len)..)
-            .unwrap_or(&[])
-            .chunks_exact(2)
-            .map(|b| usize::from(u16::from_ne_bytes([b[0], b[1]])))
+        offsets_after(&self.body, self.wire_len)
     }
 
     /// The stamp of the policy last found to leave this question alone.
@@ -414,6 +415,25 @@ impl CachedAnswer {
         }
         false
     }
+}
+
+/// Appends where each TTL field sits to a body that holds the message:
+/// the layout of an entry's and a shared tail's one allocation, read back
+/// by [`offsets_after`].
+pub(super) fn append_offsets(body: &mut Vec<u8>, offsets: &[u16]) {
+    body.reserve_exact(2 * offsets.len());
+    for off in offsets {
+        body.extend_from_slice(&off.to_ne_bytes());
+    }
+}
+
+/// The TTL offsets [`append_offsets`] put after the first `len` bytes.
+#[inline]
+pub(super) fn offsets_after(body: &[u8], len: u16) -> impl Iterator<Item = usize> + '_ {
+    body.get(usize::from(len)..)
+        .unwrap_or(&[])
+        .chunks_exact(2)
+        .map(|b| usize::from(u16::from_ne_bytes([b[0], b[1]])))
 }
 
 /// The `Arc` counts (16 bytes) and the allocator's share of two

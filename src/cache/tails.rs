@@ -26,6 +26,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
+use super::answer::{append_offsets, offsets_after};
 use crate::wire::{self, HEADER_LEN};
 
 /// RFC 4034 §3, §4 and RFC 5155 §3: the only types a tail holds.
@@ -64,11 +65,7 @@ impl Tail {
     /// Where each TTL field of [`Tail::records`] sits, from its start.
     #[inline]
     pub fn ttl_offsets(&self) -> impl Iterator<Item = usize> + '_ {
-        self.body
-            .get(usize::from(self.len)..)
-            .unwrap_or(&[])
-            .chunks_exact(2)
-            .map(|b| usize::from(u16::from_ne_bytes([b[0], b[1]])))
+        offsets_after(&self.body, self.len)
     }
 
     /// Its allocations: its `Arc` and its body.
@@ -114,10 +111,7 @@ fn position_independent(wire: &[u8], start: usize) -> Option<(Box<[u8]>, u16)> {
         at = rr.end;
     }
     let len = u16::try_from(records.len()).ok()?;
-    records.reserve_exact(2 * offsets.len());
-    for off in offsets {
-        records.extend_from_slice(&off.to_ne_bytes());
-    }
+    append_offsets(&mut records, &offsets);
     Some((records.into_boxed_slice(), len))
 }
 
