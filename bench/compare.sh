@@ -802,9 +802,10 @@ memory() {
         wdo=$noerror
         if [ "$s" = taproot ]; then
             log "after the wildcard fill: taproot_cache_entries $(taproot_metric taproot_cache_entries)"
-            # Every cache's size by kind, to tell where the bytes per name went.
+            # Every counter (each cache's size by kind, upstream queries and
+            # their outcomes), to tell where the bytes and the time went.
             curl -sf --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" |
-                grep -E '^taproot_(cache_entries|cache_bytes|negative|aggressive|delegation)' >"$WORK/metrics-wild.txt" || true
+                grep -v '^#' >"$WORK/metrics-wild.txt" || true
         fi
         sleep 3
         rss2=$(rss_kib "${PID[$s]}")
