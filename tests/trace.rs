@@ -297,6 +297,48 @@ async fn a_timeout_and_its_retry_appear_in_the_trace() {
     t.stop().await;
 }
 
+/// A minimised query that is lost costs the server's RTO, not the longest
+/// wait: the walk then asks the full name, which has retries of its own.
+/// Waiting the whole `upstream_timeout_ms` there held every name under a
+/// wildcard whose minimised query a rate limiter dropped (NSD's default
+/// RRL: 260 names a second against Unbound's 2,200, bench/compare.sh).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_minimised_query_waits_an_rto_and_the_full_name_is_asked() {
+    let tree = client::three_level_tree().await;
+    let (t, admin) = start(&tree, |c| {
+        c.resolver.qname_minimisation = true;
+        c.resolver.upstream_timeout_ms = 5_000;
+    })
+    .await;
+    tree.set_behaviour(EXAMPLE_IP, Behaviour::DropFirst(1));
+    let trace = json_trace(admin, "x.wild.example.co.kr.", "A", "bypass").await;
+    assert_eq!(trace["answer"]["rcode"], "NOERROR", "{trace:#}");
+    let at_zone: Vec<&Value> = exchanges(&trace)
+        .into_iter()
+        .filter(|e| field(e, "zone") == "example.co.kr.")
+        .collect();
+    let lost = at_zone.first().expect("the zone is asked");
+    assert_eq!(lost["minimised"], true, "{trace:#}");
+    assert_eq!(
+        field(lost, "qname").to_ascii_lowercase(),
+        "wild.example.co.kr."
+    );
+    assert_eq!(field(lost, "result"), "timeout", "{trace:#}");
+    let waited = lost["timeout_ms"].as_u64().expect("a timeout_ms");
+    assert!(
+        waited < 5_000,
+        "the lost minimised query waited {waited} ms, the longest wait: {trace:#}"
+    );
+    let answered = at_zone.last().expect("a last exchange");
+    assert_eq!(field(answered, "result"), "answer", "{trace:#}");
+    assert_eq!(answered["minimised"], false, "{trace:#}");
+    assert_eq!(
+        field(answered, "qname").to_ascii_lowercase(),
+        "x.wild.example.co.kr."
+    );
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_servfail_keeps_its_trace_in_recent_failures() {
     let tree = client::three_level_tree().await;
