@@ -51,6 +51,14 @@ fn exchanges(trace: &Value) -> Vec<&Value> {
         .collect()
 }
 
+/// The upstream exchanges with the servers of `zone`, in order.
+fn exchanges_at<'t>(trace: &'t Value, zone: &str) -> Vec<&'t Value> {
+    exchanges(trace)
+        .into_iter()
+        .filter(|e| field(e, "zone") == zone)
+        .collect()
+}
+
 fn field<'a>(event: &'a Value, key: &str) -> &'a str {
     event[key].as_str().unwrap_or("")
 }
@@ -283,10 +291,7 @@ async fn a_timeout_and_its_retry_appear_in_the_trace() {
     tree.set_behaviour(EXAMPLE_IP, Behaviour::DropFirst(1));
     let trace = json_trace(admin, "www.example.co.kr.", "A", "bypass").await;
     assert_eq!(trace["answer"]["rcode"], "NOERROR", "{trace:#}");
-    let at_zone: Vec<&Value> = exchanges(&trace)
-        .into_iter()
-        .filter(|e| field(e, "zone") == "example.co.kr.")
-        .collect();
+    let at_zone = exchanges_at(&trace, "example.co.kr.");
     assert!(at_zone.len() >= 2, "{trace:#}");
     assert_eq!(field(at_zone[0], "result"), "timeout");
     assert!(at_zone[0]["rcode"].is_null());
@@ -313,10 +318,7 @@ async fn a_lost_minimised_query_waits_an_rto_and_the_full_name_is_asked() {
     tree.set_behaviour(EXAMPLE_IP, Behaviour::DropFirst(1));
     let trace = json_trace(admin, "x.wild.example.co.kr.", "A", "bypass").await;
     assert_eq!(trace["answer"]["rcode"], "NOERROR", "{trace:#}");
-    let at_zone: Vec<&Value> = exchanges(&trace)
-        .into_iter()
-        .filter(|e| field(e, "zone") == "example.co.kr.")
-        .collect();
+    let at_zone = exchanges_at(&trace, "example.co.kr.");
     let lost = at_zone.first().expect("the zone is asked");
     assert_eq!(lost["minimised"], true, "{trace:#}");
     assert_eq!(
